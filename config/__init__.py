@@ -1,0 +1,1 @@
+"""Every setting, queue name and schedule of pingtree, defined once."""

@@ -1,0 +1,63 @@
+"""Settings read once from the environment; nothing else in pingtree reads os.environ."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _flag(name: str, default: str = "0") -> bool:
+    return os.environ.get(name, default).strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    database_url: str
+    http_addr: str
+    api_keys: tuple[str, ...]
+    flower_basic_auth: str | None
+    allow_private_buyers: bool
+    # Buyers per ping task: one task pings a shard of the tier concurrently (DESIGN.md).
+    ping_shard_size: int
+    # Threads one ping worker process uses to ping a shard at once.
+    ping_threads: int
+    # The close task fires this long after the auction deadline, in case the chord never does.
+    close_grace_s: float
+    # Post delivery: attempts and back-off for 5xx / time-out / connection errors.
+    post_attempts: int
+    post_backoff_s: float
+    post_timeout_s: float
+    # Largest buyer answer we read, in bytes.
+    max_answer_bytes: int
+    # Consent: how far in the future / how old a consent timestamp may be.
+    consent_max_future_s: int
+    consent_max_age_s: int
+    max_body_bytes: int
+    log_level: str
+
+
+def load() -> Settings:
+    env = os.environ.get
+    keys = tuple(k.strip() for k in env("PINGTREE_API_KEYS", "").split(",") if k.strip())
+    return Settings(
+        redis_url=env("PINGTREE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        database_url=env("PINGTREE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree"),
+        http_addr=env("PINGTREE_HTTP_ADDR", "127.0.0.1:8000"),
+        api_keys=keys,
+        flower_basic_auth=env("FLOWER_BASIC_AUTH") or None,
+        allow_private_buyers=_flag("PINGTREE_ALLOW_PRIVATE_BUYERS"),
+        ping_shard_size=int(env("PINGTREE_PING_SHARD_SIZE", "25")),
+        ping_threads=int(env("PINGTREE_PING_THREADS", "32")),
+        close_grace_s=float(env("PINGTREE_CLOSE_GRACE_S", "0.25")),
+        post_attempts=int(env("PINGTREE_POST_ATTEMPTS", "4")),
+        post_backoff_s=float(env("PINGTREE_POST_BACKOFF_S", "0.5")),
+        post_timeout_s=float(env("PINGTREE_POST_TIMEOUT_S", "10")),
+        max_answer_bytes=int(env("PINGTREE_MAX_ANSWER_BYTES", "65536")),
+        consent_max_future_s=int(env("PINGTREE_CONSENT_MAX_FUTURE_S", "300")),
+        consent_max_age_s=int(env("PINGTREE_CONSENT_MAX_AGE_S", "86400")),
+        max_body_bytes=65536,
+        log_level=env("PINGTREE_LOG_LEVEL", "INFO"),
+    )
+
+
+settings = load()
