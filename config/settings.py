@@ -34,6 +34,8 @@ class Settings:
     consent_max_age_s: int
     max_body_bytes: int
     log_level: str
+    # Where nudges are sent from: the Celery shell, named here so pipeline/ never imports it.
+    dispatcher: str
 
 
 def load() -> Settings:
@@ -57,6 +59,7 @@ def load() -> Settings:
         consent_max_age_s=int(env("PINGTREE_CONSENT_MAX_AGE_S", "86400")),
         max_body_bytes=65536,
         log_level=env("PINGTREE_LOG_LEVEL", "INFO"),
+        dispatcher=env("PINGTREE_DISPATCHER", "tasks.dispatch:send"),
     )
 
 

@@ -1,0 +1,39 @@
+"""The Celery configuration (DESIGN.md, 'Celery facts'); read by tasks/app.py only."""
+from kombu import Queue
+
+from config import queues
+from config.settings import settings
+
+broker_url = settings.redis_url
+result_backend = settings.redis_url
+
+# Redis keeps nothing on disk here and BRPOP is not atomic with the unacked bookkeeping:
+# ack late, one message at a time, and hand a message back when its worker dies.
+task_acks_late = True
+worker_prefetch_multiplier = 1
+task_reject_on_worker_lost = True
+broker_transport_options = {"visibility_timeout": 300, "max_connections": 200}
+result_backend_transport_options = {"visibility_timeout": 300}
+broker_connection_retry_on_startup = True
+redis_max_connections = 200
+
+# Results only for chord headers (they carry a count, never personal data).
+task_ignore_result = True
+result_expires = 600
+accept_content = ["json"]
+task_serializer = "json"
+result_serializer = "json"
+result_extended = False
+
+task_routes = queues.ROUTES
+task_default_queue = queues.VALIDATE
+task_queues = [Queue(name, routing_key=name) for name in queues.ALL]
+task_create_missing_queues = False
+
+# Flower sees every task: the arguments are ids only.
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False
+worker_redirect_stdouts = False
+timezone = "UTC"
+enable_utc = True

@@ -1,0 +1,282 @@
+"""The `pingtree` command: database, tree, leads, reports, the API, mock buyers, demo and bench."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from config.settings import settings
+
+
+def _print_json(doc) -> None:
+    print(json.dumps(doc, indent=2, default=str))
+
+
+def cmd_db_migrate(args) -> int:
+    from pipeline import db
+    applied = db.migrate()
+    print(f"migrated: {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_tree_load(args) -> int:
+    from pipeline import db, store
+    from pipeline.leads import VERTICALS
+    from pipeline.tree import InvalidTree, parse_tree
+    try:
+        tree = parse_tree(Path(args.file).read_text(), VERTICALS, settings.allow_private_buyers)
+    except InvalidTree as exc:
+        print(f"{args.file}: refused, nothing was loaded:", file=sys.stderr)
+        for line in _flatten(exc.errors):
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    with db.transaction() as cur:
+        result = store.load_tree(cur, tree)
+    print(f"loaded {len(tree['tiers'])} tiers and {len(tree['buyers'])} buyers "
+          f"({result['buyers_changed']} changed, {result['buyers_deactivated']} deactivated)")
+    return 0
+
+
+def _flatten(errors, prefix: str = ""):
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        yield f"{prefix}: {'; '.join(errors)}"
+    else:
+        yield f"{prefix}: {errors}"
+
+
+def cmd_tree_show(args) -> int:
+    from pipeline import db, store
+    with db.transaction() as cur:
+        _print_json(store.tree_document(cur))
+    return 0
+
+
+def _read_leads(source: str):
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    stripped = text.strip()
+    if stripped.startswith("{") and "\n" not in stripped:
+        yield 1, stripped
+        return
+    try:
+        json.loads(stripped)
+        yield 1, stripped            # one (possibly pretty-printed) JSON object
+        return
+    except ValueError:
+        pass
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            yield number, line
+
+
+def cmd_submit(args) -> int:
+    from pipeline import db
+    from pipeline.http import BadBody, parse_body
+    from pipeline.intake import IdempotencyConflict, submit_lead
+    from pipeline.leads import InvalidLead
+    failed = 0
+    for number, line in _read_leads(args.file):
+        try:
+            print(submit_lead(parse_body(line.encode())))
+        except (BadBody, InvalidLead, IdempotencyConflict) as exc:
+            failed += 1
+            errors = getattr(exc, "errors", None)
+            print(f"line {number}: refused", file=sys.stderr)
+            for text in _flatten(errors) if errors else [str(exc)]:
+                print(f"  {text}", file=sys.stderr)
+        except db.DatabaseDown as exc:
+            print(f"PostgreSQL is down: {exc}", file=sys.stderr)
+            return 1
+    return 2 if failed else 0
+
+
+def cmd_lead(args) -> int:
+    from pipeline import db, views
+    with db.transaction() as cur:
+        view = views.lead_view(cur, args.id)
+    if view is None:
+        print(f"no such lead: {args.id}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(view)
+        return 0
+    print(f"lead {view['lead_id']}  {view['status']}  {view['vertical']}  score {view['score']}"
+          f"  cycles {view['cycles']}")
+    if view["reject_reasons"]:
+        print(f"  rejected: {', '.join(view['reject_reasons'])}")
+    if view["sale"]:
+        print(f"  sold to {view['sale']['buyer_id']} for {view['sale']['price']:.2f}")
+    for p in view["pings"]:
+        bid = f"{p['bid']:.2f}" if p["bid"] is not None else "-"
+        print(f"  {p['kind']:8} c{p['cycle']} t{p['tier']} {p['buyer_id']:16} {p['outcome']:13}"
+              f" bid {bid:>8}  {p['latency_ms'] if p['latency_ms'] is not None else '-':>5} ms"
+              f"  {p['reason'] or ''}")
+    for s in view["skipped"]:
+        print(f"  skipped  {s['buyer_id']:16} {s['reason']}")
+    for t in view["timeline"]:
+        print(f"  {t['at']}  {t['status']}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pipeline import db, views
+    with db.transaction() as cur:
+        doc = views.report(cur)
+    if args.json:
+        _print_json(doc)
+        return 0
+    print("leads: " + ", ".join(f"{k} {v}" for k, v in sorted(doc["leads"].items())))
+    print(f"revenue: {doc['revenue']:.2f}")
+    print(f"{'buyer':16} {'pings':>6} {'accepts':>7} {'t/o':>5} {'err':>5} {'wins':>5} {'sold':>5}"
+          f" {'post_rej':>8} {'revenue':>10} {'p50 ms':>7} {'p95 ms':>7}")
+    for b in doc["buyers"]:
+        print(f"{b['buyer_id']:16} {b['pings']:>6} {b['accepts']:>7} {b['timeouts']:>5} {b['errors']:>5}"
+              f" {b['wins']:>5} {b['sold']:>5} {b['post_rejects']:>8} {b['revenue']:>10.2f}"
+              f" {b['p50_ping_ms'] if b['p50_ping_ms'] is not None else '-':>7}"
+              f" {b['p95_ping_ms'] if b['p95_ping_ms'] is not None else '-':>7}")
+    return 0
+
+
+def cmd_billing(args) -> int:
+    import re
+
+    from pipeline import db, views
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+        print("--month must be YYYY-MM", file=sys.stderr)
+        return 2
+    with db.transaction() as cur:
+        doc = views.billing(cur, args.month)
+    if args.json:
+        _print_json(doc)
+        return 0
+    print(f"billing {doc['month']}: {doc['leads']} leads, {doc['total']:.2f}")
+    for b in doc["buyers"]:
+        print(f"  {b['buyer_id']:16} {b['leads']:>6} leads {b['amount']:>12.2f}")
+    return 0
+
+
+def cmd_return(args) -> int:
+    from pipeline import db, store, views
+    with db.transaction() as cur:
+        if store.lead_row(cur, args.id) is None:
+            print(f"no such lead: {args.id}", file=sys.stderr)
+            return 1
+        done = views.return_lead(cur, args.id, args.reason)
+    print("returned: no longer billed" if done else "not returned: the lead has no open sale")
+    return 0 if done else 1
+
+
+def cmd_serve(args) -> int:
+    from pipeline.http import serve
+    serve(args.addr, threads=args.threads)
+    return 0
+
+
+def cmd_mock_buyers(args) -> int:
+    from pipeline import mockbuyers
+    return mockbuyers.main_from_args(args)
+
+
+def cmd_bench(args) -> int:
+    from pipeline import bench
+    return bench.main_from_args(args)
+
+
+def cmd_demo(args) -> int:
+    from pipeline import demo
+    return demo.main_from_args(args)
+
+
+def cmd_up(args) -> int:
+    from pipeline import stack
+    return stack.main_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pingtree", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dbp = sub.add_parser("db", help="database schema").add_subparsers(dest="db_cmd", required=True)
+    dbp.add_parser("migrate", help="create the database if missing, apply migrations"
+                   ).set_defaults(func=cmd_db_migrate)
+
+    tree = sub.add_parser("tree", help="the buyer tree").add_subparsers(dest="tree_cmd", required=True)
+    load = tree.add_parser("load", help="upsert a tree file (refused whole when any part is bad)")
+    load.add_argument("file")
+    load.set_defaults(func=cmd_tree_load)
+    tree.add_parser("show", help="print the loaded tree (secrets masked)").set_defaults(func=cmd_tree_show)
+
+    submit = sub.add_parser("submit", help="submit leads: one JSON object or JSON lines")
+    submit.add_argument("file", help="a file, or - for standard input")
+    submit.set_defaults(func=cmd_submit)
+
+    lead = sub.add_parser("lead", help="one lead's status, pings and timeline (no personal data)")
+    lead.add_argument("id")
+    lead.add_argument("--json", action="store_true")
+    lead.set_defaults(func=cmd_lead)
+
+    report = sub.add_parser("report", help="leads per status, revenue, per-buyer figures")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(func=cmd_report)
+
+    billing = sub.add_parser("billing", help="what each buyer owes for a month")
+    billing.add_argument("--month", required=True, help="YYYY-MM")
+    billing.add_argument("--json", action="store_true")
+    billing.set_defaults(func=cmd_billing)
+
+    ret = sub.add_parser("return", help="record a buyer's return of a sold lead (unbilled)")
+    ret.add_argument("id")
+    ret.add_argument("--reason", required=True)
+    ret.set_defaults(func=cmd_return)
+
+    serve = sub.add_parser("serve", help="the HTTP intake API (PINGTREE_HTTP_ADDR)")
+    serve.add_argument("--addr", default=None, help="host:port (default from PINGTREE_HTTP_ADDR)")
+    serve.add_argument("--threads", type=int, default=16)
+    serve.set_defaults(func=cmd_serve)
+
+    from pipeline import mockbuyers
+    mock = sub.add_parser("mock-buyers", help="a simulated buyer fleet speaking the buyer protocol")
+    mockbuyers.add_arguments(mock)
+    mock.set_defaults(func=cmd_mock_buyers)
+
+    from pipeline import stack, suppression
+    try:
+        from pipeline import bench, demo
+    except ImportError:  # while the demo and bench modules are being written
+        bench = demo = None
+    if bench is not None:
+        _add_bench_demo(sub, bench, demo)
+
+    up = sub.add_parser("up", help="run every process of deploy/Procfile in the foreground")
+    stack.add_arguments(up)
+    up.set_defaults(func=cmd_up)
+
+    suppression.add_parser(sub)
+    return parser
+
+
+def _add_bench_demo(sub, bench, demo) -> None:
+    bench_p = sub.add_parser("bench", help="measure latency, throughput, deadline, scaling, cost")
+    bench.add_arguments(bench_p)
+    bench_p.set_defaults(func=cmd_bench)
+
+    demo_p = sub.add_parser("demo", help="run the whole system with simulated buyers, then report")
+    demo.add_arguments(demo_p)
+    demo_p.set_defaults(func=cmd_demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""PostgreSQL connections (one small pool per process) and the schema migrations."""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import psycopg2.extras
+import psycopg2.pool
+from psycopg2 import sql
+
+from config.settings import settings
+
+psycopg2.extras.register_uuid()
+
+_lock = threading.Lock()
+_pools: dict[tuple[int, str], psycopg2.pool.ThreadedConnectionPool] = {}
+
+
+class DatabaseDown(RuntimeError):
+    """PostgreSQL does not answer."""
+
+
+def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
+    # Keyed by pid: a prefork child must never reuse its parent's sockets.
+    key = (os.getpid(), url)
+    pool = _pools.get(key)
+    if pool is None:
+        with _lock:
+            pool = _pools.get(key)
+            if pool is None:
+                try:
+                    pool = psycopg2.pool.ThreadedConnectionPool(0, 16, url, connect_timeout=5)
+                except psycopg2.OperationalError as exc:
+                    raise DatabaseDown(str(exc).strip()) from exc
+                _pools[key] = pool
+    return pool
+
+
+@contextlib.contextmanager
+def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor inside one transaction: committed on success, rolled back on any error."""
+    pool = _pool(url or settings.database_url)
+    try:
+        conn = pool.getconn()
+    except psycopg2.OperationalError as exc:
+        raise DatabaseDown(str(exc).strip()) from exc
+    broken = False
+    try:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            yield cur
+        conn.commit()
+    except psycopg2.OperationalError as exc:
+        broken = True
+        raise DatabaseDown(str(exc).strip()) from exc
+    except BaseException:
+        try:
+            conn.rollback()
+        except psycopg2.Error:
+            broken = True
+        raise
+    finally:
+        pool.putconn(conn, close=broken or conn.closed != 0)
+
+
+def reset_pools() -> None:
+    """Drop every pooled connection (tests, and after PostgreSQL restarts)."""
+    with _lock:
+        for pool in _pools.values():
+            pool.closeall()
+        _pools.clear()
+
+
+def _admin_url(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "postgres"
+    return urlunsplit(parts._replace(path="/postgres")), name
+
+
+def create_database(url: str) -> bool:
+    """Create the database named in ``url`` when it is missing; True when created."""
+    admin, name = _admin_url(url)
+    conn = psycopg2.connect(admin, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    finally:
+        conn.close()
+
+
+def drop_database(url: str) -> None:
+    admin, name = _admin_url(url)
+    reset_pools()
+    conn = psycopg2.connect(admin, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+def migrations() -> list[tuple[str, str]]:
+    folder = resources.files("pipeline") / "migrations"
+    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [(f.name.removesuffix(".sql"), f.read_text()) for f in files]
+
+
+def migrate(url: str | None = None) -> list[str]:
+    """Apply the versioned SQL migrations not yet applied; returns the versions applied."""
+    url = url or settings.database_url
+    create_database(url)
+    applied = []
+    with transaction(url) as cur:
+        # One migrator at a time: concurrent `db migrate` runs wait here.
+        cur.execute("SELECT pg_advisory_xact_lock(727274)")
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        cur.execute("SELECT version FROM schema_migrations")
+        done = {row["version"] for row in cur.fetchall()}
+        for version, text in migrations():
+            if version not in done:
+                cur.execute(text)
+                cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                applied.append(version)
+    return applied

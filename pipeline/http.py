@@ -1,0 +1,155 @@
+"""The HTTP intake API (`pingtree serve`): POST /v1/leads, GET /v1/leads/<id>, GET /healthz."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+import redis
+from flask import Flask, Response, request
+
+from config.settings import settings
+from pipeline import db, intake, views
+from pipeline.leads import InvalidLead
+
+log = logging.getLogger("pingtree.http")
+MAX_DEPTH = 20
+
+
+class BadBody(ValueError):
+    pass
+
+
+def _reject_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise BadBody("duplicate keys in a JSON object")
+    return dict(pairs)
+
+
+def _reject_constant(name):
+    raise BadBody(f"{name} is not valid JSON")
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def parse_body(raw: bytes) -> dict:
+    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, bounded depth, an object."""
+    try:
+        text = raw.decode("utf-8")
+        doc = json.loads(text, object_pairs_hook=_reject_duplicate_keys,
+                         parse_constant=_reject_constant)
+    except BadBody:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadBody(f"body is not valid JSON: {type(exc).__name__}") from None
+    if not isinstance(doc, dict):
+        raise BadBody("body must be a JSON object")
+    if _depth(doc) > MAX_DEPTH:
+        raise BadBody(f"JSON nested deeper than {MAX_DEPTH} levels")
+    return doc
+
+
+def _json(body: dict, status: int, **headers) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+def create_app() -> Flask:
+    app = Flask("pingtree")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+
+    @app.before_request
+    def require_key():
+        if settings.api_keys and request.path.startswith("/v1"):
+            offered = request.headers.get("Authorization", "")
+            token = offered[7:] if offered.startswith("Bearer ") else ""
+            if not any(hmac.compare_digest(token, key) for key in settings.api_keys):
+                return _json({"error": "missing or wrong API key"}, 401,
+                             **{"WWW-Authenticate": "Bearer"})
+        return None
+
+    @app.post("/v1/leads")
+    def post_lead():
+        length = request.content_length
+        if length is not None and length > settings.max_body_bytes:
+            return _json({"error": f"body over {settings.max_body_bytes} bytes"}, 413)
+        raw = request.stream.read(settings.max_body_bytes + 1)
+        if len(raw) > settings.max_body_bytes:
+            return _json({"error": f"body over {settings.max_body_bytes} bytes"}, 413)
+        try:
+            payload = parse_body(raw)
+        except BadBody as exc:
+            return _json({"error": str(exc)}, 400)
+        try:
+            lead_id = intake.submit_lead(payload, request.headers.get("Idempotency-Key"))
+        except InvalidLead as exc:
+            return _json({"errors": exc.errors}, 422)
+        except intake.IdempotencyConflict as exc:
+            return _json({"error": str(exc), "lead_id": exc.lead_id}, 409)
+        except db.DatabaseDown:
+            log.error("intake refused a lead: PostgreSQL is down")
+            return _json({"error": "storage unavailable, retry later"}, 503, **{"Retry-After": "5"})
+        return _json({"lead_id": lead_id, "status": "received"}, 202)
+
+    @app.get("/v1/leads/<lead_id>")
+    def get_lead(lead_id: str):
+        try:
+            with db.transaction() as cur:
+                view = views.lead_view(cur, lead_id)
+        except db.DatabaseDown:
+            return _json({"error": "storage unavailable"}, 503)
+        if view is None:
+            return _json({"error": "no such lead"}, 404)
+        return _json(view, 200)
+
+    @app.get("/healthz")
+    def healthz():
+        checks = {}
+        try:
+            with db.transaction() as cur:
+                cur.execute("SELECT 1")
+            checks["postgresql"] = "ok"
+        except Exception as exc:  # any failure means not healthy; say which
+            checks["postgresql"] = f"down: {type(exc).__name__}"
+        try:
+            redis.Redis.from_url(settings.redis_url, socket_timeout=2).ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"down: {type(exc).__name__}"
+        healthy = all(v == "ok" for v in checks.values())
+        return _json({"status": "ok" if healthy else "unhealthy", **checks}, 200 if healthy else 503)
+
+    @app.errorhandler(413)
+    def too_large(_):
+        return _json({"error": f"body over {settings.max_body_bytes} bytes"}, 413)
+
+    @app.errorhandler(404)
+    def not_found(_):
+        return _json({"error": "not found"}, 404)
+
+    @app.errorhandler(405)
+    def not_allowed(_):
+        return _json({"error": "method not allowed"}, 405)
+
+    @app.errorhandler(500)
+    def internal(_):
+        return _json({"error": "internal error"}, 500)
+
+    return app
+
+
+def serve(addr: str | None = None, threads: int = 16) -> None:
+    from waitress import serve as waitress_serve
+
+    host, _, port = (addr or settings.http_addr).rpartition(":")
+    waitress_serve(create_app(), host=host or "127.0.0.1", port=int(port), threads=threads,
+                   ident="pingtree", max_request_body_size=settings.max_body_bytes + 1,
+                   clear_untrusted_proxy_headers=True)

@@ -1,0 +1,52 @@
+"""Intake: check a lead, store it `received` with its consent, then nudge the validate stage."""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+
+from config.settings import settings
+from pipeline import db, store
+from pipeline.leads import InvalidLead, parse_lead
+from pipeline.nudges import Nudge, dispatch
+
+
+class IdempotencyConflict(ValueError):
+    """The idempotency key was used before with a different lead."""
+
+    def __init__(self, lead_id: str):
+        super().__init__(f"idempotency key already used for lead {lead_id} with another body")
+        self.lead_id = lead_id
+
+
+def payload_hash(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+def submit_lead(payload: dict, idempotency_key: str | None = None) -> str:
+    """Store a lead and start its journey; returns the lead id.
+
+    Raises InvalidLead (``.errors``, field by field) for bad input, IdempotencyConflict when
+    the key was used for another body, and db.DatabaseDown when PostgreSQL does not answer.
+    Nothing is stored for a refused lead.
+    """
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+        raise InvalidLead({"idempotency_key": ["Must be 1 to 255 characters."]})
+    lead = parse_lead(payload, datetime.now(UTC), max_future_s=settings.consent_max_future_s,
+                      max_age_s=settings.consent_max_age_s)
+    digest = payload_hash(payload)
+    with db.transaction() as cur:
+        lead_id, created, stored_digest = store.insert_lead(cur, uuid.uuid4(), lead, digest,
+                                                            idempotency_key)
+    if not created:
+        if stored_digest != digest:
+            raise IdempotencyConflict(str(lead_id))
+        return str(lead_id)
+    # Committed first, then the nudge: if the send is lost, the sweep re-drives the lead.
+    dispatch([Nudge("pingtree.validate_lead", (str(lead_id),))])
+    return str(lead_id)
+
+
+__all__ = ["submit_lead", "InvalidLead", "IdempotencyConflict"]

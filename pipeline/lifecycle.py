@@ -1,0 +1,390 @@
+"""The stages of a lead, each one transaction: claim the lead, call the domain, save, nudge on.
+
+Every stage starts with a conditional claim (the lead must be in the status the stage expects,
+locked FOR UPDATE), so a duplicated or replayed message finds nothing to do. Each returns the
+nudges to send once its transaction has committed: PostgreSQL is the truth, a message a nudge.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from config.settings import settings
+from pipeline import auction as auctions
+from pipeline import db, protocol, scoring, signing, store, transport, validation
+from pipeline.buyers import Buyer, eligibility
+from pipeline.leads import QUALIFIER_SCHEMAS
+from pipeline.nudges import Fanout, Nudge
+
+log = logging.getLogger("pingtree")
+
+VALIDATE, SCORE = "pingtree.validate_lead", "pingtree.score_lead"
+PING_SHARD, WALK = "pingtree.ping_shard", "pingtree.walk_waterfall"
+AWARD, CLOSE, DELIVER = "pingtree.award_auction", "pingtree.close_auction", "pingtree.deliver_post"
+
+Nudges = list[Nudge | Fanout]
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---- validate -----------------------------------------------------------------------------
+
+def validate_lead(lead_id) -> Nudges:
+    with db.transaction() as cur:
+        lead = store.claim(cur, lead_id, "received")
+        if lead is None:
+            return []
+        net = store.network(cur)
+        lead["consent"] = store.consent(cur, lead_id) or {}
+        normalised = validation.normalise(lead)
+        history = validation.History(
+            duplicate_of=store.duplicate_of(cur, lead_id, lead["vertical"], normalised.phone_sha256,
+                                            normalised.email_sha256, net["duplicate_window_h"]),
+            suppressed=store.suppressed(cur, normalised.phone_sha256, normalised.email_sha256))
+        verdict = validation.verdict(normalised, history)
+        facts = normalised.facts()
+        # The ZIP's own city and state: the contact's city is optional and free text.
+        facts["geo"] = {"zip": normalised.zip5, "state": normalised.zip_state or lead["contact"]["state"],
+                        "city": normalised.zip_city or lead["contact"].get("city")}
+        contact = dict(lead["contact"], phone=normalised.phone_e164 or lead["contact"].get("phone"),
+                       email=normalised.email or lead["contact"].get("email"))
+        common = {"facts": facts, "contact": contact, "phone_sha256": normalised.phone_sha256,
+                  "email_sha256": normalised.email_sha256}
+        if isinstance(verdict, validation.Rejected):
+            store.move(cur, lead_id, "rejected", {"reasons": list(verdict.reasons)},
+                       reject_reasons=list(verdict.reasons),
+                       duplicate_of=verdict.duplicate_of, **common)
+            return []
+        store.move(cur, lead_id, "validated", **common)
+    return [Nudge(SCORE, (str(lead_id),))]
+
+
+# ---- score --------------------------------------------------------------------------------
+
+def score_lead(lead_id) -> Nudges:
+    with db.transaction() as cur:
+        lead = store.claim(cur, lead_id, "validated")
+        if lead is None:
+            return []
+        lead["consent"] = store.consent(cur, lead_id) or {}
+        now = now_utc()
+        optional = len(QUALIFIER_SCHEMAS[lead["vertical"]].fields)
+        result = scoring.score(lead, lead["facts"], store.score_context(cur, lead, now), optional)
+        net = store.network(cur)
+        if result.total < net["score_floor"]:
+            store.move(cur, lead_id, "rejected", {"score": result.total}, score=result.total,
+                       signals=result.signals, reject_reasons=["low_score"])
+            return []
+        store.move(cur, lead_id, "scored", {"score": result.total}, score=result.total,
+                   signals=result.signals)
+        lead.update(score=result.total, signals=result.signals)
+        return start_cycle(cur, lead, cycle=1, net=net, now=now)
+
+
+# ---- auction ------------------------------------------------------------------------------
+
+def ping_view(lead: dict) -> dict:
+    """What buyers and eligibility may see of a lead: no personal data."""
+    return {"lead_id": str(lead["id"]), "vertical": lead["vertical"], "score": lead["score"],
+            "geo": lead["facts"]["geo"], "qualifiers": lead["qualifiers"],
+            "source": {"publisher_id": lead["source"].get("publisher_id")}}
+
+
+def start_cycle(cur, lead: dict, *, cycle: int, net: dict, now: datetime) -> Nudges:
+    return open_next_tier(cur, lead, cycle=cycle, after_tier=0, net=net, now=now)
+
+
+def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
+                   now: datetime) -> Nudges:
+    """Open an auction in the next tier with an eligible buyer, or hold / give up the lead."""
+    view = ping_view(lead)
+    all_buyers = store.buyers(cur)
+    usage = store.usage(cur, all_buyers, now)
+    for tier in store.tiers(cur):
+        if tier["tier"] <= after_tier:
+            continue
+        in_tier = [b for b in all_buyers if b.tier == tier["tier"]]
+        eligible, skipped = eligibility(view, in_tier, now, usage)
+        if not eligible:
+            continue
+        ranked = auctions.rank(eligible, usage)
+        if tier["mode"] == "round_robin":
+            ranked = auctions.rotate(ranked, tier["last_winner"])
+        ids = [b.id for b in ranked]
+        groups = auctions.shards(ids, settings.ping_shard_size) if tier["mode"] == "auction" else [ids]
+        deadline = now + timedelta(milliseconds=net["auction_timeout_ms"])
+        auction_id = store.open_auction(
+            cur, lead_id=lead["id"], cycle=cycle, tier=tier["tier"], mode=tier["mode"],
+            buyer_ids=ids, shard_count=len(groups), deadline_at=deadline,
+            skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped])
+        store.move(cur, lead["id"], "auctioning", {"cycle": cycle, "tier": tier["tier"]},
+                   cycle=cycle, auction_id=auction_id, award_ping_id=None)
+        if tier["mode"] != "auction":
+            return [Nudge(WALK, (str(auction_id),))]
+        close_in = max(0.0, (deadline - now).total_seconds()) + settings.close_grace_s
+        return [Fanout(header=tuple(Nudge(PING_SHARD, (str(auction_id), i)) for i in range(len(groups))),
+                       body=Nudge(AWARD, (str(auction_id),)),
+                       also=(Nudge(CLOSE, (str(auction_id),), countdown=close_in),))]
+    return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now)
+
+
+def hold_or_give_up(cur, lead: dict, *, cycle: int, net: dict, now: datetime) -> Nudges:
+    if cycle >= net["max_cycles"]:
+        store.move(cur, lead["id"], "unsold", {"cycles": cycle}, auction_id=None, award_ping_id=None)
+    else:
+        due = now + timedelta(seconds=net["rerun_interval_s"])
+        store.move(cur, lead["id"], "held", {"cycle": cycle, "next_run_at": due.isoformat()},
+                   next_run_at=due, auction_id=None, award_ping_id=None)
+    return []
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=settings.ping_threads, thread_name_prefix="ping")
+    return _pool
+
+
+def ping_one(buyer: Buyer, view: dict, *, auction_id, cycle: int, deadline: datetime,
+             kind: str = "ping", hashes: tuple = (None, None)) -> protocol.Answer:
+    """One ping (or pre-ping) within min(buyer timeout, time left before the deadline)."""
+    pid = protocol.ping_id(auction_id, buyer.id, kind)
+    body = protocol.ping_body(view, ping_id=pid, cycle=cycle, bid_cents=buyer.bid_cents,
+                              expires_at=deadline)
+    url = buyer.ping_url
+    if kind == "pre_ping":
+        body, url = protocol.pre_ping_body(body, *hashes), buyer.pre_ping_url
+    raw = protocol.dumps(body)
+    headers = signing.sign_headers(buyer.secret, protocol.webhook_id(view["lead_id"], buyer.id, kind),
+                                   int(time.time()), raw)
+    budget = min(buyer.timeout_ms / 1000, (deadline - now_utc()).total_seconds())
+    if budget <= 0:
+        return protocol.Answer("late" if kind == "ping" else "ineligible", reason="deadline_passed",
+                               latency_ms=0)
+    reply = transport.send(url, raw, headers, budget, max_bytes=settings.max_answer_bytes,
+                           allow_private=settings.allow_private_buyers)
+    if reply.failure:
+        outcome = "timeout" if reply.failure == "timeout" else "error"
+        if kind == "pre_ping":
+            return protocol.Answer("ineligible", reason=reply.failure, latency_ms=reply.latency_ms)
+        return protocol.Answer(outcome, reason=reply.failure, latency_ms=reply.latency_ms)
+    if kind == "pre_ping":
+        return protocol.read_pre_ping_answer(reply.status, reply.body, reply.latency_ms)
+    return protocol.read_ping_answer(reply.status, reply.body, buyer.bid_cents, reply.latency_ms)
+
+
+def _ping_row(auction: dict, buyer: Buyer, rank: int, answer: protocol.Answer, kind: str) -> dict:
+    return {"id": protocol.ping_id(auction["auction_id"], buyer.id, kind), "lead_id": auction["lead_id"],
+            "buyer_id": buyer.id, "tier": auction["tier"], "cycle": auction["cycle"], "rank": rank,
+            "kind": kind, "outcome": answer.outcome, "bid_cents": answer.bid_cents, "ref": answer.ref,
+            "latency_ms": answer.latency_ms, "reason": answer.reason}
+
+
+def _ping_context(cur, auction_id, shard: int):
+    claimed = store.claim_shard(cur, auction_id, shard)
+    if claimed is None:
+        return None
+    claimed["id"], claimed["signals"] = claimed["lead_id"], None
+    view = ping_view(claimed)
+    ids = claimed["buyer_ids"]
+    group = auctions.shards(ids, settings.ping_shard_size)[shard] if claimed["mode"] == "auction" else ids
+    by_id = {b.id: b for b in store.buyers(cur, group)}
+    return claimed, view, [(ids.index(i), by_id[i]) for i in group if i in by_id]
+
+
+def ping_shard(auction_id, shard: int) -> int:
+    """Ping one shard of an auction tier at once; answers are written, never raised."""
+    with db.transaction() as cur:
+        found = _ping_context(cur, auction_id, shard)
+    if found is None:
+        return 0                       # a redelivered shard: its buyers were pinged already
+    claimed, view, ranked = found
+    if claimed["closed_at"] is not None:
+        return 0
+    futures = [(rank, buyer, _threads().submit(
+        ping_one, buyer, view, auction_id=auction_id, cycle=claimed["cycle"],
+        deadline=claimed["deadline_at"])) for rank, buyer in ranked]
+    rows = []
+    for rank, buyer, future in futures:
+        try:
+            answer = future.result()
+        except Exception as exc:       # a ping that raises would kill the chord: it is a pass
+            log.warning("ping to %s failed: %s", buyer.id, type(exc).__name__)
+            answer = protocol.Answer("error", reason="internal_error")
+        rows.append(_ping_row(claimed, buyer, rank, answer, "ping"))
+    with db.transaction() as cur:
+        store.record_pings(cur, auction_id, rows)
+    return len(rows)
+
+
+def walk_waterfall(auction_id) -> Nudges:
+    """Waterfall / round robin: pre-ping all at once, then ping one at a time in rank order."""
+    with db.transaction() as cur:
+        found = _ping_context(cur, auction_id, 0)
+        if found is None:
+            # A re-drive after a post rejection: carry on from the first buyer not yet pinged.
+            cur.execute("DELETE FROM auction_shards WHERE auction_id=%s", (auction_id,))
+            found = _ping_context(cur, auction_id, 0)
+        already = {p["buyer_id"]: p for p in store.auction_pings(cur, auction_id)}
+        pre = {p["buyer_id"]: p for p in store.auction_pings(cur, auction_id, "pre_ping")}
+    if found is None:
+        return []
+    claimed, view, ranked = found
+    deadline = claimed["deadline_at"]
+    to_pre_ping = [(r, b) for r, b in ranked if b.pre_ping_url and b.id not in pre]
+    if to_pre_ping:
+        futures = [(r, b, _threads().submit(ping_one, b, view, auction_id=auction_id,
+                                            cycle=claimed["cycle"], deadline=deadline, kind="pre_ping",
+                                            hashes=(claimed["phone_sha256"], claimed["email_sha256"])))
+                   for r, b in to_pre_ping]
+        rows = [_ping_row(claimed, b, r, f.result(), "pre_ping") for r, b, f in futures]
+        with db.transaction() as cur:
+            store.record_pings(cur, auction_id, rows)
+        pre.update({row["buyer_id"]: row for row in rows})
+    for rank, buyer in ranked:
+        if buyer.id in already or pre.get(buyer.id, {}).get("outcome") == "ineligible":
+            continue
+        # Each waterfall step has the buyer's own time-out, the auction deadline applies to pre-pings.
+        step_deadline = now_utc() + timedelta(milliseconds=buyer.timeout_ms)
+        answer = ping_one(buyer, view, auction_id=auction_id, cycle=claimed["cycle"],
+                          deadline=step_deadline)
+        with db.transaction() as cur:
+            store.record_pings(cur, auction_id, [_ping_row(claimed, buyer, rank, answer, "ping")])
+        if answer.outcome == "accept":
+            break
+    return [Nudge(AWARD, (str(auction_id),))]
+
+
+def award_auction(auction_id) -> Nudges:
+    """Close the auction (if the deadline close did not) and act on its bids."""
+    with db.transaction() as cur:
+        auction = store.auction(cur, auction_id)
+        if auction is None:
+            return []
+        store.close_auction(cur, auction_id)
+        lead = store.claim(cur, auction["lead_id"], "auctioning")
+        if lead is None or lead["auction_id"] != auction["id"]:
+            return []                  # a duplicate callback, or the lead moved on already
+        return award(cur, lead, auction)
+
+
+def award(cur, lead: dict, auction: dict) -> Nudges:
+    net, now = store.network(cur), now_utc()
+    pings = store.auction_pings(cur, auction["id"])
+    bids = [auctions.Bid(p["id"], p["buyer_id"], p["rank"], p["outcome"], p["bid_cents"]) for p in pings]
+    buyers = {b.id: b for b in store.buyers(cur, [b.buyer_id for b in bids])}
+    for bid in auctions.candidates(bids, net["bid_floor_cents"], auction["mode"]):
+        full = store.reserve_caps(cur, lead["id"], bid.ping_id, buyers[bid.buyer_id], bid.bid_cents, now)
+        if full:
+            store.mark_ping(cur, bid.ping_id, "reject", full)
+            continue
+        if auction["mode"] == "round_robin":
+            store.set_last_winner(cur, auction["tier"], bid.buyer_id)
+        store.move(cur, lead["id"], "delivering",
+                   {"buyer_id": bid.buyer_id, "price_cents": bid.bid_cents}, award_ping_id=bid.ping_id)
+        return [Nudge(DELIVER, (str(lead["id"]),))]
+    passed = {p["buyer_id"] for p in pings} | {
+        p["buyer_id"] for p in store.auction_pings(cur, auction["id"], "pre_ping")
+        if p["outcome"] == "ineligible"}
+    if auction["mode"] != "auction" and auctions.next_to_ping(auction["buyer_ids"], passed):
+        store.touch(cur, lead["id"])
+        return [Nudge(WALK, (str(auction["id"]),))]
+    lead["facts"] = lead["facts"] or {}
+    return open_next_tier(cur, lead, cycle=lead["cycle"], after_tier=auction["tier"], net=net, now=now)
+
+
+def close_auction(auction_id) -> Nudges:
+    """The deadline close: award when the chord callback has not come by deadline + grace."""
+    return award_auction(auction_id)
+
+
+# ---- deliver ------------------------------------------------------------------------------
+
+def deliver_post(lead_id) -> Nudges:
+    """Post the full lead to the awarded buyer; same buyer and key on every re-drive."""
+    with db.transaction() as cur:
+        lead = store.claim(cur, lead_id, "delivering")
+        if lead is None:
+            return []
+        ping = store.award_ping(cur, lead["award_ping_id"])
+        buyer = store.buyers(cur, [ping["buyer_id"]])[0]
+        attempt = store.post_attempts(cur, lead_id, ping["id"]) + 1
+        consent = store.consent(cur, lead_id)
+    body = protocol.dumps(protocol.post_body(lead, consent, ping_id=ping["id"], ping_ref=ping["ref"],
+                                             price_cents=ping["bid_cents"]))
+    headers = {"Idempotency-Key": str(lead_id),
+               **signing.sign_headers(buyer.secret, protocol.webhook_id(lead_id, buyer.id, "post"),
+                                      int(time.time()), body)}
+    reply = transport.send(buyer.post_url, body, headers, settings.post_timeout_s,
+                           max_bytes=settings.max_answer_bytes, allow_private=settings.allow_private_buyers)
+    result = (protocol.PostResult("retry", reply.failure, reply.status, reply.latency_ms)
+              if reply.failure else protocol.read_post_answer(reply.status, reply.body, reply.latency_ms))
+    if result.outcome == "retry" and attempt >= settings.post_attempts:
+        result = protocol.PostResult("rejected", f"gave_up:{result.reason}", result.http_status,
+                                     result.latency_ms)
+    return settle_post(lead_id, ping, attempt, result)
+
+
+def settle_post(lead_id, ping: dict, attempt: int, result: protocol.PostResult) -> Nudges:
+    with db.transaction() as cur:
+        lead = store.claim(cur, lead_id, "delivering")
+        if lead is None or lead["award_ping_id"] != ping["id"]:
+            return []                  # another delivery of the same award settled it first
+        store.record_post(cur, lead_id, ping["id"], ping["buyer_id"], attempt, result)
+        if result.outcome == "accepted":
+            store.record_sale(cur, lead_id, ping["buyer_id"], ping["id"], ping["bid_cents"])
+            store.move(cur, lead_id, "sold", {"buyer_id": ping["buyer_id"],
+                                              "price_cents": ping["bid_cents"]})
+            return []
+        if result.outcome == "retry":
+            store.touch(cur, lead_id)
+            return [Nudge(DELIVER, (str(lead_id),),
+                          countdown=settings.post_backoff_s * 2 ** (attempt - 1))]
+        store.mark_ping(cur, ping["id"], "post_rejected", result.reason)
+        store.release_caps(cur, ping["id"])
+        store.move(cur, lead_id, "auctioning", {"post_rejected_by": ping["buyer_id"],
+                                                "reason": result.reason}, award_ping_id=None)
+        auction = store.auction(cur, lead["auction_id"])
+        return award(cur, lead, auction)
+
+
+# ---- cycles and the sweep -----------------------------------------------------------------
+
+def rerun_held(limit: int = 200) -> Nudges:
+    """Beat: held leads whose next cycle is due are auctioned again from the first tier."""
+    nudges: Nudges = []
+    with db.transaction() as cur:
+        net, now = store.network(cur), now_utc()
+        for lead in store.due_held(cur, now, limit):
+            nudges += start_cycle(cur, lead, cycle=lead["cycle"] + 1, net=net, now=now)
+    return nudges
+
+
+def sweep_stuck(limit: int = 200) -> Nudges:
+    """Beat: re-drive leads stuck past stuck_after_s from their PostgreSQL status."""
+    nudges: Nudges = []
+    with db.transaction() as cur:
+        net, now = store.network(cur), now_utc()
+        for row in store.stuck(cur, net["stuck_after_s"], limit):
+            lead_id = str(row["id"])
+            redo = {"received": VALIDATE, "validated": SCORE, "delivering": DELIVER}.get(row["status"])
+            if redo:
+                nudges.append(Nudge(redo, (lead_id,)))
+            elif row["status"] == "scored":
+                lead = store.claim(cur, row["id"], "scored")
+                nudges += start_cycle(cur, lead, cycle=max(1, lead["cycle"]), net=net, now=now)
+                continue
+            elif row["status"] == "auctioning" and row["mode"] == "auction":
+                nudges.append(Nudge(AWARD, (str(row["auction_id"]),)))
+            elif row["status"] == "auctioning":
+                nudges.append(Nudge(WALK, (str(row["auction_id"]),)))
+            store.touch(cur, row["id"])
+            log.info("sweep re-drove lead %s from %s", lead_id, row["status"])
+    return nudges

@@ -1,0 +1,110 @@
+"""Run the processes of deploy/Procfile (`make up`, the demo, the benchmark, end-to-end tests)."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCFILE = ROOT / "deploy" / "Procfile"
+
+
+def procfile(path: Path = PROCFILE) -> dict[str, str]:
+    entries = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
+        if match and not line.lstrip().startswith("#"):
+            entries[match.group(1)] = match.group(2).strip()
+    return entries
+
+
+def _expand(command: str, env: dict[str, str]) -> list[str]:
+    def sub(match):
+        name, default = match.group(1), match.group(2) or ""
+        return env.get(name, default)
+    return shlex.split(re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", sub, command))
+
+
+def _bin(name: str) -> str:
+    """Prefer the executable next to this Python (the project's .venv)."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+class Stack:
+    """Start named Procfile processes; stop them all (TERM, then KILL) on exit."""
+
+    def __init__(self, names: list[str] | None = None, *, env: dict[str, str] | None = None,
+                 log_dir: Path | None = None, overrides: dict[str, str] | None = None,
+                 echo: bool = False):
+        entries = {**procfile(), **(overrides or {})}
+        self.commands = {n: entries[n] for n in (names or list(entries))}
+        self.env = {**os.environ, **(env or {})}
+        self.log_dir, self.echo = log_dir, echo
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> Stack:
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name, command in self.commands.items():
+            argv = _expand(command, self.env)
+            argv[0] = _bin(argv[0])
+            out = (open(self.log_dir / f"{name}.log", "ab") if self.log_dir
+                   else None if self.echo else subprocess.DEVNULL)
+            self.procs[name] = subprocess.Popen(
+                argv, env=self.env, cwd=ROOT, stdout=out or subprocess.PIPE if self.echo else out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+            if self.echo and not self.log_dir:
+                threading.Thread(target=self._pump, args=(name,), daemon=True).start()
+        return self
+
+    def _pump(self, name: str) -> None:
+        for line in self.procs[name].stdout:
+            sys.stdout.write(f"{name:9} | {line.decode(errors='replace')}")
+            sys.stdout.flush()
+
+    def dead(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is not None]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        until = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, until - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("names", nargs="*", help="Procfile entries to run (default: all)")
+
+
+def main_from_args(args) -> int:
+    stack = Stack(args.names or None, echo=True)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    with stack:
+        print(f"running: {', '.join(stack.commands)} (Ctrl-C stops all)", flush=True)
+        while not stopping.is_set():
+            if stack.dead():
+                print(f"exited: {', '.join(stack.dead())}; stopping the rest", flush=True)
+                break
+            stopping.wait(0.5)
+    return 0

@@ -1,0 +1,182 @@
+"""The validate stage's rules: normalise a clean lead, then judge it against its history."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import email_validator
+import phonenumbers
+import zipcodes
+
+# Reason codes of a rejected lead, in the order they are reported.
+REASONS = ("invalid_phone", "invalid_email", "unknown_zip", "no_consent", "suppressed",
+           "duplicate")
+
+# The US and its territories; the rest of the NANP (Canada, the Caribbean) is out of market.
+US_REGIONS = frozenset({"US", "PR", "VI", "GU", "AS", "MP"})
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """What validation learnt about a lead: the facts scoring and the auction build on."""
+
+    vertical: str
+    phone_e164: str | None
+    phone_valid: bool
+    phone_region: str | None
+    phone_line_type: str
+    phone_fictional: bool              # 555-0100..0199 is reserved for fiction
+    phone_area_matches_zip: bool | None
+    phone_sha256: str | None
+    email: str | None
+    email_valid: bool
+    email_domain: str | None
+    email_sha256: str | None
+    zip5: str | None
+    zip_exists: bool
+    zip_city_match: bool | None        # None: no city declared
+    zip_state_match: bool | None
+    zip_city: str | None               # the ZIP's own city and state, from the USPS data
+    zip_state: str | None
+    zip_timezone: str | None
+    zip_lat: float | None
+    zip_long: float | None
+    consent_complete: bool
+
+    def facts(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_facts(cls, facts: dict) -> Normalised:
+        """Rebuild from a facts dict (e.g. the stored JSONB); extra keys are ignored."""
+        return cls(**{field.name: facts[field.name] for field in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class History:
+    """What the store knows about earlier leads with the same phone or email."""
+
+    duplicate_of: str | None = None    # earlier lead id, same vertical, within the window
+    suppressed: bool = False           # phone or email on the suppression list
+
+
+@dataclass(frozen=True)
+class Valid:
+    normalised: Normalised
+
+    def facts(self) -> dict:
+        return self.normalised.facts()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reasons: tuple[str, ...]
+    duplicate_of: str | None = None
+    normalised: Normalised | None = None
+
+    def facts(self) -> dict:
+        known = self.normalised.facts() if self.normalised else {}
+        return {**known, "reasons": list(self.reasons), "duplicate_of": self.duplicate_of}
+
+
+def _sha256(text: str | None) -> str | None:
+    return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+
+
+def _place(name: str) -> str:
+    """A city name reduced for comparison: "St. Petersburg" == "st petersburg"."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", plain.lower()).split())
+
+
+def _phone_facts(raw: str | None) -> dict:
+    try:
+        number = phonenumbers.parse(raw or "", "US")
+    except phonenumbers.NumberParseException:
+        return {"phone_e164": None, "phone_valid": False, "phone_region": None,
+                "phone_line_type": "unknown", "phone_fictional": False}
+    national = str(number.national_number)        # NANP: area code, exchange, line
+    line_type = phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(number))
+    return {
+        "phone_e164": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        "phone_valid": phonenumbers.is_valid_number(number),
+        "phone_region": phonenumbers.region_code_for_number(number),
+        "phone_line_type": line_type.lower(),
+        "phone_fictional": number.country_code == 1 and national[3:8] == "55501",
+    }
+
+
+def _email_facts(raw: str | None) -> dict:
+    try:
+        email = email_validator.validate_email(raw or "", check_deliverability=False)
+    except email_validator.EmailNotValidError:
+        return {"email": None, "email_valid": False, "email_domain": None}
+    return {"email": email.normalized.lower(), "email_valid": True,
+            "email_domain": email.domain.lower()}
+
+
+def _zip_record(raw: str | None) -> dict | None:
+    try:
+        records = zipcodes.matching(raw or "")
+    except (TypeError, ValueError):
+        return None
+    # A decommissioned ZIP gets no mail: as good as unknown.
+    return next((record for record in records if record["active"]), None)
+
+
+def _zip_facts(contact: dict, e164: str | None) -> dict:
+    record = _zip_record(contact.get("zip"))
+    city, state = contact.get("city"), contact.get("state")
+    if record is None:
+        return {"zip_exists": False, "zip_city_match": None, "zip_state_match": None,
+                "zip_city": None, "zip_state": None, "zip_timezone": None, "zip_lat": None,
+                "zip_long": None, "phone_area_matches_zip": None}
+    cities = {_place(name) for name in [record["city"], *record["acceptable_cities"]]}
+    return {
+        "zip_exists": True,
+        "zip_city_match": _place(city) in cities if city else None,
+        "zip_state_match": record["state"] == state if state else None,
+        "zip_city": record["city"],
+        "zip_state": record["state"],
+        "zip_timezone": record["timezone"],
+        "zip_lat": float(record["lat"]),
+        "zip_long": float(record["long"]),
+        "phone_area_matches_zip": (e164[2:5] in record["area_codes"]
+                                   if e164 and e164.startswith("+1") else None),
+    }
+
+
+def normalise(lead: dict) -> Normalised:
+    """The facts of a clean lead (as parse_lead returns it); no network, no clock."""
+    contact, consent = lead.get("contact") or {}, lead.get("consent") or {}
+    phone, email = _phone_facts(contact.get("phone")), _email_facts(contact.get("email"))
+    return Normalised(
+        vertical=lead.get("vertical", ""),
+        **phone,
+        phone_sha256=_sha256(phone["phone_e164"]),
+        **email,
+        email_sha256=_sha256(email["email"]),
+        zip5=(contact.get("zip") or "")[:5] or None,
+        **_zip_facts(contact, phone["phone_e164"]),
+        consent_complete=all(consent.get(key) for key in ("ip", "timestamp", "text")),
+    )
+
+
+def verdict(normalised: Normalised, history: History) -> Valid | Rejected:
+    """Valid, or Rejected with every reason that applies (a ZIP/city mismatch is no reason)."""
+    failed = {
+        "invalid_phone": not normalised.phone_valid or normalised.phone_region not in US_REGIONS,
+        "invalid_email": not normalised.email_valid,
+        "unknown_zip": not normalised.zip_exists,
+        "no_consent": not normalised.consent_complete,
+        "suppressed": history.suppressed,
+        "duplicate": history.duplicate_of is not None,
+    }
+    reasons = tuple(reason for reason in REASONS if failed[reason])
+    if reasons:
+        return Rejected(reasons, history.duplicate_of, normalised)
+    return Valid(normalised)

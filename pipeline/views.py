@@ -1,0 +1,108 @@
+"""What operators read: the lead view (no personal data), the report and billing."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pipeline import store
+from pipeline.money import as_number
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at else None
+
+
+def lead_view(cur, lead_id) -> dict | None:
+    """SPEC §7 lead view: status, score, signals, pings, skips and timeline; no personal data."""
+    lead = store.lead_row(cur, lead_id)
+    if lead is None:
+        return None
+    history = store.lead_history(cur, lead["id"])
+    sale = history["sale"]
+    skipped, seen = [], set()
+    for auction in history["auctions"]:
+        for skip in auction["skipped"]:
+            key = (skip["buyer_id"], skip["reason"])
+            if key not in seen:
+                seen.add(key)
+                skipped.append({"buyer_id": skip["buyer_id"], "reason": skip["reason"],
+                                "cycle": auction["cycle"]})
+    return {
+        "lead_id": str(lead["id"]), "status": lead["status"], "vertical": lead["vertical"],
+        "score": lead["score"], "signals": lead["signals"] or {},
+        "reject_reasons": list(lead["reject_reasons"] or []),
+        "duplicate_of": str(lead["duplicate_of"]) if lead["duplicate_of"] else None,
+        "cycles": lead["cycle"],
+        "sale": {"buyer_id": sale["buyer_id"], "price": as_number(sale["price_cents"]),
+                 "sold_at": _iso(sale["sold_at"]),
+                 "returned": sale["returned_at"] is not None} if sale else None,
+        "pings": [{"buyer_id": p["buyer_id"], "tier": p["tier"], "cycle": p["cycle"],
+                   "kind": p["kind"], "outcome": p["outcome"], "bid": as_number(p["bid_cents"]),
+                   "latency_ms": p["latency_ms"], "reason": p["reason"]} for p in history["pings"]],
+        "skipped": skipped,
+        "timeline": [{"status": e["status"], "at": _iso(e["at"])} for e in history["events"]],
+    }
+
+
+def report(cur) -> dict:
+    """Leads per status, revenue, and per-buyer ping and sale figures (SPEC §7)."""
+    cur.execute("SELECT status, count(*) AS n FROM leads GROUP BY status")
+    leads = {r["status"]: r["n"] for r in cur.fetchall()}
+    cur.execute("SELECT coalesce(sum(price_cents), 0) AS c FROM sales WHERE returned_at IS NULL")
+    revenue = cur.fetchone()["c"]
+    cur.execute("""
+        WITH p AS (
+            SELECT buyer_id, count(*) FILTER (WHERE kind = 'ping') AS pings,
+                   count(*) FILTER (WHERE kind = 'ping' AND (outcome IN ('accept', 'post_rejected')
+                       OR (outcome = 'late' AND bid_cents IS NOT NULL))) AS accepts,
+                   count(*) FILTER (WHERE kind = 'ping' AND outcome IN ('timeout', 'late')) AS timeouts,
+                   count(*) FILTER (WHERE kind = 'ping' AND outcome = 'error') AS errors,
+                   count(*) FILTER (WHERE kind = 'ping' AND outcome = 'post_rejected') AS post_rejects,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
+                       FILTER (WHERE kind = 'ping' AND reason IS DISTINCT FROM 'no_answer') AS p50,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
+                       FILTER (WHERE kind = 'ping' AND reason IS DISTINCT FROM 'no_answer') AS p95
+            FROM pings GROUP BY buyer_id),
+        w AS (SELECT buyer_id, count(*) AS wins FROM lead_events e
+              CROSS JOIN LATERAL (SELECT e.detail->>'buyer_id' AS buyer_id) d
+              WHERE e.status = 'delivering' GROUP BY buyer_id),
+        s AS (SELECT buyer_id, count(*) AS sold,
+                     coalesce(sum(price_cents) FILTER (WHERE returned_at IS NULL), 0) AS revenue
+              FROM sales GROUP BY buyer_id)
+        SELECT b.id AS buyer_id, coalesce(p.pings, 0) AS pings, coalesce(p.accepts, 0) AS accepts,
+               coalesce(p.timeouts, 0) AS timeouts, coalesce(p.errors, 0) AS errors,
+               coalesce(w.wins, 0) AS wins, coalesce(s.sold, 0) AS sold,
+               coalesce(p.post_rejects, 0) AS post_rejects, coalesce(s.revenue, 0) AS revenue,
+               p.p50, p.p95
+        FROM buyers b LEFT JOIN p ON p.buyer_id = b.id LEFT JOIN w ON w.buyer_id = b.id
+        LEFT JOIN s ON s.buyer_id = b.id ORDER BY b.tier, b.id""")
+    buyers = []
+    for r in cur.fetchall():
+        buyers.append({**{k: r[k] for k in ("buyer_id", "pings", "accepts", "timeouts", "errors",
+                                             "wins", "sold", "post_rejects")},
+                       "revenue": as_number(r["revenue"]),
+                       "p50_ping_ms": None if r["p50"] is None else round(r["p50"], 1),
+                       "p95_ping_ms": None if r["p95"] is None else round(r["p95"], 1)})
+    return {"leads": leads, "revenue": as_number(revenue), "buyers": buyers}
+
+
+def billing(cur, month: str) -> dict:
+    """Sales per buyer in a calendar month (UTC); unsold and returned leads are never billed."""
+    cur.execute("""
+        SELECT buyer_id, count(*) AS leads, sum(price_cents) AS cents FROM sales
+        WHERE returned_at IS NULL AND sold_at >= (%(m)s || '-01')::date
+          AND sold_at < (%(m)s || '-01')::date + interval '1 month'
+        GROUP BY buyer_id ORDER BY buyer_id""", {"m": month})
+    found = cur.fetchall()
+    rows = [{"buyer_id": r["buyer_id"], "leads": r["leads"], "amount": as_number(r["cents"])}
+            for r in found]
+    return {"month": month, "buyers": rows, "leads": sum(r["leads"] for r in found),
+            "total": as_number(sum(r["cents"] for r in found))}
+
+
+def return_lead(cur, lead_id, reason: str) -> bool:
+    """A buyer's return: the sale stays on record, but is no longer billed."""
+    cur.execute("UPDATE sales SET returned_at=clock_timestamp(), return_reason=%s"
+                " WHERE lead_id=%s AND returned_at IS NULL", (reason, lead_id))
+    if cur.rowcount:
+        store.record_event(cur, lead_id, "returned", {"reason": reason})
+    return cur.rowcount > 0

@@ -1,0 +1,14 @@
+"""Queue `award`: the chord callback and the deadline close both try the one conditional close."""
+from pipeline import lifecycle
+from tasks.app import app
+from tasks.dispatch import send
+
+
+@app.task(name="pingtree.award_auction")
+def award_auction(auction_id: str) -> None:
+    send(lifecycle.award_auction(auction_id))
+
+
+@app.task(name="pingtree.close_auction")
+def close_auction(auction_id: str) -> None:
+    send(lifecycle.close_auction(auction_id))

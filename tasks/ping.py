@@ -1,0 +1,18 @@
+"""Queue `ping`: the chord header (a shard of buyers pinged at once) and the waterfall walk."""
+from pipeline import lifecycle
+from tasks.app import app
+from tasks.dispatch import send
+
+
+# No `expires` here: an expired chord header fails the chord and the award never runs.
+@app.task(name="pingtree.ping_shard", ignore_result=False)
+def ping_shard(auction_id: str, shard: int) -> int:
+    try:
+        return lifecycle.ping_shard(auction_id, shard)
+    except Exception:  # a header that raises kills the chord; the deadline close still awards
+        return 0
+
+
+@app.task(name="pingtree.walk_waterfall")
+def walk_waterfall(auction_id: str) -> None:
+    send(lifecycle.walk_waterfall(auction_id))
