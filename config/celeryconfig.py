@@ -31,8 +31,8 @@ task_queues = [Queue(name, routing_key=name) for name in queues.ALL]
 task_create_missing_queues = False
 
 # Flower sees every task: the arguments are ids only.
-worker_send_task_events = True
-task_send_sent_event = True
+worker_send_task_events = settings.task_events
+task_send_sent_event = settings.task_events
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False
 timezone = "UTC"

@@ -36,6 +36,9 @@ class Settings:
     log_level: str
     # Where nudges are sent from: the Celery shell, named here so pipeline/ never imports it.
     dispatcher: str
+    # Celery task events for Flower (task-sent/received/started/succeeded); the bench turns
+    # them off to measure what they cost.
+    task_events: bool
 
 
 def load() -> Settings:
@@ -49,7 +52,7 @@ def load() -> Settings:
         flower_basic_auth=env("FLOWER_BASIC_AUTH") or None,
         allow_private_buyers=_flag("PINGTREE_ALLOW_PRIVATE_BUYERS"),
         ping_shard_size=int(env("PINGTREE_PING_SHARD_SIZE", "25")),
-        ping_threads=int(env("PINGTREE_PING_THREADS", "32")),
+        ping_threads=int(env("PINGTREE_PING_THREADS", "128")),
         close_grace_s=float(env("PINGTREE_CLOSE_GRACE_S", "0.25")),
         post_attempts=int(env("PINGTREE_POST_ATTEMPTS", "4")),
         post_backoff_s=float(env("PINGTREE_POST_BACKOFF_S", "0.5")),
@@ -60,6 +63,7 @@ def load() -> Settings:
         max_body_bytes=65536,
         log_level=env("PINGTREE_LOG_LEVEL", "INFO"),
         dispatcher=env("PINGTREE_DISPATCHER", "tasks.dispatch:send"),
+        task_events=_flag("PINGTREE_TASK_EVENTS", "1"),
     )
 
 

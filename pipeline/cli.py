@@ -246,12 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     mock.set_defaults(func=cmd_mock_buyers)
 
     from pipeline import stack, suppression
+    from pipeline import demo
     try:
-        from pipeline import bench, demo
-    except ImportError:  # while the demo and bench modules are being written
-        bench = demo = None
-    if bench is not None:
-        _add_bench_demo(sub, bench, demo)
+        from pipeline import bench
+    except ImportError:  # while the bench module is being written
+        bench = None
+    _add_bench_demo(sub, bench, demo)
 
     up = sub.add_parser("up", help="run every process of deploy/Procfile in the foreground")
     stack.add_arguments(up)
@@ -262,9 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bench_demo(sub, bench, demo) -> None:
-    bench_p = sub.add_parser("bench", help="measure latency, throughput, deadline, scaling, cost")
-    bench.add_arguments(bench_p)
-    bench_p.set_defaults(func=cmd_bench)
+    if bench is not None:
+        bench_p = sub.add_parser("bench", help="measure latency, throughput, deadline, scaling, cost")
+        bench.add_arguments(bench_p)
+        bench_p.set_defaults(func=cmd_bench)
 
     demo_p = sub.add_parser("demo", help="run the whole system with simulated buyers, then report")
     demo.add_arguments(demo_p)

@@ -1,0 +1,123 @@
+"""Test fixtures on real parts: a test database, a Redis db index, Celery workers, mock buyers."""
+from __future__ import annotations
+
+import os
+
+# Tests never touch the default database or Redis db 0; set before config.settings is read.
+os.environ.setdefault("PINGTREE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree_test")
+os.environ.setdefault("PINGTREE_REDIS_URL", "redis://127.0.0.1:6379/11")
+os.environ["PINGTREE_ALLOW_PRIVATE_BUYERS"] = "1"
+os.environ.setdefault("PINGTREE_POST_BACKOFF_S", "0.05")
+
+import random  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+import pytest  # noqa: E402
+import redis  # noqa: E402
+
+from config.settings import settings  # noqa: E402
+from pipeline import db, samples, store  # noqa: E402
+from pipeline.leads import VERTICALS  # noqa: E402
+from pipeline.tree import parse_tree  # noqa: E402
+
+TABLES = ("sales", "cap_reservations", "cap_usage", "post_attempts", "pings", "auction_shards",
+          "auctions", "lead_events", "consents", "leads", "buyers", "tiers", "suppressions")
+
+
+@pytest.fixture(scope="session")
+def database():
+    """A fresh, migrated test database for the session."""
+    db.drop_database(settings.database_url)
+    db.migrate(settings.database_url)
+    yield settings.database_url
+    db.reset_pools()
+
+
+@pytest.fixture
+def clean_db(database):
+    with db.transaction() as cur:
+        cur.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+        cur.execute("DELETE FROM network; INSERT INTO network (id) VALUES (1)")
+    yield database
+
+
+@pytest.fixture(scope="session")
+def broker():
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def workers(database, broker):
+    """Real Celery worker processes on every queue, as deploy/Procfile would run them."""
+    from pipeline.stack import Stack
+    from tasks.app import app
+    queues = "validate,score,ping,award,deliver,rerun"
+    command = (f"celery -A tasks worker -Q {queues} -n test@%h -P threads -c 12 -l INFO"
+               " --without-gossip --without-mingle --without-heartbeat")
+    log_dir = os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "worker-logs")
+    stack = Stack(["worker"], overrides={"worker": command}, log_dir=__import__("pathlib").Path(log_dir))
+    stack.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if stack.dead():
+            raise RuntimeError(f"the test worker died; see {log_dir}/worker.log")
+        if app.control.ping(timeout=0.5):
+            break
+    else:
+        stack.stop()
+        raise RuntimeError("the test worker did not answer within 30 s")
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def mock_fleet():
+    from pipeline.mockbuyers import MockBuyersProcess
+    with MockBuyersProcess({"buyers": [{"id": "idle"}]}, seed=7) as fleet:
+        yield fleet
+
+
+@pytest.fixture
+def buyers(mock_fleet):
+    """The mock buyer server, reset; tests set their own fleet with buyers.set_fleet(...)."""
+    mock_fleet.reset()
+    return mock_fleet
+
+
+def load_tree(doc: dict) -> dict:
+    import json
+    tree = parse_tree(json.dumps(doc), VERTICALS, allow_private=True)
+    with db.transaction() as cur:
+        store.load_tree(cur, tree)
+    return tree
+
+
+def make_lead(vertical: str = "solar", seed: int | None = None, **changes) -> dict:
+    rng = random.Random(seed if seed is not None else uuid.uuid4().int)
+    lead = samples.make_lead(rng, vertical, now=datetime.now(UTC))
+    for path, value in changes.items():
+        node = lead
+        *parents, last = path.split("__")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return lead
+
+
+def wait_for(lead_id: str, statuses: tuple[str, ...], timeout: float = 20.0) -> dict:
+    """Poll the lead view until the lead reaches one of ``statuses``."""
+    from pipeline import views
+    until = time.monotonic() + timeout
+    while True:
+        with db.transaction() as cur:
+            view = views.lead_view(cur, lead_id)
+        if view and view["status"] in statuses:
+            return view
+        if time.monotonic() > until:
+            raise AssertionError(f"lead {lead_id} is {view and view['status']}, not {statuses}")
+        time.sleep(0.05)
