@@ -4,6 +4,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 
 import redis
 from flask import Flask, Response, request
@@ -31,6 +32,14 @@ def _reject_constant(name):
     raise BadBody(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    # 1e400 is valid JSON syntax but overflows to infinity: as bad as a literal Infinity.
+    number = float(text)
+    if not math.isfinite(number):
+        raise BadBody(f"number out of range: {text[:32]}")
+    return number
+
+
 def _depth(value, level: int = 0) -> int:
     if level > MAX_DEPTH:
         return level
@@ -42,11 +51,11 @@ def _depth(value, level: int = 0) -> int:
 
 
 def parse_body(raw: bytes) -> dict:
-    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, bounded depth, an object."""
+    """Strict JSON (I-JSON): UTF-8, finite numbers, unique keys, bounded depth, an object."""
     try:
         text = raw.decode("utf-8")
         doc = json.loads(text, object_pairs_hook=_reject_duplicate_keys,
-                         parse_constant=_reject_constant)
+                         parse_constant=_reject_constant, parse_float=_finite_float)
     except BadBody:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -55,6 +64,11 @@ def parse_body(raw: bytes) -> dict:
         raise BadBody("body must be a JSON object")
     if _depth(doc) > MAX_DEPTH:
         raise BadBody(f"JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        # A "\ud800" escape decodes to a lone surrogate: not Unicode text (RFC 7493, I-JSON).
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadBody("body has an unpaired surrogate escape") from None
     return doc
 
 
@@ -70,8 +84,9 @@ def create_app() -> Flask:
     def require_key():
         if settings.api_keys and request.path.startswith("/v1"):
             offered = request.headers.get("Authorization", "")
-            token = offered[7:] if offered.startswith("Bearer ") else ""
-            if not any(hmac.compare_digest(token, key) for key in settings.api_keys):
+            token = (offered[7:] if offered.startswith("Bearer ") else "").encode()
+            # Bytes: compare_digest refuses non-ASCII str, and a header may carry any latin-1.
+            if not any(hmac.compare_digest(token, key.encode()) for key in settings.api_keys):
                 return _json({"error": "missing or wrong API key"}, 401,
                              **{"WWW-Authenticate": "Bearer"})
         return None
@@ -125,7 +140,8 @@ def create_app() -> Flask:
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())
-        return _json({"status": "ok" if healthy else "unhealthy", **checks}, 200 if healthy else 503)
+        return _json({"status": "ok" if healthy else "unhealthy", **checks},
+                     200 if healthy else 503)
 
     @app.errorhandler(413)
     def too_large(_):

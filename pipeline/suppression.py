@@ -12,22 +12,21 @@ def entry(value: str) -> tuple[str, str] | None:
     """(kind, sha256 of the normalised value) for a phone or an email; None if it is neither."""
     value = value.strip()
     if "@" in value:
-        facts = validation._email_facts(value)
-        email = facts.get("email") if facts.get("email_valid") else None
+        email = validation.normalise_email(value)
         return ("email", hashlib.sha256(email.encode()).hexdigest()) if email else None
-    facts = validation._phone_facts(value)
-    phone = facts.get("phone_e164") if facts.get("phone_valid") else None
+    phone = validation.normalise_phone(value)
     return ("phone", hashlib.sha256(phone.encode()).hexdigest()) if phone else None
 
 
 def _add(values: list[str], reason: str | None) -> int:
     from pipeline import db, store
     rows, bad = [], []
-    for value in values:
+    for number, value in enumerate(values, 1):
         found = entry(value)
-        (rows.append((*found, reason)) if found else bad.append(value))
-    for value in bad:
-        print(f"not a valid phone or email, skipped: line {values.index(value) + 1}", file=sys.stderr)
+        (rows.append((*found, reason)) if found else bad.append(number))
+    for number in bad:
+        # The number only: a bad line may still be someone's personal data.
+        print(f"not a valid phone or email, skipped: entry {number}", file=sys.stderr)
     with db.transaction() as cur:
         added = store.add_suppressions(cur, rows)
     print(f"suppressed {added} new, {len(rows) - added} already listed, {len(bad)} skipped")
@@ -49,7 +48,8 @@ def cmd(args) -> int:
         return 0
     with db.transaction() as cur:
         for row in store.list_suppressions(cur, args.limit):
-            print(f"{row['kind']:6} {row['value_sha256']}  {row['created_at']:%Y-%m-%d}  {row['reason'] or ''}")
+            print(f"{row['kind']:6} {row['value_sha256']}  {row['created_at']:%Y-%m-%d}"
+                  f"  {row['reason'] or ''}")
     return 0
 
 
@@ -59,7 +59,8 @@ def add_parser(sub) -> None:
     add = verbs.add_parser("add", help="suppress phones or emails")
     add.add_argument("values", nargs="+")
     add.add_argument("--reason", default=None)
-    imp = verbs.add_parser("import", help="suppress one phone or email per line of FILE (- for stdin)")
+    imp = verbs.add_parser("import",
+                           help="suppress one phone or email per line of FILE (- for stdin)")
     imp.add_argument("file")
     imp.add_argument("--reason", default=None)
     rem = verbs.add_parser("remove", help="lift a suppression")

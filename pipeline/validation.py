@@ -119,6 +119,17 @@ def _email_facts(raw: str | None) -> dict:
             "email_domain": email.domain.lower()}
 
 
+def normalise_phone(raw: str | None) -> str | None:
+    """The E.164 form of a valid phone number ("(305) 555-0142" -> "+13055550142"), else None."""
+    facts = _phone_facts(raw)
+    return facts["phone_e164"] if facts["phone_valid"] else None
+
+
+def normalise_email(raw: str | None) -> str | None:
+    """The normalised, lower-cased form of a syntactically valid email address, else None."""
+    return _email_facts(raw)["email"]
+
+
 def _zip_record(raw: str | None) -> dict | None:
     try:
         records = zipcodes.matching(raw or "")

@@ -1,0 +1,195 @@
+"""The whole pipeline on real parts: Celery workers on Redis, PostgreSQL, HTTP buyers."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from config.settings import settings
+from pipeline import db, submit_lead, views
+from tests.conftest import load_tree, make_lead, wait_for
+
+pytestmark = pytest.mark.integration
+
+NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 2,
+           "rerun_interval_s": 1, "duplicate_window_h": 0, "stuck_after_s": 60}
+QUICK = {"latency_ms": 5}
+
+
+def fleet_of(*buyers: dict) -> dict:
+    return {"defaults": QUICK, "buyers": list(buyers)}
+
+
+def setup(buyers, fleet: dict, tiers=None, network=None) -> dict:
+    buyers.set_fleet(fleet)
+    return load_tree(buyers.tree(tiers=tiers or [{"tier": 1, "mode": "auction"}],
+                                 network={**NETWORK, **(network or {})}))
+
+
+def drain(timeout: float = 15.0) -> None:
+    """Wait until no message is queued or running: every duplicate has been handled."""
+    from tasks.app import app
+    client = redis.Redis.from_url(settings.redis_url)
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        queued = sum(client.llen(q) for q in ("validate", "score", "ping", "award", "deliver", "rerun"))
+        active = app.control.inspect(timeout=0.5).active() or {}
+        reserved = app.control.inspect(timeout=0.5).reserved() or {}
+        if not queued and not any(active.values()) and not any(reserved.values()):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the workers did not go idle")
+
+
+def sales_of(lead_id: str) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("SELECT * FROM sales WHERE lead_id=%s", (lead_id,))
+        return cur.fetchall()
+
+
+def test_lead_is_sold_to_the_highest_bidder_and_posted_once(clean_db, workers, buyers):
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    setup(buyers, fleet_of(
+        {"id": "low", "accept_rate": 1, "bid": 12.5, "secret": secret},
+        {"id": "high", "accept_rate": 1, "bid": 31.25, "secret": secret},
+        {"id": "mid", "accept_rate": 1, "bid": 20.0, "secret": secret}))
+    lead = make_lead("solar", seed=1)
+    lead_id = submit_lead(lead)
+
+    view = wait_for(lead_id, ("sold",))
+    assert view["sale"]["buyer_id"] == "high"
+    assert view["sale"]["price"] == 31.25
+    assert sorted((p["buyer_id"], p["outcome"], p["bid"]) for p in view["pings"]) == [
+        ("high", "accept", 31.25), ("low", "accept", 12.5), ("mid", "accept", 20.0)]
+    assert [t["status"] for t in view["timeline"]] == [
+        "received", "validated", "scored", "auctioning", "delivering", "sold"]
+    posts = buyers.posts(lead_id)
+    assert [(p["buyer_id"], p["idempotency_key"], p["signature_ok"]) for p in posts] == [
+        ("high", lead_id, True)]
+    assert posts[0]["price"] == 31.25
+    stats = buyers.stats()["total"]
+    assert stats["pii_violations"] == 0 and stats["bad_signatures"] == 0
+    # The lead view never shows personal data.
+    text = str(view)
+    for secret_value in (lead["contact"]["email"], lead["contact"]["last_name"],
+                         lead["consent"]["ip"]):
+        assert secret_value not in text
+
+
+def test_duplicated_task_messages_change_nothing(clean_db, workers, buyers):
+    from tasks.app import app
+    setup(buyers, fleet_of({"id": "only", "accept_rate": 1, "bid": 10.0}))
+    lead_id = submit_lead(make_lead("mortgage", seed=2))
+    # Duplicates while the lead is in flight...
+    app.send_task("pingtree.validate_lead", args=(lead_id,))
+    app.send_task("pingtree.validate_lead", args=(lead_id,))
+    wait_for(lead_id, ("sold",))
+    drain()
+    with db.transaction() as cur:
+        auction_id = str(views.store.lead_row(cur, lead_id)["auction_id"] or "")
+        cur.execute("SELECT id FROM auctions WHERE lead_id=%s", (lead_id,))
+        auction_id = str(cur.fetchone()["id"])
+        before = views.lead_view(cur, lead_id)
+    # ... and every stage's message replayed after the sale.
+    for name, args in [("pingtree.validate_lead", (lead_id,)), ("pingtree.score_lead", (lead_id,)),
+                       ("pingtree.ping_shard", (auction_id, 0)),
+                       ("pingtree.award_auction", (auction_id,)),
+                       ("pingtree.close_auction", (auction_id,)),
+                       ("pingtree.deliver_post", (lead_id,))]:
+        app.send_task(name, args=args)
+        app.send_task(name, args=args)
+    drain()
+    with db.transaction() as cur:
+        after = views.lead_view(cur, lead_id)
+    assert after == before
+    assert [t["status"] for t in after["timeline"]].count("validated") == 1
+    assert len(sales_of(lead_id)) == 1
+    assert len(buyers.posts(lead_id)) == 1
+    assert len(buyers.pings(lead_id)) == 1
+
+
+def test_post_rejection_falls_back_to_the_next_bid(clean_db, workers, buyers):
+    setup(buyers, fleet_of(
+        {"id": "picky", "accept_rate": 1, "bid": 50.0, "post_reject_rate": 1.0,
+         "post_reject_reason": "duplicate_in_crm"},
+        {"id": "steady", "accept_rate": 1, "bid": 25.0}))
+    lead_id = submit_lead(make_lead("debt_relief", seed=3))
+    view = wait_for(lead_id, ("sold",))
+    assert view["sale"] == {**view["sale"], "buyer_id": "steady", "price": 25.0}
+    outcomes = {p["buyer_id"]: (p["outcome"], p["reason"]) for p in view["pings"]}
+    assert outcomes["picky"] == ("post_rejected", "duplicate_in_crm")
+    assert [p["buyer_id"] for p in buyers.posts(lead_id)] == ["picky", "steady"]
+    assert len(sales_of(lead_id)) == 1
+
+
+def test_a_hanging_buyer_does_not_hold_the_auction_past_its_deadline(clean_db, workers, buyers):
+    setup(buyers, fleet_of(
+        {"id": "hangs", "accept_rate": 1, "bid": 90.0, "hang_rate": 1.0, "hang_s": 30},
+        {"id": "prompt", "accept_rate": 1, "bid": 15.0, "tree": {"timeout_ms": 5000}}),
+        network={"auction_timeout_s": 1})
+    started = time.monotonic()
+    lead_id = submit_lead(make_lead("solar", seed=4))
+    view = wait_for(lead_id, ("sold",), timeout=10)
+    assert time.monotonic() - started < 8        # not the 30 s the buyer hangs
+    assert view["sale"]["buyer_id"] == "prompt"
+    hung = next(p for p in view["pings"] if p["buyer_id"] == "hangs")
+    assert hung["outcome"] == "timeout"
+
+
+def test_unbought_lead_is_held_rerun_then_unsold_and_never_billed(clean_db, workers, buyers):
+    from tasks.app import app
+    setup(buyers, fleet_of({"id": "nope", "accept_rate": 0, "reason": "not_interested"}),
+          network={"max_cycles": 2, "rerun_interval_s": 1})
+    lead_id = submit_lead(make_lead("auto_insurance", seed=5))
+    wait_for(lead_id, ("held",))
+    time.sleep(1.1)
+    app.send_task("pingtree.rerun_held")        # what beat does every few seconds
+    view = wait_for(lead_id, ("unsold",))
+    assert view["cycles"] == 2
+    assert [p["cycle"] for p in view["pings"]] == [1, 2]
+    assert view["sale"] is None
+    with db.transaction() as cur:
+        bill = views.billing(cur, time.strftime("%Y-%m"))
+    assert bill["leads"] == 0
+
+
+def test_waterfall_stops_at_the_first_accept(clean_db, workers, buyers):
+    setup(buyers, fleet_of(
+        {"id": "first", "accept_rate": 0, "bid": 40.0, "tree": {"priority": 30}},
+        {"id": "second", "accept_rate": 1, "bid": 30.0, "tree": {"priority": 20}},
+        {"id": "third", "accept_rate": 1, "bid": 50.0, "tree": {"priority": 10}}),
+        tiers=[{"tier": 1, "mode": "waterfall"}])
+    lead_id = submit_lead(make_lead("solar", seed=6))
+    view = wait_for(lead_id, ("sold",))
+    assert view["sale"]["buyer_id"] == "second"
+    assert [p["buyer_id"] for p in view["pings"]] == ["first", "second"]
+    assert not any(p["buyer_id"] == "third" for p in buyers.pings(lead_id))
+
+
+def test_ineligible_buyers_are_never_pinged_and_the_reason_is_recorded(clean_db, workers, buyers):
+    setup(buyers, fleet_of(
+        {"id": "texas", "accept_rate": 1, "bid": 40.0, "tree": {"geo": {"states": ["TX"]}}},
+        {"id": "picky-score", "accept_rate": 1, "bid": 40.0, "tree": {"min_score": 101 - 1}},
+        {"id": "anyone", "accept_rate": 1, "bid": 5.0}))
+    lead = make_lead("solar", seed=7)
+    lead["contact"].update(city="Miami", state="FL", zip="33131")
+    lead_id = submit_lead(lead)
+    view = wait_for(lead_id, ("sold",))
+    assert view["sale"]["buyer_id"] == "anyone"
+    skipped = {s["buyer_id"]: s["reason"] for s in view["skipped"]}
+    assert skipped["texas"] == "geo"
+    pinged = {p["buyer_id"] for p in buyers.pings(lead_id)}
+    assert pinged == {"anyone"} | ({"picky-score"} if "picky-score" not in skipped else set())
+
+
+def test_daily_cap_moves_the_second_lead_to_another_buyer(clean_db, workers, buyers):
+    setup(buyers, fleet_of(
+        {"id": "capped", "accept_rate": 1, "bid": 60.0, "tree": {"caps": {"daily": 1}}},
+        {"id": "backup", "accept_rate": 1, "bid": 20.0}))
+    first = submit_lead(make_lead("home_insurance", seed=8))
+    assert wait_for(first, ("sold",))["sale"]["buyer_id"] == "capped"
+    second = submit_lead(make_lead("home_insurance", seed=9))
+    view = wait_for(second, ("sold",))
+    assert view["sale"]["buyer_id"] == "backup"
+    assert {"buyer_id": "capped", "reason": "cap_daily", "cycle": 1} in view["skipped"]
