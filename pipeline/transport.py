@@ -106,11 +106,12 @@ def send(url: str, body: bytes, headers: dict[str, str], budget_s: float, *,
         response = _manager(allow_private).request(
             "POST", url, body=body, headers=all_headers, redirect=False, retries=False,
             preload_content=False, timeout=urllib3.Timeout(connect=budget_s, read=budget_s))
-    except urllib3.exceptions.TimeoutError:
-        return Reply(None, b"", elapsed_ms(), "timeout")
     except urllib3.exceptions.NewConnectionError as exc:
+        # Caught before TimeoutError: urllib3 makes NewConnectionError a ConnectTimeoutError.
         failure = "private_address" if "PrivateAddress" in str(exc) else "connect_error"
         return Reply(None, b"", elapsed_ms(), failure)
+    except urllib3.exceptions.TimeoutError:
+        return Reply(None, b"", elapsed_ms(), "timeout")
     except (urllib3.exceptions.HTTPError, OSError):
         return Reply(None, b"", elapsed_ms(), "connect_error")
     complete = False

@@ -1,0 +1,164 @@
+"""Auction rules without a worker: eligibility, ranking, winners, answers, signatures."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline import auction, protocol, signing
+from pipeline.auction import Bid
+from pipeline.buyers import Buyer, Usage, eligibility, in_schedule, period_starts, rule_holds
+
+LEAD = {"lead_id": "l1", "vertical": "solar", "score": 80,
+        "geo": {"zip": "33131", "city": "Miami", "state": "FL"},
+        "qualifiers": {"homeowner": True, "monthly_electric_bill": 180}}
+NOON_MONDAY = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)   # 12:00 in New York
+
+
+def buyer(id_: str, **kw) -> Buyer:
+    return Buyer(id=id_, name=id_, tier=kw.pop("tier", 1), verticals=kw.pop("verticals", ("solar",)),
+                 ping_url="https://b/ping", post_url="https://b/post", **kw)
+
+
+def reasons(buyers, usage=None, now=NOON_MONDAY):
+    eligible, skipped = eligibility(LEAD, buyers, now, usage or {})
+    return [b.id for b in eligible], {s.buyer_id: s.reason for s in skipped}
+
+
+def test_each_filter_skips_with_its_reason():
+    ok, skipped = reasons([
+        buyer("ok"),
+        buyer("off", active=False),
+        buyer("mortgage-only", verticals=("mortgage",)),
+        buyer("texas", geo={"states": ["TX"]}),
+        buyer("fussy", min_score=81),
+        buyer("renters", rules=({"field": "qualifiers.homeowner", "op": "eq", "value": False},)),
+        buyer("night", schedule={"timezone": "America/New_York", "days": ["mon"],
+                                 "start": "20:00", "end": "23:00"}),
+        buyer("full", caps={"daily": 3}),
+    ], usage={"full": Usage({"daily": 3}, {})})
+    assert ok == ["ok"]
+    assert skipped == {"off": "inactive", "mortgage-only": "vertical", "texas": "geo",
+                       "fussy": "min_score", "renters": "rule:qualifiers.homeowner",
+                       "night": "schedule", "full": "cap_daily"}
+
+
+def test_radius_geo_uses_zip_distance():
+    near = buyer("near", geo={"radius": {"zip": "33139", "miles": 10}})      # Miami Beach
+    far = buyer("far", geo={"radius": {"zip": "32801", "miles": 50}})        # Orlando
+    ok, skipped = reasons([near, far])
+    assert ok == ["near"] and skipped == {"far": "geo"}
+
+
+@pytest.mark.parametrize("rule,holds", [
+    ({"field": "score", "op": "gte", "value": 80}, True),
+    ({"field": "score", "op": "gt", "value": 80}, False),
+    ({"field": "qualifiers.monthly_electric_bill", "op": "lt", "value": 200}, True),
+    ({"field": "geo.state", "op": "in", "value": ["FL", "GA"]}, True),
+    ({"field": "geo.state", "op": "not_in", "value": ["FL"]}, False),
+    ({"field": "qualifiers.roof_shade", "op": "exists", "value": None}, False),
+    ({"field": "qualifiers.homeowner", "op": "ne", "value": False}, True),
+    ({"field": "geo.state", "op": "gt", "value": 3}, False),        # a type mismatch never holds
+])
+def test_rule_ops(rule, holds):
+    assert rule_holds(rule, LEAD) is holds
+
+
+def test_overnight_schedule_wraps_midnight():
+    night = {"timezone": "UTC", "start": "22:00", "end": "06:00"}
+    assert in_schedule(night, datetime(2026, 11, 23, 23, 30, tzinfo=UTC))
+    assert in_schedule(night, datetime(2026, 11, 24, 5, 59, tzinfo=UTC))
+    assert not in_schedule(night, datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+
+
+def test_cap_periods_start_in_the_buyers_timezone():
+    from zoneinfo import ZoneInfo
+    starts = period_starts(datetime(2026, 11, 1, 3, 30, tzinfo=UTC), ZoneInfo("America/New_York"))
+    # 03:30 UTC on 1 Nov is still 31 Oct in New York.
+    assert starts["daily"].isoformat() == "2026-10-31T00:00:00-04:00"
+    assert starts["monthly"].isoformat() == "2026-10-01T00:00:00-04:00"
+    assert starts["weekly"].date().isoformat() == "2026-10-26"
+
+
+def test_rank_priority_then_bid_then_capacity_then_id():
+    buyers = [buyer("c", priority=1, bid_cents=500), buyer("b", priority=1, bid_cents=900),
+              buyer("a", priority=5, bid_cents=100), buyer("e", priority=1, bid_cents=900,
+                                                           caps={"daily": 10}),
+              buyer("d", priority=1, bid_cents=900, caps={"daily": 10})]
+    ranked = auction.rank(buyers, {"e": Usage({"daily": 8}, {}), "d": Usage({"daily": 1}, {})})
+    assert [b.id for b in ranked] == ["a", "b", "d", "e", "c"]
+
+
+def test_first_price_auction_takes_highest_bid_above_floor_ties_to_rank():
+    bids = [Bid("p1", "a", 0, "accept", 2000), Bid("p2", "b", 1, "accept", 3000),
+            Bid("p3", "c", 2, "accept", 3000), Bid("p4", "d", 3, "reject", None),
+            Bid("p5", "e", 4, "accept", 50), Bid("p6", "f", 5, "post_rejected", 9000),
+            Bid("p7", "g", 6, "late", 9999)]
+    assert [b.buyer_id for b in auction.candidates(bids, 100, "auction")] == ["b", "c", "a"]
+    assert [b.buyer_id for b in auction.candidates(bids, 100, "waterfall")] == ["a", "b", "c"]
+
+
+def test_round_robin_starts_after_the_previous_winner():
+    ranked = [buyer(i) for i in "abcd"]
+    assert [b.id for b in auction.rotate(ranked, "b")] == ["c", "d", "a", "b"]
+    assert [b.id for b in auction.rotate(ranked, "gone")] == ["a", "b", "c", "d"]
+
+
+def test_shards_split_buyers_evenly():
+    assert auction.shards(list("abcde"), 2) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+@pytest.mark.parametrize("status,body,standing,outcome,bid,reason", [
+    (200, {"accept": True, "bid": 30.0, "ref": "B-1"}, None, "accept", 3000, None),
+    (200, {"accept": True}, 1500, "accept", 1500, None),
+    (200, {"accept": True}, None, "error", None, "missing_bid"),
+    (200, {"accept": True, "bid": -1}, 1500, "error", None, "invalid_bid"),
+    (200, {"accept": True, "bid": "NaN"}, 1500, "error", None, "invalid_bid"),
+    (200, {"accept": True, "bid": 1e12}, 1500, "error", None, "invalid_bid"),
+    (200, {"accept": True, "bid": True}, 1500, "error", None, "invalid_bid"),
+    (200, {"accept": False, "reason": "cap"}, 1500, "reject", None, "cap"),
+    (500, {"accept": True, "bid": 30}, None, "error", None, "http_500"),
+    (200, {"accept": "yes"}, 1500, "error", None, "invalid_answer"),
+])
+def test_ping_answers(status, body, standing, outcome, bid, reason):
+    answer = protocol.read_ping_answer(status, json.dumps(body).encode(), standing, 7)
+    assert (answer.outcome, answer.bid_cents, answer.reason) == (outcome, bid, reason)
+
+
+def test_invalid_json_answer_is_a_pass():
+    assert protocol.read_ping_answer(200, b"<html>", 100, 3).outcome == "error"
+
+
+@pytest.mark.parametrize("status,body,outcome", [
+    (200, b"", "accepted"), (201, b'{"accepted": true}', "accepted"),
+    (200, b'{"accepted": false, "reason": "dupe"}', "rejected"), (409, b"", "rejected"),
+    (503, b"", "retry"), (500, b"{}", "retry"),
+])
+def test_post_answers(status, body, outcome):
+    assert protocol.read_post_answer(status, body, 1).outcome == outcome
+
+
+def test_ping_body_has_no_personal_data():
+    body = protocol.ping_body(LEAD, ping_id="p", cycle=1, bid_cents=3400,
+                              expires_at=datetime(2026, 11, 22, 10, 0, 10, tzinfo=UTC))
+    assert set(body) == {"ping_id", "lead_id", "vertical", "score", "cycle", "geo", "qualifiers",
+                         "bid", "expires_at"}
+    assert body["bid"] == 34.0 and body["expires_at"] == "2026-11-22T10:00:10Z"
+
+
+def test_standard_webhooks_signature_round_trip_and_tamper():
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    headers = signing.sign_headers(secret, "msg_1", 1700000000, b'{"a":1}')
+    assert signing.verify(secret, headers, b'{"a":1}', 1700000010)
+    assert not signing.verify(secret, headers, b'{"a":2}', 1700000010)
+    assert not signing.verify(secret, headers, b'{"a":1}', 1700009999)   # replayed much later
+    # The Standard Webhooks reference vector.
+    ref = signing.signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                            1614265330, b'{"test": 2432232314}')
+    assert ref == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_webhook_id_is_stable_per_lead_buyer_kind():
+    assert protocol.webhook_id("l", "b", "post") == protocol.webhook_id("l", "b", "post")
+    assert protocol.webhook_id("l", "b", "post") != protocol.webhook_id("l", "b", "ping")

@@ -1,0 +1,112 @@
+"""The tree file: checked whole, loaded as an upsert, buyers left out deactivated."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import db, store
+from pipeline.leads import VERTICALS
+from pipeline.tree import InvalidTree, parse_tree
+
+BUYER = {"id": "provider-a", "tier": 1, "verticals": ["solar"], "bid": 34.00,
+         "ping_url": "https://buyer.example/ping", "post_url": "https://buyer.example/post"}
+TREE = {"network": {"score_floor": 50, "bid_floor": 1.00}, "tiers": [{"tier": 1, "mode": "auction"}],
+        "buyers": [BUYER]}
+
+
+def test_spec_example_parses_with_money_in_cents():
+    tree = parse_tree(json.dumps(TREE), VERTICALS)
+    assert tree["buyers"][0]["bid_cents"] == 3400
+    assert tree["network"]["bid_floor_cents"] == 100
+    assert tree["network"]["auction_timeout_ms"] == 10000
+
+
+def test_float_bid_is_exact():
+    tree = parse_tree(json.dumps({**TREE, "buyers": [{**BUYER, "bid": 0.29}]}), VERTICALS)
+    assert tree["buyers"][0]["bid_cents"] == 29
+
+
+def test_every_problem_is_listed_at_once():
+    bad = {**TREE, "buyers": [
+        {**BUYER, "id": "x", "tier": 9},
+        {**BUYER, "id": "y", "ping_url": "ftp://nope"},
+        {**BUYER, "id": "z", "bid": -1},
+        {**BUYER, "id": "w", "colour": "red"},
+    ]}
+    with pytest.raises(InvalidTree) as caught:
+        parse_tree(json.dumps(bad), VERTICALS)
+    errors = caught.value.errors["buyers"]
+    # Field problems are reported first (marshmallow), cross checks after a clean load.
+    assert "bid" in errors[2] and "colour" in errors[3]
+
+
+def test_cross_checks_name_unknown_tier_and_insecure_url():
+    bad = {**TREE, "buyers": [{**BUYER, "id": "x", "tier": 9},
+                              {**BUYER, "id": "y", "ping_url": "http://buyer.example/ping"},
+                              {**BUYER, "id": "x", "verticals": ["pets"]}]}
+    with pytest.raises(InvalidTree) as caught:
+        parse_tree(json.dumps(bad), VERTICALS)
+    errors = caught.value.errors["buyers"]
+    assert errors[0] == {"tier": ["unknown tier 9"]}
+    assert errors[1] == {"ping_url": ["must be an https URL"]}
+    assert "listed twice" in errors[2]["id"][0] and "pets" in errors[2]["verticals"][0]
+
+
+def test_private_flag_allows_plain_http_for_local_buyers():
+    local = {**TREE, "buyers": [{**BUYER, "ping_url": "http://127.0.0.1:9100/a/ping"}]}
+    assert parse_tree(json.dumps(local), VERTICALS, allow_private=True)
+    with pytest.raises(InvalidTree):
+        parse_tree(json.dumps(local), VERTICALS, allow_private=False)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_bad_tree_file_is_refused_whole_and_nothing_changes(clean_db, tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(TREE))
+    assert _cli("tree", "load", str(good)).returncode == 0
+    with db.transaction() as cur:
+        before = store.tree_document(cur)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**TREE, "network": {"score_floor": 10},
+                               "buyers": [{**BUYER, "bid": 99.0},
+                                          {**BUYER, "id": "b", "tier": 7},
+                                          {**BUYER, "id": "c", "bid": -5},
+                                          {**BUYER, "id": "d", "post_url": "not a url"},
+                                          {**BUYER, "id": "e", "mystery": 1}]}))
+    result = _cli("tree", "load", str(bad))
+    assert result.returncode == 2
+    assert "nothing was loaded" in result.stderr
+    for expected in ("buyers.2.bid", "buyers.4.mystery"):
+        assert expected in result.stderr
+    with db.transaction() as cur:
+        assert store.tree_document(cur) == before
+
+    cross = tmp_path / "cross.json"
+    cross.write_text(json.dumps({**TREE, "buyers": [{**BUYER, "id": "b", "tier": 7},
+                                                    {**BUYER, "id": "d", "post_url": "not a url"}]}))
+    result = _cli("tree", "load", str(cross))
+    assert result.returncode == 2
+    assert "buyers.0.tier: unknown tier 7" in result.stderr
+    assert "buyers.1.post_url" in result.stderr
+    with db.transaction() as cur:
+        assert store.tree_document(cur) == before
+
+
+def test_loading_twice_changes_nothing_and_left_out_buyers_are_deactivated(clean_db, tmp_path):
+    two = {**TREE, "buyers": [BUYER, {**BUYER, "id": "provider-b"}]}
+    path = tmp_path / "tree.json"
+    path.write_text(json.dumps(two))
+    assert "2 changed" in _cli("tree", "load", str(path)).stdout
+    assert "0 changed, 0 deactivated" in _cli("tree", "load", str(path)).stdout
+    path.write_text(json.dumps(TREE))
+    assert "1 deactivated" in _cli("tree", "load", str(path)).stdout
+    shown = json.loads(_cli("tree", "show").stdout)
+    assert {b["id"]: b["active"] for b in shown["buyers"]} == {"provider-a": True, "provider-b": False}
