@@ -84,7 +84,8 @@ def create_app() -> Flask:
     def require_key():
         if settings.api_keys and request.path.startswith("/v1"):
             offered = request.headers.get("Authorization", "")
-            token = (offered[7:] if offered.startswith("Bearer ") else "").encode()
+            scheme, _, token = offered.partition(" ")
+            token = token.strip().encode() if scheme.lower() == "bearer" else b""
             # Bytes: compare_digest refuses non-ASCII str, and a header may carry any latin-1.
             if not any(hmac.compare_digest(token, key.encode()) for key in settings.api_keys):
                 return _json({"error": "missing or wrong API key"}, 401,

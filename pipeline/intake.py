@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -10,6 +11,8 @@ from config.settings import settings
 from pipeline import db, store
 from pipeline.leads import InvalidLead, parse_lead
 from pipeline.nudges import Nudge, dispatch
+
+log = logging.getLogger("pingtree.intake")
 
 
 class IdempotencyConflict(ValueError):
@@ -44,8 +47,13 @@ def submit_lead(payload: dict, idempotency_key: str | None = None) -> str:
         if stored_digest != digest:
             raise IdempotencyConflict(str(lead_id))
         return str(lead_id)
-    # Committed first, then the nudge: if the send is lost, the sweep re-drives the lead.
-    dispatch([Nudge("pingtree.validate_lead", (str(lead_id),))])
+    # Committed first, then the nudge: if the send is lost, the sweep re-drives the lead. So a
+    # broker outage here is no reason to refuse a lead that is already safely stored.
+    try:
+        dispatch([Nudge("pingtree.validate_lead", (str(lead_id),))])
+    except Exception as exc:
+        log.warning("lead %s stored, validate nudge not sent (%s): the sweep will re-drive it",
+                    lead_id, type(exc).__name__)
     return str(lead_id)
 
 

@@ -104,12 +104,14 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
     view = ping_view(lead)
     all_buyers = store.buyers(cur)
     usage = store.usage(cur, all_buyers, now)
+    passed_over: list[dict] = []
     for tier in store.tiers(cur):
         if tier["tier"] <= after_tier:
             continue
         in_tier = [b for b in all_buyers if b.tier == tier["tier"]]
         eligible, skipped = eligibility(view, in_tier, now, usage)
         if not eligible:
+            passed_over += [{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped]
             continue
         ranked = auctions.rank(eligible, usage)
         if tier["mode"] == "round_robin":
@@ -129,16 +131,20 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
         return [Fanout(header=tuple(Nudge(PING_SHARD, (str(auction_id), i)) for i in range(len(groups))),
                        body=Nudge(AWARD, (str(auction_id),)),
                        also=(Nudge(CLOSE, (str(auction_id),), countdown=close_in),))]
-    return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now)
+    return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now, skipped=passed_over)
 
 
-def hold_or_give_up(cur, lead: dict, *, cycle: int, net: dict, now: datetime) -> Nudges:
+def hold_or_give_up(cur, lead: dict, *, cycle: int, net: dict, now: datetime,
+                    skipped: list[dict]) -> Nudges:
+    """No buyer in any tier: hold for the next cycle, or give up after max_cycles."""
+    detail = {"cycle": cycle, "skipped": skipped} if skipped else {"cycle": cycle}
     if cycle >= net["max_cycles"]:
-        store.move(cur, lead["id"], "unsold", {"cycles": cycle}, auction_id=None, award_ping_id=None)
+        store.move(cur, lead["id"], "unsold", detail, cycle=cycle, auction_id=None,
+                   award_ping_id=None)
     else:
         due = now + timedelta(seconds=net["rerun_interval_s"])
-        store.move(cur, lead["id"], "held", {"cycle": cycle, "next_run_at": due.isoformat()},
-                   next_run_at=due, auction_id=None, award_ping_id=None)
+        store.move(cur, lead["id"], "held", {**detail, "next_run_at": due.isoformat()},
+                   cycle=cycle, next_run_at=due, auction_id=None, award_ping_id=None)
     return []
 
 

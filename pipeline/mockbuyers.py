@@ -52,7 +52,7 @@ would; any other answer is replayed for the same key and counted in ``post_dupli
 Counters: ``pings = accepts + rejects + hangs + errors + invalid_json``; ``posts`` counts
 posts processed once (the ``/_posts`` records), not duplicates or 503s.
 
-The server records no contact data: posts keep ids, price and keys only.
+The server records no contact data: posts keep ids, price, keys and the consent text's hash.
 """
 from __future__ import annotations
 
@@ -613,9 +613,11 @@ class BuyerRoutes:
             status, answer = 200, {"accepted": True}
         counters["posts"] += 1
         counters["post_accepts" if answer["accepted"] else "post_rejects"] += 1
-        # Ids, price and keys only: the contact data is never kept.
+        # Ids, price and keys only: the contact data is never kept; of the consent, its hash.
+        consent = body.get("consent") if isinstance(body.get("consent"), dict) else {}
         record = {
             "lead_id": body.get("lead_id"), "buyer_id": buyer.id, "price": body.get("price"),
+            "consent_text_sha256": consent.get("text_sha256"),
             "ping_id": body.get("ping_id"), "ping_ref": body.get("ping_ref"),
             "idempotency_key": key, "webhook_id": request.headers.get("webhook-id"),
             "received_at": time.time(), "signature_ok": signature_ok,

@@ -19,7 +19,10 @@ def lead_view(cur, lead_id) -> dict | None:
     history = store.lead_history(cur, lead["id"])
     sale = history["sale"]
     skipped, seen = [], set()
-    for auction in history["auctions"]:
+    # Skips are kept with each auction, and with the hold when no tier had anyone to ping.
+    held = [{"cycle": e["detail"]["cycle"], "skipped": e["detail"]["skipped"]}
+            for e in history["events"] if e["detail"] and "skipped" in e["detail"]]
+    for auction in history["auctions"] + held:
         for skip in auction["skipped"]:
             key = (skip["buyer_id"], skip["reason"])
             if key not in seen:

@@ -1,0 +1,43 @@
+"""`pingtree bench --smoke`: the harness starts, measures a handful of leads, writes valid JSON.
+
+A benchmark is not a timed test: nothing here asserts speed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_smoke(tmp_path):
+    out = tmp_path / "bench"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Its own database and a private redis-server: the test fixtures' database is left alone.
+    env.pop("PINGTREE_DATABASE_URL", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.bench", "--smoke", "--no-events-off", "--no-flower",
+         "--database-url", "postgresql://postgres@127.0.0.1:5432/pingtree_bench_smoke",
+         "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc = json.loads((out / "bench.json").read_text())
+    assert doc["smoke"] is True
+    assert doc["floor"]["latency_10"]["sold"] > 0
+    events_on = doc["runs"]["events_on"]
+    assert set(events_on) >= {"latency", "throughput", "deadline", "scaling", "cost"}
+    latency = events_on["latency"]
+    assert latency["measured"] > 0 and latency["sold"] > 0
+    assert latency["p50_ms"] is not None and set(latency["stages"]) >= {"validate", "post"}
+    assert events_on["throughput"]["10"]["sold"] > 0
+    assert events_on["deadline"]["leads"] and events_on["deadline"]["max_close_after_deadline_ms"] is not None
+    assert all(r["sold"] > 0 for r in events_on["scaling"].values())
+    assert events_on["cost"]["10"]["leads_in_window"] > 0
+    assert "Targets" in run.stdout

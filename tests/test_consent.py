@@ -1,0 +1,74 @@
+"""The consent record: verbatim, hashed, immutable, retrievable per lead, and in the post."""
+from __future__ import annotations
+
+import hashlib
+
+import psycopg2
+import pytest
+
+from pipeline import db, store, submit_lead
+from pipeline.leads import InvalidLead
+from tests.conftest import load_tree, make_lead, wait_for
+
+TEXT = ("  By clicking Submit, I agree that Dreamy Leads and its partners may contact me at the\n"
+        "number above, including by autodialer; consent is not a condition of purchase.\n\n")
+
+
+def consent_of(lead_id: str) -> dict | None:
+    with db.transaction() as cur:
+        return store.consent(cur, lead_id)
+
+
+def test_consent_is_stored_verbatim_with_its_hash_and_retrievable(clean_db):
+    lead = make_lead()
+    lead["consent"].update(text=TEXT, ip="2001:DB8::0:1", timestamp=lead["consent"]["timestamp"])
+    lead_id = submit_lead(lead)
+    consent = consent_of(lead_id)
+    assert consent["text"] == TEXT                     # not stripped, not reflowed
+    assert consent["text_sha256"] == hashlib.sha256(TEXT.encode()).hexdigest()
+    assert consent["ip"] == "2001:db8::1"
+    assert consent["page_url"] == lead["consent"]["page_url"]
+    assert consent["timestamp"].endswith("Z")
+    assert consent_of(submit_lead(make_lead()))["text"] != TEXT   # one record per lead
+
+
+def test_consent_records_cannot_be_changed_or_deleted(clean_db):
+    lead_id = submit_lead(make_lead())
+    before = consent_of(lead_id)
+    for statement in ("UPDATE consents SET text = 'I agree to nothing' WHERE lead_id=%s",
+                      "UPDATE consents SET text_sha256 = repeat('0', 64) WHERE lead_id=%s",
+                      "DELETE FROM consents WHERE lead_id=%s"):
+        with pytest.raises(psycopg2.Error, match="immutable"):
+            with db.transaction() as cur:
+                cur.execute(statement, (lead_id,))
+    assert consent_of(lead_id) == before
+
+
+@pytest.mark.parametrize("missing", ["ip", "timestamp", "text"])
+def test_no_consent_no_lead(clean_db, missing):
+    lead = make_lead()
+    del lead["consent"][missing]
+    with pytest.raises(InvalidLead) as raised:
+        submit_lead(lead)
+    assert raised.value.errors == {"consent": {missing: ["Missing data for required field."]}}
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM leads")
+        assert cur.fetchone()["n"] == 0
+
+
+@pytest.mark.integration
+def test_the_consent_hash_goes_in_the_post(clean_db, workers, buyers):
+    buyers.set_fleet({"defaults": {"latency_ms": 0},
+                      "buyers": [{"id": "taker", "accept_rate": 1, "bid": 20.0}]})
+    load_tree(buyers.tree(tiers=[{"tier": 1, "mode": "auction"}],
+                          network={"score_floor": 0, "bid_floor": 1.0, "auction_timeout_s": 2,
+                                   "max_cycles": 1, "rerun_interval_s": 300,
+                                   "duplicate_window_h": 24, "stuck_after_s": 60}))
+    lead = make_lead()
+    lead["consent"]["text"] = TEXT
+    lead_id = submit_lead(lead)
+    assert wait_for(lead_id, ("sold", "rejected", "unsold"))["status"] == "sold"
+    posts = buyers.posts(lead_id)
+    assert len(posts) == 1 and posts[0]["accepted"]
+    assert posts[0]["consent_text_sha256"] == hashlib.sha256(TEXT.encode()).hexdigest()
+    assert buyers.stats("taker")["pii_violations"] == 0     # and the ping carried none of it

@@ -1,0 +1,102 @@
+"""Faults lose nothing: lost messages and an emptied Redis are recovered by the sweep."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from config.settings import settings
+from pipeline import db, intake, submit_lead
+from tests.conftest import load_tree, make_lead, wait_for
+
+pytestmark = pytest.mark.integration
+
+NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 1, "max_cycles": 2,
+           "rerun_interval_s": 1, "duplicate_window_h": 0, "stuck_after_s": 5}
+
+
+def all_sold(lead_ids: list[str]) -> bool:
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM leads WHERE status='sold' AND id::text = ANY(%s)",
+                    (lead_ids,))
+        return cur.fetchone()["n"] == len(lead_ids)
+
+
+def sweep_after(seconds: float) -> None:
+    """What beat does every few seconds, once the lead has been idle long enough."""
+    from tasks.app import app
+    time.sleep(seconds)
+    app.send_task("pingtree.sweep_stuck")
+
+
+def test_a_lost_first_message_is_re_driven_by_the_sweep(clean_db, workers, buyers, monkeypatch):
+    buyers.set_fleet({"buyers": [{"id": "b1", "accept_rate": 1, "bid": 22.0, "latency_ms": 2}]})
+    load_tree(buyers.tree(network=NETWORK))
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)   # the broker lost it
+    lead_id = submit_lead(make_lead("solar", seed=11))
+    time.sleep(1)
+    assert wait_for(lead_id, ("received",), timeout=1)["status"] == "received"
+    sweep_after(5)
+    view = wait_for(lead_id, ("sold",), timeout=15)
+    assert view["sale"]["buyer_id"] == "b1"
+    assert len(buyers.posts(lead_id)) == 1
+
+
+def test_redis_emptied_mid_auction_loses_nothing_and_sells_once(clean_db, workers, buyers):
+    buyers.set_fleet({"buyers": [
+        {"id": "slow", "accept_rate": 1, "bid": 40.0, "latency_ms": 700},
+        {"id": "fast", "accept_rate": 1, "bid": 10.0, "latency_ms": 2}]})
+    load_tree(buyers.tree(network={**NETWORK, "auction_timeout_s": 3}))
+    lead_ids = [submit_lead(make_lead("solar", seed=20 + i)) for i in range(5)]
+    for lead_id in lead_ids:
+        wait_for(lead_id, ("auctioning", "delivering", "sold"), timeout=10)
+    redis.Redis.from_url(settings.redis_url).flushdb()   # a Redis restart with nothing on disk
+    sweep_after(6)
+    sweep_after(6)
+    for lead_id in lead_ids:
+        view = wait_for(lead_id, ("sold",), timeout=20)
+        assert view["sale"]["buyer_id"] in ("slow", "fast")
+    with db.transaction() as cur:
+        cur.execute("SELECT lead_id, count(*) AS n FROM sales WHERE lead_id::text = ANY(%s)"
+                    " GROUP BY lead_id", (lead_ids,))
+        assert sorted(r["n"] for r in cur.fetchall()) == [1] * 5
+    accepted_posts: dict[str, set] = {}
+    for post in buyers.posts():
+        if post["lead_id"] in lead_ids and post["accepted"]:
+            accepted_posts.setdefault(post["lead_id"], set()).add(post["buyer_id"])
+    assert all(len(b) == 1 for b in accepted_posts.values())
+
+
+def test_a_killed_worker_loses_nothing_and_sells_once(clean_db, workers, buyers):
+    import os
+    import signal
+
+    from tasks.app import app
+    buyers.set_fleet({"buyers": [
+        {"id": "slow", "accept_rate": 1, "bid": 30.0, "latency_ms": 800},
+        {"id": "steady", "accept_rate": 1, "bid": 12.0, "latency_ms": 300}]})
+    load_tree(buyers.tree(network={**NETWORK, "auction_timeout_s": 3}))
+    lead_ids = [submit_lead(make_lead("mortgage", seed=40 + i)) for i in range(4)]
+    for lead_id in lead_ids:
+        wait_for(lead_id, ("auctioning", "delivering", "sold"), timeout=10)
+    for proc in workers.procs.values():          # kill -9 mid-auction: no goodbye, no acks
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    workers.start()
+    deadline = time.monotonic() + 30
+    while not app.control.ping(timeout=0.5) and time.monotonic() < deadline:
+        pass
+    # What beat does: sweep stuck leads, re-run held ones (a cut-short auction may end held).
+    until = time.monotonic() + 40
+    while time.monotonic() < until and not all_sold(lead_ids):
+        app.send_task("pingtree.sweep_stuck")
+        app.send_task("pingtree.rerun_held")
+        time.sleep(2)
+    for lead_id in lead_ids:
+        assert wait_for(lead_id, ("sold",), timeout=1)["sale"] is not None
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n, count(DISTINCT lead_id) AS d FROM sales"
+                    " WHERE lead_id::text = ANY(%s)", (lead_ids,))
+        row = cur.fetchone()
+    assert (row["n"], row["d"]) == (4, 4)
