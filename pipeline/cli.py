@@ -245,8 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     mockbuyers.add_arguments(mock)
     mock.set_defaults(func=cmd_mock_buyers)
 
-    from pipeline import stack, suppression
-    from pipeline import demo
+    from pipeline import demo, stack, suppression
     try:
         from pipeline import bench
     except ImportError:  # while the bench module is being written

@@ -39,7 +39,8 @@ def load_tree(cur, tree: dict) -> dict:
         updates = ", ".join(f"{c}=EXCLUDED.{c}" for c in columns[1:])
         differs = " OR ".join(f"buyers.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in columns[1:])
         cur.execute(
-            f"INSERT INTO buyers ({', '.join(columns)}) VALUES ({', '.join('%(' + c + ')s' for c in columns)})"
+            f"INSERT INTO buyers ({', '.join(columns)})"
+            f" VALUES ({', '.join('%(' + c + ')s' for c in columns)})"
             f" ON CONFLICT (id) DO UPDATE SET {updates}, updated_at=now() WHERE {differs}", row)
         changed += cur.rowcount
     cur.execute("UPDATE buyers SET active=false, updated_at=now() WHERE active AND NOT (id = ANY(%s))",

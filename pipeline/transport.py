@@ -32,7 +32,7 @@ class Reply:
 def _public_address(host: str, port: int) -> tuple:
     """Resolve at connect time and refuse any non-public address (SSRF guard, SPEC §6)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    for family, socktype, proto, _, sockaddr in infos:
+    for *_, sockaddr in infos:
         if not ipaddress.ip_address(sockaddr[0]).is_global:
             raise PrivateAddress(f"{host} resolves to a non-public address")
     family, socktype, proto, _, sockaddr = infos[0]

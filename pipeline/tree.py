@@ -80,8 +80,9 @@ class RuleSchema(_Strict):
     def _value_fits_op(self, data, **_):
         if data["op"] in ("in", "not_in") and not isinstance(data.get("value"), list):
             raise ValidationError({"value": ["must be a list for in / not_in"]})
-        if data["op"] in ("gt", "gte", "lt", "lte") and (
-                isinstance(data.get("value"), bool) or not isinstance(data.get("value"), (int, float, Decimal))):
+        value = data.get("value")
+        numeric = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+        if data["op"] in ("gt", "gte", "lt", "lte") and not numeric:
             raise ValidationError({"value": ["must be a number for gt / gte / lt / lte"]})
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import make_lead
 from pipeline import db, submit_lead
 from pipeline.leads import InvalidLead
 from pipeline.mockbuyers import free_port
+from tests.conftest import make_lead
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 64 * 1024
