@@ -41,6 +41,8 @@ def validate_lead(lead_id) -> Nudges:
         net = store.network(cur)
         lead["consent"] = store.consent(cur, lead_id) or {}
         normalised = validation.normalise(lead)
+        # Two copies of one consumer's lead validated at once must not both pass as first.
+        store.lock_contact(cur, lead["vertical"], normalised.phone_sha256, normalised.email_sha256)
         history = validation.History(
             duplicate_of=store.duplicate_of(cur, lead_id, lead["vertical"], normalised.phone_sha256,
                                             normalised.email_sha256, net["duplicate_window_h"]),

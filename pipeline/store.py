@@ -172,6 +172,12 @@ def duplicate_of(cur, lead_id, vertical: str, phone_sha256: str | None, email_sh
     return row["id"] if row else None
 
 
+def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
+    """Serialise validation of leads sharing a phone or email (transaction-scoped locks)."""
+    for value in sorted(h for h in hashes if h):   # one order everywhere: no deadlock
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{vertical}:{value}",))
+
+
 def suppressed(cur, phone_sha256: str | None, email_sha256: str | None) -> bool:
     cur.execute("SELECT 1 FROM suppressions WHERE (kind='phone' AND value_sha256=%s)"
                 " OR (kind='email' AND value_sha256=%s) LIMIT 1", (phone_sha256, email_sha256))

@@ -193,3 +193,15 @@ def test_daily_cap_moves_the_second_lead_to_another_buyer(clean_db, workers, buy
     view = wait_for(second, ("sold",))
     assert view["sale"]["buyer_id"] == "backup"
     assert {"buyer_id": "capped", "reason": "cap_daily", "cycle": 1} in view["skipped"]
+
+
+def test_the_same_consumer_twice_at_once_is_sold_once_and_rejected_once(clean_db, workers, buyers):
+    setup(buyers, fleet_of({"id": "only", "accept_rate": 1, "bid": 10.0}),
+          network={"duplicate_window_h": 24})
+    lead = make_lead("solar", seed=12)
+    first, second = submit_lead(lead), submit_lead(lead)   # validated concurrently by 12 threads
+    views_ = [wait_for(i, ("sold", "rejected")) for i in (first, second)]
+    assert sorted(v["status"] for v in views_) == ["rejected", "sold"]
+    rejected = next(v for v in views_ if v["status"] == "rejected")
+    assert rejected["reject_reasons"] == ["duplicate"]
+    assert rejected["duplicate_of"] == next(v for v in views_ if v["status"] == "sold")["lead_id"]
