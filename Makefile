@@ -35,7 +35,7 @@ up: install services migrate
 	$(BIN)/pingtree up
 
 bench: install services
-	$(BIN)/pingtree bench
+	$(BIN)/pingtree bench --out bench-results $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench-results .demo *.egg-info

@@ -34,6 +34,8 @@ class Settings:
     consent_max_age_s: int
     max_body_bytes: int
     log_level: str
+    # PostgreSQL connections one process keeps open (threads beyond it wait for one).
+    db_pool_size: int
     # Where nudges are sent from: the Celery shell, named here so pipeline/ never imports it.
     dispatcher: str
     # Celery task events for Flower (task-sent/received/started/succeeded); the bench turns
@@ -62,6 +64,7 @@ def load() -> Settings:
         consent_max_age_s=int(env("PINGTREE_CONSENT_MAX_AGE_S", "86400")),
         max_body_bytes=65536,
         log_level=env("PINGTREE_LOG_LEVEL", "INFO"),
+        db_pool_size=int(env("PINGTREE_DB_POOL_SIZE", "8")),
         dispatcher=env("PINGTREE_DISPATCHER", "tasks.dispatch:send"),
         task_events=_flag("PINGTREE_TASK_EVENTS", "1"),
     )

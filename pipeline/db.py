@@ -19,6 +19,7 @@ psycopg2.extras.register_uuid()
 
 _lock = threading.Lock()
 _pools: dict[tuple[int, str], psycopg2.pool.ThreadedConnectionPool] = {}
+_slots: dict[tuple[int, str], threading.BoundedSemaphore] = {}
 
 
 class DatabaseDown(RuntimeError):
@@ -33,10 +34,15 @@ def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
         with _lock:
             pool = _pools.get(key)
             if pool is None:
+                size = settings.db_pool_size
                 try:
-                    pool = psycopg2.pool.ThreadedConnectionPool(0, 16, url, connect_timeout=5)
+                    pool = psycopg2.pool.ThreadedConnectionPool(0, size, url, connect_timeout=5)
                 except psycopg2.OperationalError as exc:
                     raise DatabaseDown(str(exc).strip()) from exc
+                # psycopg2 closes a returned connection while the pool holds minconn or more:
+                # with minconn=maxconn connections open on demand and then stay open.
+                pool.minconn = size
+                _slots[key] = threading.BoundedSemaphore(size)
                 _pools[key] = pool
     return pool
 
@@ -44,10 +50,16 @@ def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
 @contextlib.contextmanager
 def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
     """A cursor inside one transaction: committed on success, rolled back on any error."""
-    pool = _pool(url or settings.database_url)
+    url = url or settings.database_url
+    pool = _pool(url)
+    slot = _slots[(os.getpid(), url)]
+    # More threads than connections wait for one here (psycopg2's pool would raise instead).
+    if not slot.acquire(timeout=30):
+        raise DatabaseDown("no free PostgreSQL connection in this process for 30 s")
     try:
         conn = pool.getconn()
     except psycopg2.OperationalError as exc:
+        slot.release()
         raise DatabaseDown(str(exc).strip()) from exc
     broken = False
     try:
@@ -55,8 +67,11 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
             yield cur
         conn.commit()
     except psycopg2.OperationalError as exc:
-        broken = True
-        raise DatabaseDown(str(exc).strip()) from exc
+        if _is_outage(conn, exc):
+            broken = True
+            raise DatabaseDown(str(exc).strip()) from exc
+        conn.rollback()          # a deadlock or lock time-out: the caller sees it as it is
+        raise
     except BaseException:
         try:
             conn.rollback()
@@ -65,6 +80,13 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
         raise
     finally:
         pool.putconn(conn, close=broken or conn.closed != 0)
+        slot.release()
+
+
+def _is_outage(conn, exc: psycopg2.OperationalError) -> bool:
+    """A lost connection or a server going away, as opposed to a deadlock or a lock time-out."""
+    code = exc.pgcode or ""
+    return conn.closed != 0 or not code or code.startswith(("08", "57P"))
 
 
 def reset_pools() -> None:
@@ -73,6 +95,7 @@ def reset_pools() -> None:
         for pool in _pools.values():
             pool.closeall()
         _pools.clear()
+        _slots.clear()
 
 
 def _admin_url(url: str) -> tuple[str, str]:

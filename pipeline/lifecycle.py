@@ -130,9 +130,12 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
         if tier["mode"] != "auction":
             return [Nudge(WALK, (str(auction_id),))]
         close_in = max(0.0, (deadline - now).total_seconds()) + settings.close_grace_s
+        close = Nudge(CLOSE, (str(auction_id),), countdown=close_in)
+        if len(groups) == 1:
+            # One shard needs no chord: the shard itself nudges the award when it is done.
+            return [close, Nudge(PING_SHARD, (str(auction_id), 0))]
         return [Fanout(header=tuple(Nudge(PING_SHARD, (str(auction_id), i)) for i in range(len(groups))),
-                       body=Nudge(AWARD, (str(auction_id),)),
-                       also=(Nudge(CLOSE, (str(auction_id),), countdown=close_in),))]
+                       body=Nudge(AWARD, (str(auction_id),)), also=(close,))]
     return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now, skipped=passed_over)
 
 
@@ -207,15 +210,19 @@ def _ping_context(cur, auction_id, shard: int):
     return claimed, view, [(ids.index(i), by_id[i]) for i in group if i in by_id]
 
 
-def ping_shard(auction_id, shard: int) -> int:
-    """Ping one shard of an auction tier at once; answers are written, never raised."""
+def ping_shard(auction_id, shard: int) -> Nudges:
+    """Ping one shard of an auction tier at once; answers are written, never raised.
+
+    A lone shard nudges the award itself; several shards are a chord whose callback does.
+    """
     with db.transaction() as cur:
         found = _ping_context(cur, auction_id, shard)
     if found is None:
-        return 0                       # a redelivered shard: its buyers were pinged already
+        return []                      # a redelivered shard: its buyers were pinged already
     claimed, view, ranked = found
+    award_next = [Nudge(AWARD, (str(auction_id),))] if claimed["shards"] == 1 else []
     if claimed["closed_at"] is not None:
-        return 0
+        return award_next
     futures = [(rank, buyer, _threads().submit(
         ping_one, buyer, view, auction_id=auction_id, cycle=claimed["cycle"],
         deadline=claimed["deadline_at"])) for rank, buyer in ranked]
@@ -229,7 +236,7 @@ def ping_shard(auction_id, shard: int) -> int:
         rows.append(_ping_row(claimed, buyer, rank, answer, "ping"))
     with db.transaction() as cur:
         store.record_pings(cur, auction_id, rows)
-    return len(rows)
+    return award_next
 
 
 def walk_waterfall(auction_id) -> Nudges:
@@ -310,6 +317,10 @@ def award(cur, lead: dict, auction: dict) -> Nudges:
 
 def close_auction(auction_id) -> Nudges:
     """The deadline close: award when the chord callback has not come by deadline + grace."""
+    with db.transaction() as cur:
+        auction = store.auction(cur, auction_id)
+    if auction is None or auction["closed_at"] is not None:
+        return []                      # the usual case: the award came first
     return award_auction(auction_id)
 
 

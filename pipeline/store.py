@@ -326,6 +326,8 @@ def reserve_caps(cur, lead_id, ping_id, buyer: Buyer, price_cents: int, now: dat
     Returns None when reserved, else the cap that is full. The conditional upsert runs under
     the row lock, so concurrent awards can never push a buyer past a cap.
     """
+    if not buyer.caps:
+        return None
     cur.execute("SAVEPOINT caps")
     for period, start in period_starts(now, buyer.timezone).items():
         limit, budget = buyer.caps.get(period), buyer.caps.get(f"{period}_budget")

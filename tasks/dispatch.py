@@ -17,4 +17,5 @@ def send(nudges: list[Nudge | Fanout]) -> None:
             header = [_signature(n).set(ignore_result=False) for n in nudge.header]
             chord(header)(_signature(nudge.body))
         else:
-            app.send_task(nudge.task, args=nudge.args, countdown=nudge.countdown)
+            # ignore_result: no result subscription per message (it leaks, and blocks when Redis is down).
+            app.send_task(nudge.task, args=nudge.args, countdown=nudge.countdown, ignore_result=True)

@@ -14,6 +14,7 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
+import psycopg2.errors  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 
@@ -35,11 +36,36 @@ def database():
     db.reset_pools()
 
 
+MOVING = ("received", "validated", "scored", "auctioning", "delivering")
+
+
+def settle(timeout: float = 10.0) -> bool:
+    """Wait until no lead is moving through the pipeline; False when some still are."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        with db.transaction() as cur:
+            cur.execute("SELECT count(*) AS n FROM leads WHERE status = ANY(%s)", (list(MOVING),))
+            if not cur.fetchone()["n"]:
+                return True
+        time.sleep(0.05)
+    return False
+
+
 @pytest.fixture
 def clean_db(database):
-    with db.transaction() as cur:
-        cur.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
-        cur.execute("DELETE FROM network; INSERT INTO network (id) VALUES (1)")
+    """An empty database; the last test's leads may still be moving in the test workers."""
+    settle()
+    for attempt in range(5):
+        try:
+            with db.transaction() as cur:
+                cur.execute("SET LOCAL lock_timeout = '5s'")
+                cur.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+                cur.execute("DELETE FROM network; INSERT INTO network (id) VALUES (1)")
+            break
+        except (db.DatabaseDown, psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     yield database
 
 

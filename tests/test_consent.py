@@ -9,6 +9,7 @@ import pytest
 from pipeline import db, store, submit_lead
 from pipeline.leads import InvalidLead
 from tests.conftest import load_tree, make_lead, wait_for
+from tests.test_http_intake import settled  # noqa: F401  (autouse: leads rest before TRUNCATE)
 
 TEXT = ("  By clicking Submit, I agree that Dreamy Leads and its partners may contact me at the\n"
         "number above, including by autodialer; consent is not a condition of purchase.\n\n")
