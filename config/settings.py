@@ -19,8 +19,6 @@ class Settings:
     allow_private_buyers: bool
     # Buyers per ping task: one task pings a shard of the tier concurrently (DESIGN.md).
     ping_shard_size: int
-    # Threads one ping worker process uses to ping a shard at once.
-    ping_threads: int
     # The close task fires this long after the auction deadline, in case the chord never does.
     close_grace_s: float
     # Post delivery: attempts and back-off for 5xx / time-out / connection errors.
@@ -54,7 +52,6 @@ def load() -> Settings:
         flower_basic_auth=env("FLOWER_BASIC_AUTH") or None,
         allow_private_buyers=_flag("PINGTREE_ALLOW_PRIVATE_BUYERS"),
         ping_shard_size=int(env("PINGTREE_PING_SHARD_SIZE", "25")),
-        ping_threads=int(env("PINGTREE_PING_THREADS", "128")),
         close_grace_s=float(env("PINGTREE_CLOSE_GRACE_S", "0.25")),
         post_attempts=int(env("PINGTREE_POST_ATTEMPTS", "4")),
         post_backoff_s=float(env("PINGTREE_POST_BACKOFF_S", "0.5")),

@@ -67,7 +67,7 @@ class Floor:
                 "geo": {"zip": contact["zip"], "city": contact["city"], "state": contact["state"]},
                 "qualifiers": payload["qualifiers"]}
         answers = await asyncio.gather(*(self.ping(b, view, deadline) for b in self.buyers))
-        accepted = [(a.bid_cents, -i, b) for i, (a, b) in enumerate(zip(answers, self.buyers))
+        accepted = [(a.bid_cents, -i, b) for i, (a, b) in enumerate(zip(answers, self.buyers, strict=False))
                     if a.outcome == "accept" and a.bid_cents]
         if not accepted:
             return time.monotonic() - started, None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from config.settings import settings
@@ -153,41 +152,48 @@ def hold_or_give_up(cur, lead: dict, *, cycle: int, net: dict, now: datetime,
     return []
 
 
-_pool: ThreadPoolExecutor | None = None
+def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadline: datetime,
+              kind: str = "ping", hashes: tuple = (None, None)) -> list[protocol.Answer]:
+    """Ping (or pre-ping) buyers at once, each within min(its time-out, time left to the deadline).
+
+    Never raises: a time-out, a refused connection or a bad answer is a pass with its reason.
+    """
+    requests, answers = [], {}
+    now = now_utc()
+    for i, buyer in enumerate(buyers):
+        budget = min(buyer.timeout_ms / 1000, (deadline - now).total_seconds())
+        if budget <= 0:
+            answers[i] = protocol.Answer("late" if kind == "ping" else "ineligible",
+                                         reason="deadline_passed", latency_ms=0)
+            continue
+        body = protocol.ping_body(view, ping_id=protocol.ping_id(auction_id, buyer.id, kind), cycle=cycle,
+                                  bid_cents=buyer.bid_cents, expires_at=deadline)
+        url = buyer.ping_url
+        if kind == "pre_ping":
+            body, url = protocol.pre_ping_body(body, *hashes), buyer.pre_ping_url
+        raw = protocol.dumps(body)
+        headers = signing.sign_headers(buyer.secret, protocol.webhook_id(view["lead_id"], buyer.id, kind),
+                                       int(time.time()), raw)
+        requests.append((i, transport.Request(url, raw, headers, budget)))
+    try:
+        replies = transport.send_many([r for _, r in requests], max_bytes=settings.max_answer_bytes,
+                                      allow_private=settings.allow_private_buyers)
+    except Exception as exc:           # a ping that raises would kill the chord: it is a pass
+        log.warning("pinging %d buyers failed: %s", len(requests), type(exc).__name__)
+        replies = [transport.Reply(None, b"", 0, "internal_error")] * len(requests)
+    for (i, _), reply in zip(requests, replies, strict=True):
+        answers[i] = read_reply(buyers[i], reply, kind)
+    return [answers[i] for i in range(len(buyers))]
 
 
-def _threads() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=settings.ping_threads, thread_name_prefix="ping")
-    return _pool
-
-
-def ping_one(buyer: Buyer, view: dict, *, auction_id, cycle: int, deadline: datetime,
-             kind: str = "ping", hashes: tuple = (None, None)) -> protocol.Answer:
-    """One ping (or pre-ping) within min(buyer timeout, time left before the deadline)."""
-    pid = protocol.ping_id(auction_id, buyer.id, kind)
-    body = protocol.ping_body(view, ping_id=pid, cycle=cycle, bid_cents=buyer.bid_cents,
-                              expires_at=deadline)
-    url = buyer.ping_url
+def read_reply(buyer: Buyer, reply: transport.Reply, kind: str) -> protocol.Answer:
     if kind == "pre_ping":
-        body, url = protocol.pre_ping_body(body, *hashes), buyer.pre_ping_url
-    raw = protocol.dumps(body)
-    headers = signing.sign_headers(buyer.secret, protocol.webhook_id(view["lead_id"], buyer.id, kind),
-                                   int(time.time()), raw)
-    budget = min(buyer.timeout_ms / 1000, (deadline - now_utc()).total_seconds())
-    if budget <= 0:
-        return protocol.Answer("late" if kind == "ping" else "ineligible", reason="deadline_passed",
-                               latency_ms=0)
-    reply = transport.send(url, raw, headers, budget, max_bytes=settings.max_answer_bytes,
-                           allow_private=settings.allow_private_buyers)
+        if reply.failure:
+            return protocol.Answer("ineligible", reason=reply.failure, latency_ms=reply.latency_ms)
+        return protocol.read_pre_ping_answer(reply.status, reply.body, reply.latency_ms)
     if reply.failure:
         outcome = "timeout" if reply.failure == "timeout" else "error"
-        if kind == "pre_ping":
-            return protocol.Answer("ineligible", reason=reply.failure, latency_ms=reply.latency_ms)
         return protocol.Answer(outcome, reason=reply.failure, latency_ms=reply.latency_ms)
-    if kind == "pre_ping":
-        return protocol.read_pre_ping_answer(reply.status, reply.body, reply.latency_ms)
     return protocol.read_ping_answer(reply.status, reply.body, buyer.bid_cents, reply.latency_ms)
 
 
@@ -223,17 +229,10 @@ def ping_shard(auction_id, shard: int) -> Nudges:
     award_next = [Nudge(AWARD, (str(auction_id),))] if claimed["shards"] == 1 else []
     if claimed["closed_at"] is not None:
         return award_next
-    futures = [(rank, buyer, _threads().submit(
-        ping_one, buyer, view, auction_id=auction_id, cycle=claimed["cycle"],
-        deadline=claimed["deadline_at"])) for rank, buyer in ranked]
-    rows = []
-    for rank, buyer, future in futures:
-        try:
-            answer = future.result()
-        except Exception as exc:       # a ping that raises would kill the chord: it is a pass
-            log.warning("ping to %s failed: %s", buyer.id, type(exc).__name__)
-            answer = protocol.Answer("error", reason="internal_error")
-        rows.append(_ping_row(claimed, buyer, rank, answer, "ping"))
+    answers = ping_many([b for _, b in ranked], view, auction_id=auction_id, cycle=claimed["cycle"],
+                        deadline=claimed["deadline_at"])
+    rows = [_ping_row(claimed, buyer, rank, answer, "ping")
+            for (rank, buyer), answer in zip(ranked, answers, strict=True)]
     with db.transaction() as cur:
         store.record_pings(cur, auction_id, rows)
     return award_next
@@ -255,11 +254,11 @@ def walk_waterfall(auction_id) -> Nudges:
     deadline = claimed["deadline_at"]
     to_pre_ping = [(r, b) for r, b in ranked if b.pre_ping_url and b.id not in pre]
     if to_pre_ping:
-        futures = [(r, b, _threads().submit(ping_one, b, view, auction_id=auction_id,
-                                            cycle=claimed["cycle"], deadline=deadline, kind="pre_ping",
-                                            hashes=(claimed["phone_sha256"], claimed["email_sha256"])))
-                   for r, b in to_pre_ping]
-        rows = [_ping_row(claimed, b, r, f.result(), "pre_ping") for r, b, f in futures]
+        answers = ping_many([b for _, b in to_pre_ping], view, auction_id=auction_id,
+                            cycle=claimed["cycle"], deadline=deadline, kind="pre_ping",
+                            hashes=(claimed["phone_sha256"], claimed["email_sha256"]))
+        rows = [_ping_row(claimed, b, r, a, "pre_ping")
+                for (r, b), a in zip(to_pre_ping, answers, strict=True)]
         with db.transaction() as cur:
             store.record_pings(cur, auction_id, rows)
         pre.update({row["buyer_id"]: row for row in rows})
@@ -268,8 +267,8 @@ def walk_waterfall(auction_id) -> Nudges:
             continue
         # Each waterfall step has the buyer's own time-out, the auction deadline applies to pre-pings.
         step_deadline = now_utc() + timedelta(milliseconds=buyer.timeout_ms)
-        answer = ping_one(buyer, view, auction_id=auction_id, cycle=claimed["cycle"],
-                          deadline=step_deadline)
+        [answer] = ping_many([buyer], view, auction_id=auction_id, cycle=claimed["cycle"],
+                             deadline=step_deadline)
         with db.transaction() as cur:
             store.record_pings(cur, auction_id, [_ping_row(claimed, buyer, rank, answer, "ping")])
         if answer.outcome == "accept":

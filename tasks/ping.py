@@ -5,7 +5,6 @@ from pipeline import lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 
-
 log = logging.getLogger(__name__)
 
 
