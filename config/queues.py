@@ -15,7 +15,7 @@ ROUTES = {
     "pingtree.ping_shard": {"queue": PING},
     "pingtree.walk_waterfall": {"queue": PING},
     "pingtree.award_auction": {"queue": AWARD},
-    "pingtree.close_auction": {"queue": AWARD},
+    "pingtree.close_overdue": {"queue": AWARD},
     "pingtree.deliver_post": {"queue": DELIVER},
     "pingtree.rerun_held": {"queue": RERUN},
     "pingtree.sweep_stuck": {"queue": RERUN},

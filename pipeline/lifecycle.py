@@ -21,7 +21,7 @@ log = logging.getLogger("pingtree")
 
 VALIDATE, SCORE = "pingtree.validate_lead", "pingtree.score_lead"
 PING_SHARD, WALK = "pingtree.ping_shard", "pingtree.walk_waterfall"
-AWARD, CLOSE, DELIVER = "pingtree.award_auction", "pingtree.close_auction", "pingtree.deliver_post"
+AWARD, DELIVER = "pingtree.award_auction", "pingtree.deliver_post"
 
 Nudges = list[Nudge | Fanout]
 
@@ -128,13 +128,12 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
                    cycle=cycle, auction_id=auction_id, award_ping_id=None)
         if tier["mode"] != "auction":
             return [Nudge(WALK, (str(auction_id),))]
-        close_in = max(0.0, (deadline - now).total_seconds()) + settings.close_grace_s
-        close = Nudge(CLOSE, (str(auction_id),), countdown=close_in)
+        # The deadline is kept by each ping's budget; the beat's close_overdue catches the rest.
         if len(groups) == 1:
-            # One shard needs no chord: the shard itself nudges the award when it is done.
-            return [close, Nudge(PING_SHARD, (str(auction_id), 0))]
+            # One shard needs no chord: the shard awards the auction itself when it is done.
+            return [Nudge(PING_SHARD, (str(auction_id), 0))]
         return [Fanout(header=tuple(Nudge(PING_SHARD, (str(auction_id), i)) for i in range(len(groups))),
-                       body=Nudge(AWARD, (str(auction_id),)), also=(close,))]
+                       body=Nudge(AWARD, (str(auction_id),)))]
     return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now, skipped=passed_over)
 
 
@@ -219,23 +218,24 @@ def _ping_context(cur, auction_id, shard: int):
 def ping_shard(auction_id, shard: int) -> Nudges:
     """Ping one shard of an auction tier at once; answers are written, never raised.
 
-    A lone shard nudges the award itself; several shards are a chord whose callback does.
+    A lone shard awards the auction itself (one task fewer per lead); several shards are a
+    chord whose callback awards.
     """
     with db.transaction() as cur:
         found = _ping_context(cur, auction_id, shard)
     if found is None:
         return []                      # a redelivered shard: its buyers were pinged already
     claimed, view, ranked = found
-    award_next = [Nudge(AWARD, (str(auction_id),))] if claimed["shards"] == 1 else []
+    alone = claimed["shards"] == 1
     if claimed["closed_at"] is not None:
-        return award_next
+        return award_auction(auction_id) if alone else []
     answers = ping_many([b for _, b in ranked], view, auction_id=auction_id, cycle=claimed["cycle"],
                         deadline=claimed["deadline_at"])
     rows = [_ping_row(claimed, buyer, rank, answer, "ping")
             for (rank, buyer), answer in zip(ranked, answers, strict=True)]
     with db.transaction() as cur:
         store.record_pings(cur, auction_id, rows)
-    return award_next
+    return award_auction(auction_id) if alone else []
 
 
 def walk_waterfall(auction_id) -> Nudges:
@@ -273,7 +273,7 @@ def walk_waterfall(auction_id) -> Nudges:
             store.record_pings(cur, auction_id, [_ping_row(claimed, buyer, rank, answer, "ping")])
         if answer.outcome == "accept":
             break
-    return [Nudge(AWARD, (str(auction_id),))]
+    return award_auction(auction_id)
 
 
 def award_auction(auction_id) -> Nudges:
@@ -314,13 +314,18 @@ def award(cur, lead: dict, auction: dict) -> Nudges:
     return open_next_tier(cur, lead, cycle=lead["cycle"], after_tier=auction["tier"], net=net, now=now)
 
 
-def close_auction(auction_id) -> Nudges:
-    """The deadline close: award when the chord callback has not come by deadline + grace."""
+def close_overdue(limit: int = 200) -> Nudges:
+    """Beat, every fraction of a second: award auctions still open at deadline + grace.
+
+    Pings keep the deadline by their own budgets, so this finds something only when a ping
+    task started late (a backlog) or never finished (a lost message, a killed worker).
+    """
     with db.transaction() as cur:
-        auction = store.auction(cur, auction_id)
-    if auction is None or auction["closed_at"] is not None:
-        return []                      # the usual case: the award came first
-    return award_auction(auction_id)
+        overdue = store.overdue_auctions(cur, settings.close_grace_s, limit)
+    nudges: Nudges = []
+    for auction_id in overdue:
+        nudges += award_auction(auction_id)
+    return nudges
 
 
 # ---- deliver ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from config.settings import settings
 
@@ -20,7 +20,6 @@ class Fanout:
     """A chord: every header nudge runs, then ``body`` runs once with all of them done."""
     header: tuple[Nudge, ...]
     body: Nudge
-    also: tuple[Nudge, ...] = field(default=())   # sent beside the chord (the deadline close)
 
 
 def dispatch(nudges: list[Nudge | Fanout]) -> None:

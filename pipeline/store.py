@@ -310,6 +310,13 @@ def close_auction(cur, auction_id) -> dict | None:
     return row
 
 
+def overdue_auctions(cur, grace_s: float, limit: int) -> list:
+    cur.execute("SELECT id FROM auctions WHERE closed_at IS NULL"
+                " AND deadline_at < clock_timestamp() - make_interval(secs => %s)"
+                " ORDER BY deadline_at LIMIT %s", (grace_s, limit))
+    return [r["id"] for r in cur.fetchall()]
+
+
 def auction_pings(cur, auction_id, kind: str = "ping") -> list[dict]:
     cur.execute("SELECT * FROM pings WHERE auction_id=%s AND kind=%s ORDER BY rank",
                 (auction_id, kind))

@@ -1,4 +1,4 @@
-"""Queue `award`: the chord callback and the deadline close both try the one conditional close."""
+"""Queue `award`: the chord callback and the beat's deadline close try the one conditional close."""
 from pipeline import lifecycle
 from tasks.app import app
 from tasks.dispatch import send
@@ -9,6 +9,6 @@ def award_auction(auction_id: str) -> None:
     send(lifecycle.award_auction(auction_id))
 
 
-@app.task(name="pingtree.close_auction")
-def close_auction(auction_id: str) -> None:
-    send(lifecycle.close_auction(auction_id))
+@app.task(name="pingtree.close_overdue")
+def close_overdue() -> None:
+    send(lifecycle.close_overdue())

@@ -12,8 +12,6 @@ def _signature(nudge: Nudge):
 def send(nudges: list[Nudge | Fanout]) -> None:
     for nudge in nudges:
         if isinstance(nudge, Fanout):
-            # The deadline close goes first: it must exist even if the chord never completes.
-            send(list(nudge.also))
             header = [_signature(n).set(ignore_result=False) for n in nudge.header]
             chord(header)(_signature(nudge.body))
         else:

@@ -95,7 +95,7 @@ def test_duplicated_task_messages_change_nothing(clean_db, workers, buyers):
     for name, args in [("pingtree.validate_lead", (lead_id,)), ("pingtree.score_lead", (lead_id,)),
                        ("pingtree.ping_shard", (auction_id, 0)),
                        ("pingtree.award_auction", (auction_id,)),
-                       ("pingtree.close_auction", (auction_id,)),
+                       ("pingtree.close_overdue", ()),
                        ("pingtree.deliver_post", (lead_id,))]:
         app.send_task(name, args=args)
         app.send_task(name, args=args)
