@@ -100,3 +100,23 @@ def test_a_killed_worker_loses_nothing_and_sells_once(clean_db, workers, buyers)
                     " WHERE lead_id::text = ANY(%s)", (lead_ids,))
         row = cur.fetchone()
     assert (row["n"], row["d"]) == (4, 4)
+
+
+def test_an_auction_whose_ping_task_never_ran_is_closed_by_the_beat_closer(clean_db, workers, buyers,
+                                                                            monkeypatch):
+    from pipeline import lifecycle
+    from tasks.app import app
+    buyers.set_fleet({"buyers": [{"id": "b1", "accept_rate": 1, "bid": 22.0, "latency_ms": 2}]})
+    load_tree(buyers.tree(network={**NETWORK, "auction_timeout_s": 1, "max_cycles": 1}))
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)
+    lead_id = submit_lead(make_lead("solar", seed=60))
+    assert lifecycle.validate_lead(lead_id)          # run here, the worker never hears of it
+    lost = lifecycle.score_lead(lead_id)             # the ping message is "lost": never sent
+    assert [n.task for n in lost] == ["pingtree.ping_shard"]
+    assert wait_for(lead_id, ("auctioning",), timeout=1)
+    time.sleep(1.0 + settings.close_grace_s)
+    app.send_task("pingtree.close_overdue")         # what beat does every 0.25 s
+    view = wait_for(lead_id, ("unsold",), timeout=10)
+    assert [(p["buyer_id"], p["outcome"], p["reason"]) for p in view["pings"]] == [
+        ("b1", "timeout", "no_answer")]
+    assert buyers.pings(lead_id) == []
