@@ -389,7 +389,8 @@ class Bench:
 
     def cost(self, marks: dict, lead_ids: list[str], posts: dict[str, dict]) -> dict:
         s0, s1 = marks["s0"], marks["s1"]
-        done = sum(1 for i in lead_ids if i in posts and marks["t0"] <= posts[i]["received_at"] <= marks["t1"])
+        t0, t1 = marks["t0"], marks["t1"]
+        done = sum(1 for i in lead_ids if i in posts and t0 <= posts[i]["received_at"] <= t1)
         if not done:
             return {"leads_in_window": 0}
         redis_delta = {k: v - s0["redis"].get(k, 0) for k, v in s1["redis"].items()}
@@ -618,7 +619,8 @@ class Bench:
         if len(cpu) >= 2:
             xs, ys = list(cpu), list(cpu.values())
             mx, my = statistics.fmean(xs), statistics.fmean(ys)
-            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False)) / sum((x - mx) ** 2 for x in xs)
+            covariance = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+            slope = covariance / sum((x - mx) ** 2 for x in xs)
             out["cpu_ms_per_extra_buyer"] = round(slope, 4)
         return out
 
