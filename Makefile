@@ -18,6 +18,7 @@ services:
 	@deploy/services.sh
 
 test: install services
+	$(BIN)/ruff check pipeline tasks config tests
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q
 
