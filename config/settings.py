@@ -51,7 +51,7 @@ def load() -> Settings:
         api_keys=keys,
         flower_basic_auth=env("FLOWER_BASIC_AUTH") or None,
         allow_private_buyers=_flag("PINGTREE_ALLOW_PRIVATE_BUYERS"),
-        ping_shard_size=int(env("PINGTREE_PING_SHARD_SIZE", "25")),
+        ping_shard_size=int(env("PINGTREE_PING_SHARD_SIZE", "50")),
         close_grace_s=float(env("PINGTREE_CLOSE_GRACE_S", "0.25")),
         post_attempts=int(env("PINGTREE_POST_ATTEMPTS", "4")),
         post_backoff_s=float(env("PINGTREE_POST_BACKOFF_S", "0.5")),

@@ -31,8 +31,15 @@ def rotate(ranked: list[Buyer], last_winner: str | None) -> list[Buyer]:
     return ranked[start:] + ranked[:start]
 
 
-def shards(buyer_ids: list[str], size: int) -> list[list[str]]:
-    return [buyer_ids[i:i + size] for i in range(0, len(buyer_ids), max(1, size))]
+def shard_count(buyers: int, size: int) -> int:
+    """How many ping tasks share a tier of ``buyers`` with at most ``size`` buyers each."""
+    return max(1, -(-buyers // max(1, size)))
+
+
+def shard(buyer_ids: list[str], count: int, index: int) -> list[str]:
+    """Shard ``index`` of ``count``: found from the auction's own record, never from settings, so
+    a ping worker with another shard size (a rolling restart) still pings exactly its share."""
+    return buyer_ids[index::count]
 
 
 def candidates(bids: list[Bid], floor_cents: int, mode: str) -> list[Bid]:

@@ -118,21 +118,21 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
         if tier["mode"] == "round_robin":
             ranked = auctions.rotate(ranked, tier["last_winner"])
         ids = [b.id for b in ranked]
-        groups = auctions.shards(ids, settings.ping_shard_size) if tier["mode"] == "auction" else [ids]
+        count = auctions.shard_count(len(ids), settings.ping_shard_size) if tier["mode"] == "auction" else 1
         deadline = now + timedelta(milliseconds=net["auction_timeout_ms"])
         auction_id = store.open_auction(
             cur, lead_id=lead["id"], cycle=cycle, tier=tier["tier"], mode=tier["mode"],
-            buyer_ids=ids, shard_count=len(groups), deadline_at=deadline,
+            buyer_ids=ids, shard_count=count, deadline_at=deadline,
             skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped])
         store.move(cur, lead["id"], "auctioning", {"cycle": cycle, "tier": tier["tier"]},
                    cycle=cycle, auction_id=auction_id, award_ping_id=None)
         if tier["mode"] != "auction":
             return [Nudge(WALK, (str(auction_id),))]
         # The deadline is kept by each ping's budget; the beat's close_overdue catches the rest.
-        if len(groups) == 1:
+        if count == 1:
             # One shard needs no chord: the shard awards the auction itself when it is done.
             return [Nudge(PING_SHARD, (str(auction_id), 0))]
-        return [Fanout(header=tuple(Nudge(PING_SHARD, (str(auction_id), i)) for i in range(len(groups))),
+        return [Fanout(header=tuple(Nudge(PING_SHARD, (str(auction_id), i)) for i in range(count)),
                        body=Nudge(AWARD, (str(auction_id),)))]
     return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now, skipped=passed_over)
 
@@ -210,7 +210,7 @@ def _ping_context(cur, auction_id, shard: int):
     claimed["id"], claimed["signals"] = claimed["lead_id"], None
     view = ping_view(claimed)
     ids = claimed["buyer_ids"]
-    group = auctions.shards(ids, settings.ping_shard_size)[shard] if claimed["mode"] == "auction" else ids
+    group = auctions.shard(ids, claimed["shards"], shard)
     by_id = {b.id: b for b in store.buyers(cur, group)}
     return claimed, view, [(ids.index(i), by_id[i]) for i in group if i in by_id]
 

@@ -8,6 +8,8 @@ os.environ.setdefault("PINGTREE_DATABASE_URL", "postgresql://postgres@127.0.0.1:
 os.environ.setdefault("PINGTREE_REDIS_URL", "redis://127.0.0.1:6379/11")
 os.environ["PINGTREE_ALLOW_PRIVATE_BUYERS"] = "1"
 os.environ.setdefault("PINGTREE_POST_BACKOFF_S", "0.05")
+# Two buyers per ping task: tests with three or more buyers run the chord of several shards.
+os.environ.setdefault("PINGTREE_PING_SHARD_SIZE", "2")
 
 import random  # noqa: E402
 import time  # noqa: E402

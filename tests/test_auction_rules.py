@@ -105,8 +105,10 @@ def test_round_robin_starts_after_the_previous_winner():
     assert [b.id for b in auction.rotate(ranked, "gone")] == ["a", "b", "c", "d"]
 
 
-def test_shards_split_buyers_evenly():
-    assert auction.shards(list("abcde"), 2) == [["a", "b"], ["c", "d"], ["e"]]
+def test_shards_split_buyers_evenly_and_cover_each_once():
+    assert auction.shard_count(5, 2) == 3 and auction.shard_count(0, 25) == 1
+    ids = list("abcde")
+    assert [auction.shard(ids, 3, i) for i in range(3)] == [["a", "d"], ["b", "e"], ["c"]]
 
 
 @pytest.mark.parametrize("status,body,standing,outcome,bid,reason", [

@@ -60,6 +60,9 @@ def test_lead_is_sold_to_the_highest_bidder_and_posted_once(clean_db, workers, b
     view = wait_for(lead_id, ("sold",))
     assert view["sale"]["buyer_id"] == "high"
     assert view["sale"]["price"] == 31.25
+    with db.transaction() as cur:   # three buyers, two per ping task: a chord of two shards
+        cur.execute("SELECT shards FROM auctions WHERE lead_id=%s", (lead_id,))
+        assert cur.fetchone()["shards"] == 2
     assert sorted((p["buyer_id"], p["outcome"], p["bid"]) for p in view["pings"]) == [
         ("high", "accept", 31.25), ("low", "accept", 12.5), ("mid", "accept", 20.0)]
     assert [t["status"] for t in view["timeline"]] == [
