@@ -84,6 +84,11 @@ def workers(database, broker):
     """Real Celery worker processes on every queue, as deploy/Procfile would run them."""
     from pipeline.stack import Stack
     from tasks.app import app
+    # A worker left over from an interrupted run would eat this run's messages: stop it.
+    if app.control.ping(timeout=0.5):
+        app.control.shutdown()
+        time.sleep(2)
+    broker.flushdb()
     queues = "validate,score,ping,award,deliver,rerun"
     command = (f"celery -A tasks worker -Q {queues} -n test@%h -P threads -c 12 -l INFO"
                " --without-gossip --without-mingle --without-heartbeat")
