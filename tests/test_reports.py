@@ -1,0 +1,58 @@
+"""What operators read: `pingtree report --json`, `billing`, `return` and `lead --json` (SPEC §7)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline import submit_lead
+from tests.conftest import load_tree, make_lead, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_report_billing_and_returns_after_real_sales(clean_db, workers, buyers):
+    buyers.set_fleet({"defaults": {"latency_ms": 1}, "buyers": [
+        {"id": "winner", "accept_rate": 1, "bid": 30.0},
+        {"id": "loser", "accept_rate": 1, "bid": 10.0},
+        {"id": "shy", "accept_rate": 0}]})
+    load_tree(buyers.tree(network={"score_floor": 0, "duplicate_window_h": 0, "auction_timeout_s": 2}))
+    sold = [submit_lead(make_lead("solar", seed=70 + i)) for i in range(3)]
+    for lead_id in sold:
+        wait_for(lead_id, ("sold",))
+
+    report = json.loads(cli("report", "--json").stdout)
+    assert report["leads"] == {"sold": 3}
+    assert report["revenue"] == 90.0
+    rows = {b["buyer_id"]: b for b in report["buyers"]}
+    assert set(rows["winner"]) == {"buyer_id", "pings", "accepts", "timeouts", "errors", "wins", "sold",
+                                   "post_rejects", "revenue", "p50_ping_ms", "p95_ping_ms"}
+    assert (rows["winner"]["pings"], rows["winner"]["accepts"], rows["winner"]["wins"],
+            rows["winner"]["sold"], rows["winner"]["revenue"]) == (3, 3, 3, 3, 90.0)
+    assert (rows["loser"]["accepts"], rows["loser"]["sold"]) == (3, 0)
+    assert (rows["shy"]["pings"], rows["shy"]["accepts"]) == (3, 0)
+    assert rows["winner"]["p50_ping_ms"] is not None
+
+    month = time.strftime("%Y-%m", time.gmtime())
+    bill = json.loads(cli("billing", "--month", month, "--json").stdout)
+    assert bill["buyers"] == [{"buyer_id": "winner", "leads": 3, "amount": 90.0}]
+
+    returned = cli("return", sold[0], "--reason", "disconnected number")
+    assert returned.returncode == 0
+    assert cli("return", sold[0], "--reason", "twice").returncode == 1
+    bill = json.loads(cli("billing", "--month", month, "--json").stdout)
+    assert bill["buyers"] == [{"buyer_id": "winner", "leads": 2, "amount": 60.0}]
+    assert json.loads(cli("report", "--json").stdout)["revenue"] == 60.0
+    assert cli("billing", "--month", "2026-13").returncode == 2
+
+    view = json.loads(cli("lead", sold[1], "--json").stdout)
+    assert view["status"] == "sold" and view["sale"]["buyer_id"] == "winner"
+    assert cli("lead", "00000000-0000-0000-0000-000000000000").returncode == 1
