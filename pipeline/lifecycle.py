@@ -203,14 +203,15 @@ def _ping_row(auction: dict, buyer: Buyer, rank: int, answer: protocol.Answer, k
             "latency_ms": answer.latency_ms, "reason": answer.reason}
 
 
-def _ping_context(cur, auction_id, shard: int):
-    claimed = store.claim_shard(cur, auction_id, shard)
+def _ping_context(cur, auction_id, claim: int):
+    """Claim a piece of the auction's pinging (a shard, or a waterfall step) exactly once."""
+    claimed = store.claim_shard(cur, auction_id, claim)
     if claimed is None:
         return None
     claimed["id"], claimed["signals"] = claimed["lead_id"], None
     view = ping_view(claimed)
     ids = claimed["buyer_ids"]
-    group = auctions.shard(ids, claimed["shards"], shard)
+    group = auctions.shard(ids, claimed["shards"], claim) if claimed["mode"] == "auction" else ids
     by_id = {b.id: b for b in store.buyers(cur, group)}
     return claimed, view, [(ids.index(i), by_id[i]) for i in group if i in by_id]
 
@@ -238,18 +239,19 @@ def ping_shard(auction_id, shard: int) -> Nudges:
     return award_auction(auction_id) if alone else []
 
 
-def walk_waterfall(auction_id) -> Nudges:
-    """Waterfall / round robin: pre-ping all at once, then ping one at a time in rank order."""
+def walk_waterfall(auction_id, step: int = 0) -> Nudges:
+    """Waterfall / round robin: pre-ping all at once, then ping one at a time in rank order.
+
+    ``step`` is how many buyers had been pinged when this walk was asked for: 0 at the start,
+    more when a post rejection sends the walk on. Each step is claimed once, so a duplicated
+    or replayed walk message pings nobody again.
+    """
     with db.transaction() as cur:
-        found = _ping_context(cur, auction_id, 0)
+        found = _ping_context(cur, auction_id, step)
         if found is None:
-            # A re-drive after a post rejection: carry on from the first buyer not yet pinged.
-            cur.execute("DELETE FROM auction_shards WHERE auction_id=%s", (auction_id,))
-            found = _ping_context(cur, auction_id, 0)
+            return []
         already = {p["buyer_id"]: p for p in store.auction_pings(cur, auction_id)}
         pre = {p["buyer_id"]: p for p in store.auction_pings(cur, auction_id, "pre_ping")}
-    if found is None:
-        return []
     claimed, view, ranked = found
     deadline = claimed["deadline_at"]
     to_pre_ping = [(r, b) for r, b in ranked if b.pre_ping_url and b.id not in pre]
@@ -271,6 +273,7 @@ def walk_waterfall(auction_id) -> Nudges:
                              deadline=step_deadline)
         with db.transaction() as cur:
             store.record_pings(cur, auction_id, [_ping_row(claimed, buyer, rank, answer, "ping")])
+            store.touch(cur, claimed["lead_id"])   # a walk that moves on is not stuck
         if answer.outcome == "accept":
             break
     return award_auction(auction_id)
@@ -309,7 +312,7 @@ def award(cur, lead: dict, auction: dict) -> Nudges:
         if p["outcome"] == "ineligible"}
     if auction["mode"] != "auction" and auctions.next_to_ping(auction["buyer_ids"], passed):
         store.touch(cur, lead["id"])
-        return [Nudge(WALK, (str(auction["id"]),))]
+        return [Nudge(WALK, (str(auction["id"]), len(pings)))]
     lead["facts"] = lead["facts"] or {}
     return open_next_tier(cur, lead, cycle=lead["cycle"], after_tier=auction["tier"], net=net, now=now)
 
@@ -407,7 +410,10 @@ def sweep_stuck(limit: int = 200) -> Nudges:
             elif row["status"] == "auctioning" and row["mode"] == "auction":
                 nudges.append(Nudge(AWARD, (str(row["auction_id"]),)))
             elif row["status"] == "auctioning":
-                nudges.append(Nudge(WALK, (str(row["auction_id"]),)))
+                # A walk idle past stuck_after_s is presumed dead: reopen its step and go on.
+                step = len(store.auction_pings(cur, row["auction_id"]))
+                store.release_shard(cur, row["auction_id"], step)
+                nudges.append(Nudge(WALK, (str(row["auction_id"]), step)))
             store.touch(cur, row["id"])
             log.info("sweep re-drove lead %s from %s", lead_id, row["status"])
     return nudges

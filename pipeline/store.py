@@ -268,12 +268,18 @@ def claim_shard(cur, auction_id, shard: int) -> dict | None:
     return dict(row) if row else None
 
 
+def release_shard(cur, auction_id, shard: int) -> None:
+    cur.execute("DELETE FROM auction_shards WHERE auction_id=%s AND shard=%s", (auction_id, shard))
+
+
 def record_pings(cur, auction_id, rows: list[dict]) -> None:
-    """Write answers; an accept that arrives after the auction closed is recorded as late."""
+    """Write answers; an accept that arrives after an auction tier closed is recorded as late."""
     if not rows:
         return
-    cur.execute("SELECT closed_at FROM auctions WHERE id=%s FOR SHARE", (auction_id,))
-    closed = cur.fetchone()["closed_at"] is not None
+    cur.execute("SELECT closed_at, mode FROM auctions WHERE id=%s FOR SHARE", (auction_id,))
+    auction = cur.fetchone()
+    # Lateness is an auction's idea (one deadline for all); a waterfall step has its own budget.
+    closed = auction["closed_at"] is not None and auction["mode"] == "auction"
     values = []
     for r in rows:
         outcome = "late" if closed and r["outcome"] == "accept" else r["outcome"]

@@ -21,5 +21,5 @@ def ping_shard(auction_id: str, shard: int) -> int:
 
 
 @app.task(name="pingtree.walk_waterfall")
-def walk_waterfall(auction_id: str) -> None:
-    send(lifecycle.walk_waterfall(auction_id))
+def walk_waterfall(auction_id: str, step: int = 0) -> None:
+    send(lifecycle.walk_waterfall(auction_id, step))

@@ -208,3 +208,36 @@ def test_the_same_consumer_twice_at_once_is_sold_once_and_rejected_once(clean_db
     rejected = next(v for v in views_ if v["status"] == "rejected")
     assert rejected["reject_reasons"] == ["duplicate"]
     assert rejected["duplicate_of"] == next(v for v in views_ if v["status"] == "sold")["lead_id"]
+
+
+def test_a_replayed_waterfall_walk_pings_nobody_again(clean_db, workers, buyers):
+    from tasks.app import app
+    setup(buyers, fleet_of(
+        {"id": "first", "accept_rate": 1, "bid": 40.0, "tree": {"priority": 30}},
+        {"id": "second", "accept_rate": 1, "bid": 30.0, "tree": {"priority": 20}}),
+        tiers=[{"tier": 1, "mode": "waterfall"}])
+    lead_id = submit_lead(make_lead("solar", seed=13))
+    assert wait_for(lead_id, ("sold",))["sale"]["buyer_id"] == "first"
+    drain()
+    with db.transaction() as cur:
+        cur.execute("SELECT id FROM auctions WHERE lead_id=%s", (lead_id,))
+        auction_id = str(cur.fetchone()["id"])
+    app.send_task("pingtree.walk_waterfall", args=(auction_id,))
+    app.send_task("pingtree.walk_waterfall", args=(auction_id, 0))
+    drain()
+    assert [p["buyer_id"] for p in buyers.pings(lead_id)] == ["first"]
+    assert len(buyers.posts(lead_id)) == 1
+
+
+def test_waterfall_walks_on_after_a_post_rejection(clean_db, workers, buyers):
+    setup(buyers, fleet_of(
+        {"id": "first", "accept_rate": 1, "bid": 40.0, "post_reject_rate": 1.0, "tree": {"priority": 30}},
+        {"id": "second", "accept_rate": 1, "bid": 30.0, "tree": {"priority": 20}},
+        {"id": "third", "accept_rate": 1, "bid": 20.0, "tree": {"priority": 10}}),
+        tiers=[{"tier": 1, "mode": "waterfall"}])
+    lead_id = submit_lead(make_lead("solar", seed=14))
+    view = wait_for(lead_id, ("sold",))
+    assert view["sale"]["buyer_id"] == "second"
+    assert [(p["buyer_id"], p["outcome"]) for p in view["pings"]] == [
+        ("first", "post_rejected"), ("second", "accept")]
+    assert [p["buyer_id"] for p in buyers.pings(lead_id)] == ["first", "second"]
