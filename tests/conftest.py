@@ -130,6 +130,16 @@ def load_tree(doc: dict) -> dict:
     return tree
 
 
+def one_taker(buyers) -> dict:
+    """One buyer, `taker`, that answers at once and takes every lead at 20.00."""
+    buyers.set_fleet({"defaults": {"latency_ms": 0},
+                      "buyers": [{"id": "taker", "accept_rate": 1, "bid": 20.0}]})
+    return load_tree(buyers.tree(tiers=[{"tier": 1, "mode": "auction"}],
+                                 network={"score_floor": 0, "bid_floor": 1.0, "auction_timeout_s": 2,
+                                          "max_cycles": 1, "rerun_interval_s": 300,
+                                          "duplicate_window_h": 24, "stuck_after_s": 60}))
+
+
 def make_lead(vertical: str = "solar", seed: int | None = None, **changes) -> dict:
     rng = random.Random(seed if seed is not None else uuid.uuid4().int)
     lead = samples.make_lead(rng, vertical, now=datetime.now(UTC))

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import db, store, submit_lead
 from pipeline.leads import InvalidLead
-from tests.conftest import load_tree, make_lead, wait_for
+from tests.conftest import make_lead, one_taker, wait_for
 from tests.test_http_intake import settled  # noqa: F401  (autouse: leads rest before TRUNCATE)
 
 TEXT = ("  By clicking Submit, I agree that Dreamy Leads and its partners may contact me at the\n"
@@ -59,12 +59,7 @@ def test_no_consent_no_lead(clean_db, missing):
 
 @pytest.mark.integration
 def test_the_consent_hash_goes_in_the_post(clean_db, workers, buyers):
-    buyers.set_fleet({"defaults": {"latency_ms": 0},
-                      "buyers": [{"id": "taker", "accept_rate": 1, "bid": 20.0}]})
-    load_tree(buyers.tree(tiers=[{"tier": 1, "mode": "auction"}],
-                          network={"score_floor": 0, "bid_floor": 1.0, "auction_timeout_s": 2,
-                                   "max_cycles": 1, "rerun_interval_s": 300,
-                                   "duplicate_window_h": 24, "stuck_after_s": 60}))
+    one_taker(buyers)
     lead = make_lead()
     lead["consent"]["text"] = TEXT
     lead_id = submit_lead(lead)

@@ -14,7 +14,7 @@ from celery.signals import after_task_publish
 
 from config.settings import settings
 from pipeline import submit_lead, validation
-from tests.conftest import load_tree, make_lead, wait_for
+from tests.conftest import make_lead, one_taker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,12 +73,7 @@ def personal_values(lead: dict) -> list[str]:
 
 def test_no_personal_data_in_broker_results_or_worker_logs(clean_db, workers, buyers):
     from tasks.app import app
-    buyers.set_fleet({"defaults": {"latency_ms": 0},
-                      "buyers": [{"id": "taker", "accept_rate": 1, "bid": 20.0}]})
-    load_tree(buyers.tree(tiers=[{"tier": 1, "mode": "auction"}],
-                          network={"score_floor": 0, "bid_floor": 1.0, "auction_timeout_s": 2,
-                                   "max_cycles": 1, "rerun_interval_s": 300,
-                                   "duplicate_window_h": 24, "stuck_after_s": 60}))
+    one_taker(buyers)
     token = uuid.uuid4().hex[:12]
     lead = make_lead(contact__last_name=f"Lastname{token}",
                      contact__email=f"Pii.{token}@Example.com",
