@@ -59,14 +59,11 @@ def cmd_tree_show(args) -> int:
 
 
 def _read_leads(source: str):
+    """One JSON document (pretty-printed or not), else JSON lines."""
     text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    stripped = text.strip()
-    if stripped.startswith("{") and "\n" not in stripped:
-        yield 1, stripped
-        return
     try:
-        json.loads(stripped)
-        yield 1, stripped            # one (possibly pretty-printed) JSON object
+        json.loads(text)
+        yield 1, text.strip()
         return
     except ValueError:
         pass

@@ -5,7 +5,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,14 +28,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--flower", action="store_true", help="also run Flower on :5555")
     parser.add_argument("--keep", action="store_true", help="leave the demo running until Ctrl-C")
     parser.add_argument("--seed", type=int, default=2026)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def main_from_args(args) -> int:
@@ -174,8 +165,9 @@ def _summary(sent, db, views, buyers) -> None:
         print("  still open: " + ", ".join(f"{k} {v}" for k, v in others.items()))
     print(f"  revenue   {report['revenue']:10.2f}")
     if first_cycle:
-        print(f"  received -> sold (first cycle): p50 {_percentile(first_cycle, 50):.0f} ms,"
-              f" p95 {_percentile(first_cycle, 95):.0f} ms over {len(first_cycle)} leads")
+        from pipeline.bench import pct
+        print(f"  received -> sold (first cycle): p50 {pct(first_cycle, 50):.0f} ms,"
+              f" p95 {pct(first_cycle, 95):.0f} ms over {len(first_cycle)} leads")
     print("-" * 78)
     print(f"  {'buyer':12} {'pings':>6} {'accepts':>7} {'t/o':>4} {'err':>4} {'sold':>5}"
           f" {'post_rej':>8} {'revenue':>10} {'p50 ms':>7} {'p95 ms':>7}")

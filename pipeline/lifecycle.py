@@ -313,7 +313,6 @@ def award(cur, lead: dict, auction: dict) -> Nudges:
     if auction["mode"] != "auction" and auctions.next_to_ping(auction["buyer_ids"], passed):
         store.touch(cur, lead["id"])
         return [Nudge(WALK, (str(auction["id"]), len(pings)))]
-    lead["facts"] = lead["facts"] or {}
     return open_next_tier(cur, lead, cycle=lead["cycle"], after_tier=auction["tier"], net=net, now=now)
 
 

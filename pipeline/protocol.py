@@ -29,6 +29,11 @@ class PostResult:
     latency_ms: int | None = None
 
 
+def iso(at: datetime) -> str:
+    """A UTC instant as buyers and operators read it: 2026-11-22T10:00:10Z."""
+    return at.isoformat().replace("+00:00", "Z")
+
+
 def ping_id(auction_id: str, buyer_id: str, kind: str = "ping") -> uuid.UUID:
     """Stable for one auction, buyer and kind: a re-driven ping shard reuses it."""
     return uuid.uuid5(NAMESPACE, f"{auction_id}:{buyer_id}:{kind}")
@@ -51,7 +56,7 @@ def ping_body(lead: dict, *, ping_id: str, cycle: int, bid_cents: int | None,
         "score": lead["score"], "cycle": cycle,
         "geo": {"zip": lead["geo"]["zip"], "city": lead["geo"]["city"], "state": lead["geo"]["state"]},
         "qualifiers": lead["qualifiers"], "bid": as_number(bid_cents),
-        "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": iso(expires_at),
     }
 
 
@@ -107,7 +112,7 @@ def post_body(lead: dict, consent: dict, *, ping_id: str, ping_ref: str | None,
         "signals": lead["signals"], "contact": lead["contact"], "qualifiers": lead["qualifiers"],
         "consent": consent, "source": lead["source"],
         "submitted_at": (lead.get("form") or {}).get("submitted_at")
-        or lead["created_at"].isoformat().replace("+00:00", "Z"),
+        or iso(lead["created_at"]),
     }
 
 

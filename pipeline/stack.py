@@ -55,11 +55,12 @@ class Stack:
         for name, command in self.commands.items():
             argv = _expand(command, self.env)
             argv[0] = _bin(argv[0])
-            out = (open(self.log_dir / f"{name}.log", "ab") if self.log_dir
-                   else None if self.echo else subprocess.DEVNULL)
-            self.procs[name] = subprocess.Popen(
-                argv, env=self.env, cwd=ROOT, stdout=out or subprocess.PIPE if self.echo else out,
-                stderr=subprocess.STDOUT, start_new_session=True)
+            if self.log_dir:
+                out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+            else:
+                out = subprocess.PIPE if self.echo else subprocess.DEVNULL
+            self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=out,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
             if self.echo and not self.log_dir:
                 threading.Thread(target=self._pump, args=(name,), daemon=True).start()
         return self

@@ -7,6 +7,8 @@ from datetime import datetime
 from psycopg2.extras import Json, execute_values
 
 from pipeline.buyers import Buyer, Usage, period_starts
+from pipeline.money import as_number
+from pipeline.protocol import iso
 
 TERMINAL = ("sold", "rejected", "unsold")
 
@@ -68,7 +70,6 @@ def buyers(cur, ids: list[str] | None = None) -> list[Buyer]:
 
 def tree_document(cur) -> dict:
     """The loaded tree as a document (secrets masked), for `pingtree tree show`."""
-    from pipeline.money import as_number
     net = network(cur)
     cur.execute("SELECT * FROM tiers ORDER BY tier")
     tier_rows = cur.fetchall()
@@ -153,7 +154,7 @@ def consent(cur, lead_id) -> dict | None:
     if row is None:
         return None
     out = dict(row)
-    out["timestamp"] = out.pop("consented_at").isoformat().replace("+00:00", "Z")
+    out["timestamp"] = iso(out.pop("consented_at"))
     return out
 
 

@@ -5,10 +5,11 @@ from datetime import datetime
 
 from pipeline import store
 from pipeline.money import as_number
+from pipeline.protocol import iso
 
 
 def _iso(at: datetime | None) -> str | None:
-    return at.isoformat().replace("+00:00", "Z") if at else None
+    return iso(at) if at else None
 
 
 def lead_view(cur, lead_id) -> dict | None:
@@ -65,9 +66,8 @@ def report(cur) -> dict:
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
                        FILTER (WHERE kind = 'ping' AND reason IS DISTINCT FROM 'no_answer') AS p95
             FROM pings GROUP BY buyer_id),
-        w AS (SELECT buyer_id, count(*) AS wins FROM lead_events e
-              CROSS JOIN LATERAL (SELECT e.detail->>'buyer_id' AS buyer_id) d
-              WHERE e.status = 'delivering' GROUP BY buyer_id),
+        w AS (SELECT detail->>'buyer_id' AS buyer_id, count(*) AS wins FROM lead_events
+              WHERE status = 'delivering' GROUP BY 1),
         s AS (SELECT buyer_id, count(*) AS sold,
                      coalesce(sum(price_cents) FILTER (WHERE returned_at IS NULL), 0) AS revenue
               FROM sales GROUP BY buyer_id)

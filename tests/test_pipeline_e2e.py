@@ -173,17 +173,18 @@ def test_waterfall_stops_at_the_first_accept(clean_db, workers, buyers):
 def test_ineligible_buyers_are_never_pinged_and_the_reason_is_recorded(clean_db, workers, buyers):
     setup(buyers, fleet_of(
         {"id": "texas", "accept_rate": 1, "bid": 40.0, "tree": {"geo": {"states": ["TX"]}}},
-        {"id": "picky-score", "accept_rate": 1, "bid": 40.0, "tree": {"min_score": 101 - 1}},
+        {"id": "renters-only", "accept_rate": 1, "bid": 40.0,
+         "tree": {"rules": [{"field": "qualifiers.homeowner", "op": "eq", "value": False}]}},
         {"id": "anyone", "accept_rate": 1, "bid": 5.0}))
     lead = make_lead("solar", seed=7)
     lead["contact"].update(city="Miami", state="FL", zip="33131")
+    lead["qualifiers"]["homeowner"] = True
     lead_id = submit_lead(lead)
     view = wait_for(lead_id, ("sold",))
     assert view["sale"]["buyer_id"] == "anyone"
     skipped = {s["buyer_id"]: s["reason"] for s in view["skipped"]}
-    assert skipped["texas"] == "geo"
-    pinged = {p["buyer_id"] for p in buyers.pings(lead_id)}
-    assert pinged == {"anyone"} | ({"picky-score"} if "picky-score" not in skipped else set())
+    assert skipped == {"texas": "geo", "renters-only": "rule:qualifiers.homeowner"}
+    assert {p["buyer_id"] for p in buyers.pings(lead_id)} == {"anyone"}
 
 
 def test_daily_cap_moves_the_second_lead_to_another_buyer(clean_db, workers, buyers):
