@@ -1,5 +1,5 @@
 """Queue `award`: the chord callback and the beat's deadline close try the one conditional close."""
-from pipeline import lifecycle
+from pipeline.service import lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 

@@ -1,5 +1,5 @@
 """Queue `deliver`: post the full lead to the awarded buyer."""
-from pipeline import lifecycle
+from pipeline.service import lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 

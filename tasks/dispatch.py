@@ -1,7 +1,7 @@
 """Turn the domain's nudges into Celery messages: plain sends, and the ping chord."""
 from celery import chord
 
-from pipeline.nudges import Fanout, Nudge
+from pipeline.service.nudges import Fanout, Nudge
 from tasks.app import app
 
 

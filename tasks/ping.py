@@ -1,7 +1,7 @@
 """Queue `ping`: the chord header (a shard of buyers pinged at once) and the waterfall walk."""
 import logging
 
-from pipeline import lifecycle
+from pipeline.service import lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 

@@ -1,5 +1,5 @@
 """Queue `rerun`: the beat's held-lead cycle and the stuck-lead sweep."""
-from pipeline import lifecycle
+from pipeline.service import lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 

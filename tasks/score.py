@@ -1,5 +1,5 @@
 """Queue `score`: score a validated lead and open its first auction."""
-from pipeline import lifecycle
+from pipeline.service import lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 

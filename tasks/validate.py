@@ -1,5 +1,5 @@
 """Queue `validate`: normalise and verify a received lead."""
-from pipeline import lifecycle
+from pipeline.service import lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 

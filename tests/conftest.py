@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 
-# Tests never touch the default database or Redis db 0; set before config.settings is read.
-os.environ.setdefault("PINGTREE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree_test")
-os.environ.setdefault("PINGTREE_REDIS_URL", "redis://127.0.0.1:6379/11")
+# Tests never touch the configured database or Redis: they drop and flush what they use. Two runs on
+# one host pick their own with PINGTREE_TEST_DATABASE_URL and PINGTREE_TEST_REDIS_URL.
+os.environ["PINGTREE_DATABASE_URL"] = os.environ.get(
+    "PINGTREE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree_test")
+os.environ["PINGTREE_REDIS_URL"] = os.environ.get("PINGTREE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 os.environ["PINGTREE_ALLOW_PRIVATE_BUYERS"] = "1"
 os.environ.setdefault("PINGTREE_POST_BACKOFF_S", "0.05")
 # Two buyers per ping task: tests with three or more buyers run the chord of several shards.
@@ -21,9 +23,10 @@ import pytest  # noqa: E402
 import redis  # noqa: E402
 
 from config.settings import settings  # noqa: E402
-from pipeline import db, samples, store  # noqa: E402
-from pipeline.leads import VERTICALS  # noqa: E402
-from pipeline.tree import parse_tree  # noqa: E402
+from pipeline.adapters import db, store  # noqa: E402
+from pipeline.domain import samples  # noqa: E402
+from pipeline.domain.leads import VERTICALS  # noqa: E402
+from pipeline.domain.tree import parse_tree  # noqa: E402
 
 TABLES = ("sales", "cap_reservations", "cap_usage", "post_attempts", "pings", "auction_shards",
           "auctions", "lead_events", "consents", "leads", "buyers", "tiers", "suppressions")
@@ -82,7 +85,7 @@ def broker():
 @pytest.fixture(scope="session")
 def workers(database, broker):
     """Real Celery worker processes on every queue, as deploy/Procfile would run them."""
-    from pipeline.stack import Stack
+    from pipeline.devtools.stack import Stack
     from tasks.app import app
     # A worker left over from an interrupted run would eat this run's messages: stop it.
     if app.control.ping(timeout=0.5):
@@ -110,7 +113,7 @@ def workers(database, broker):
 
 @pytest.fixture(scope="session")
 def mock_fleet():
-    from pipeline.mockbuyers import MockBuyersProcess
+    from pipeline.devtools.mockbuyers import MockBuyersProcess
     with MockBuyersProcess({"buyers": [{"id": "idle"}]}, seed=7) as fleet:
         yield fleet
 
@@ -154,7 +157,7 @@ def make_lead(vertical: str = "solar", seed: int | None = None, **changes) -> di
 
 def wait_for(lead_id: str, statuses: tuple[str, ...], timeout: float = 20.0) -> dict:
     """Poll the lead view until the lead reaches one of ``statuses``."""
-    from pipeline import views
+    from pipeline.adapters import views
     until = time.monotonic() + timeout
     while True:
         with db.transaction() as cur:

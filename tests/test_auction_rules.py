@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline import auction, protocol, signing
-from pipeline.auction import Bid
-from pipeline.buyers import Buyer, Usage, eligibility, in_schedule, period_starts, rule_holds
+from pipeline.domain import auction
+from pipeline.domain.auction import Bid
+from pipeline.domain.buyers import Buyer, Usage, eligibility, in_schedule, period_starts, rule_holds
+from pipeline.protocols import native as protocol
+from pipeline.protocols import signing
 
 LEAD = {"lead_id": "l1", "vertical": "solar", "score": 80,
         "geo": {"zip": "33131", "city": "Miami", "state": "FL"},

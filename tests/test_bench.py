@@ -23,7 +23,7 @@ def test_bench_smoke(tmp_path):
     # Its own database and a private redis-server: the test fixtures' database is left alone.
     env.pop("PINGTREE_DATABASE_URL", None)
     run = subprocess.run(
-        [sys.executable, "-m", "pipeline.bench", "--smoke", "--no-events-off", "--no-flower",
+        [sys.executable, "-m", "pipeline.devtools.bench", "--smoke", "--no-events-off", "--no-flower",
          "--database-url", "postgresql://postgres@127.0.0.1:5432/pingtree_bench_smoke",
          "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)

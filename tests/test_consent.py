@@ -6,8 +6,9 @@ import hashlib
 import psycopg2
 import pytest
 
-from pipeline import db, store, submit_lead
-from pipeline.leads import InvalidLead
+from pipeline import submit_lead
+from pipeline.adapters import db, store
+from pipeline.domain.leads import InvalidLead
 from tests.conftest import make_lead, one_taker, wait_for
 from tests.test_http_intake import settled  # noqa: F401  (autouse: leads rest before TRUNCATE)
 

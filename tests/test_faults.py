@@ -7,7 +7,9 @@ import pytest
 import redis
 
 from config.settings import settings
-from pipeline import db, intake, submit_lead
+from pipeline import submit_lead
+from pipeline.adapters import db
+from pipeline.service import intake
 from tests.conftest import load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
@@ -104,7 +106,7 @@ def test_a_killed_worker_loses_nothing_and_sells_once(clean_db, workers, buyers)
 
 def test_an_auction_whose_ping_task_never_ran_is_closed_by_the_beat_closer(clean_db, workers, buyers,
                                                                             monkeypatch):
-    from pipeline import lifecycle
+    from pipeline.service import lifecycle
     from tasks.app import app
     buyers.set_fleet({"buyers": [{"id": "b1", "accept_rate": 1, "bid": 22.0, "latency_ms": 2}]})
     load_tree(buyers.tree(network={**NETWORK, "auction_timeout_s": 1, "max_cycles": 1}))

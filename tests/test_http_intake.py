@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import db, submit_lead
-from pipeline.leads import InvalidLead
-from pipeline.mockbuyers import free_port
+from pipeline import submit_lead
+from pipeline.adapters import db
+from pipeline.devtools.mockbuyers import free_port
+from pipeline.domain.leads import InvalidLead
 from tests.conftest import make_lead
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,7 @@ JSON = {"Content-Type": "application/json"}
 
 
 class Server:
-    """`python -m pipeline.cli serve` on a free port, with its own environment."""
+    """`python -m pipeline.entrypoints.cli serve` on a free port, with its own environment."""
 
     def __init__(self, log_path: Path, **env: str):
         self.port = free_port()
@@ -33,7 +34,7 @@ class Server:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "serve", "--addr", f"127.0.0.1:{self.port}"],
+            [sys.executable, "-m", "pipeline.entrypoints.cli", "serve", "--addr", f"127.0.0.1:{self.port}"],
             env={**os.environ, **env}, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
@@ -288,7 +289,7 @@ def test_the_same_errors_from_python_http_and_the_cli(api, clean_db, tmp_path):
 
     path = tmp_path / "lead.json"
     path.write_text(json.dumps(lead, indent=2))
-    cli = subprocess.run([sys.executable, "-m", "pipeline.cli", "submit", str(path)], cwd=ROOT,
+    cli = subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "submit", str(path)], cwd=ROOT,
                          env=os.environ.copy(), capture_output=True, text=True, timeout=60)
     assert cli.returncode == 2, cli.stderr
     assert cli.stdout == ""                       # no lead id printed
@@ -467,8 +468,8 @@ def test_postgresql_down_is_503_never_a_false_202(api_without_db, clean_db):
 
 def test_a_broker_failure_after_the_commit_still_answers_with_the_stored_lead(clean_db,
                                                                               monkeypatch):
-    from pipeline import intake
-    from pipeline.nudges import Nudge
+    from pipeline.service import intake
+    from pipeline.service.nudges import Nudge
 
     def broker_down(nudges):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.leads import VERTICALS, InvalidLead, parse_lead
+from pipeline.domain.leads import VERTICALS, InvalidLead, parse_lead
 
 NOW = datetime(2026, 11, 22, 10, 0, 5, tzinfo=UTC)
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import signing
-from pipeline.mockbuyers import (
+from pipeline.devtools.mockbuyers import (
     VERTICALS,
     BadFleet,
     MockBuyersProcess,
@@ -18,6 +17,7 @@ from pipeline.mockbuyers import (
     main,
     tree_for_fleet,
 )
+from pipeline.protocols import signing
 
 EXAMPLE_FLEET = str(Path(__file__).resolve().parent.parent / "config/examples/fleet.json")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

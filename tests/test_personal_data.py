@@ -13,7 +13,8 @@ import redis
 from celery.signals import after_task_publish
 
 from config.settings import settings
-from pipeline import submit_lead, validation
+from pipeline import submit_lead
+from pipeline.domain import validation
 from tests.conftest import make_lead, one_taker, wait_for
 
 pytestmark = pytest.mark.integration

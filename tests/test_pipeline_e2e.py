@@ -7,7 +7,8 @@ import pytest
 import redis
 
 from config.settings import settings
-from pipeline import db, submit_lead, views
+from pipeline import submit_lead
+from pipeline.adapters import db, views
 from tests.conftest import load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration

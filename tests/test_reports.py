@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True,
                           text=True, timeout=60)
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 import pytest
 
-from pipeline.leads import VERTICALS, InvalidLead, parse_lead
-from pipeline.samples import SAMPLE_NOW, make_bad_leads, make_lead
-from pipeline.validation import History, Valid, normalise, verdict
+from pipeline.domain.leads import VERTICALS, InvalidLead, parse_lead
+from pipeline.domain.samples import SAMPLE_NOW, make_bad_leads, make_lead
+from pipeline.domain.validation import History, Valid, normalise, verdict
 
 NOW = datetime(2026, 3, 9, 14, 30, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipeline import transport
+from pipeline.adapters import transport
 
 
 class Handler(BaseHTTPRequestHandler):

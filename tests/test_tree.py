@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from pipeline import db, store
-from pipeline.leads import VERTICALS
-from pipeline.tree import InvalidTree, parse_tree
+from pipeline.adapters import db, store
+from pipeline.domain.leads import VERTICALS
+from pipeline.domain.tree import InvalidTree, parse_tree
 
 BUYER = {"id": "provider-a", "tier": 1, "verticals": ["solar"], "bid": 34.00,
          "ping_url": "https://buyer.example/ping", "post_url": "https://buyer.example/post"}
@@ -63,8 +63,8 @@ def test_private_flag_allows_plain_http_for_local_buyers():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True,
+                          text=True, timeout=60)
 
 
 def test_bad_tree_file_is_refused_whole_and_nothing_changes(clean_db, tmp_path):

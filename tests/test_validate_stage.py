@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import db, submit_lead, validation
+from pipeline import submit_lead
+from pipeline.adapters import db
+from pipeline.domain import validation
 from tests.conftest import load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
@@ -30,7 +32,7 @@ def taker(clean_db, workers, buyers):
 
 
 def pingtree(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], cwd=ROOT,
                           env=os.environ.copy(), capture_output=True, text=True, timeout=60)
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.leads import parse_lead
-from pipeline.samples import make_lead
-from pipeline.validation import History, Normalised, Rejected, Valid, normalise, verdict
+from pipeline.domain.leads import parse_lead
+from pipeline.domain.samples import make_lead
+from pipeline.domain.validation import History, Normalised, Rejected, Valid, normalise, verdict
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 MIAMI = {"first_name": "Ana", "last_name": "Lopez", "email": "ana@example.com",

@@ -14,16 +14,16 @@ def _print_json(doc) -> None:
 
 
 def cmd_db_migrate(args) -> int:
-    from pipeline import db
+    from pipeline.adapters import db
     applied = db.migrate()
     print(f"migrated: {', '.join(applied)}" if applied else "database is up to date")
     return 0
 
 
 def cmd_tree_load(args) -> int:
-    from pipeline import db, store
-    from pipeline.leads import VERTICALS
-    from pipeline.tree import InvalidTree, parse_tree
+    from pipeline.adapters import db, store
+    from pipeline.domain.leads import VERTICALS
+    from pipeline.domain.tree import InvalidTree, parse_tree
     try:
         tree = parse_tree(Path(args.file).read_text(), VERTICALS, settings.allow_private_buyers)
     except InvalidTree as exc:
@@ -52,7 +52,7 @@ def _flatten(errors, prefix: str = ""):
 
 
 def cmd_tree_show(args) -> int:
-    from pipeline import db, store
+    from pipeline.adapters import db, store
     with db.transaction() as cur:
         _print_json(store.tree_document(cur))
     return 0
@@ -73,10 +73,10 @@ def _read_leads(source: str):
 
 
 def cmd_submit(args) -> int:
-    from pipeline import db
-    from pipeline.http import BadBody, parse_body
-    from pipeline.intake import IdempotencyConflict, submit_lead
-    from pipeline.leads import InvalidLead
+    from pipeline.adapters import db
+    from pipeline.domain.leads import InvalidLead
+    from pipeline.entrypoints.http import BadBody, parse_body
+    from pipeline.service.intake import IdempotencyConflict, submit_lead
     failed = 0
     for number, line in _read_leads(args.file):
         try:
@@ -94,7 +94,7 @@ def cmd_submit(args) -> int:
 
 
 def cmd_lead(args) -> int:
-    from pipeline import db, views
+    from pipeline.adapters import db, views
     with db.transaction() as cur:
         view = views.lead_view(cur, args.id)
     if view is None:
@@ -122,7 +122,7 @@ def cmd_lead(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipeline import db, views
+    from pipeline.adapters import db, views
     with db.transaction() as cur:
         doc = views.report(cur)
     if args.json:
@@ -143,7 +143,7 @@ def cmd_report(args) -> int:
 def cmd_billing(args) -> int:
     import re
 
-    from pipeline import db, views
+    from pipeline.adapters import db, views
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
         print("--month must be YYYY-MM", file=sys.stderr)
         return 2
@@ -159,7 +159,7 @@ def cmd_billing(args) -> int:
 
 
 def cmd_return(args) -> int:
-    from pipeline import db, store, views
+    from pipeline.adapters import db, store, views
     with db.transaction() as cur:
         if store.lead_row(cur, args.id) is None:
             print(f"no such lead: {args.id}", file=sys.stderr)
@@ -170,28 +170,28 @@ def cmd_return(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from pipeline.http import serve
+    from pipeline.entrypoints.http import serve
     serve(args.addr, threads=args.threads)
     return 0
 
 
 def cmd_mock_buyers(args) -> int:
-    from pipeline import mockbuyers
+    from pipeline.devtools import mockbuyers
     return mockbuyers.main_from_args(args)
 
 
 def cmd_bench(args) -> int:
-    from pipeline import bench
+    from pipeline.devtools import bench
     return bench.main_from_args(args)
 
 
 def cmd_demo(args) -> int:
-    from pipeline import demo
+    from pipeline.devtools import demo
     return demo.main_from_args(args)
 
 
 def cmd_up(args) -> int:
-    from pipeline import stack
+    from pipeline.devtools import stack
     return stack.main_from_args(args)
 
 
@@ -237,14 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=16)
     serve.set_defaults(func=cmd_serve)
 
-    from pipeline import mockbuyers
+    from pipeline.devtools import mockbuyers
     mock = sub.add_parser("mock-buyers", help="a simulated buyer fleet speaking the buyer protocol")
     mockbuyers.add_arguments(mock)
     mock.set_defaults(func=cmd_mock_buyers)
 
-    from pipeline import demo, stack, suppression
+    from pipeline.devtools import demo, stack
+    from pipeline.entrypoints import suppression
     try:
-        from pipeline import bench
+        from pipeline.devtools import bench
     except ImportError:  # while the bench module is being written
         bench = None
     _add_bench_demo(sub, bench, demo)

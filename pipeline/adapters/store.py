@@ -6,9 +6,9 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
-from pipeline.buyers import Buyer, Usage, period_starts
-from pipeline.money import as_number
-from pipeline.protocol import iso
+from pipeline.domain.buyers import Buyer, Usage, period_starts
+from pipeline.domain.instants import iso
+from pipeline.domain.money import as_number
 
 TERMINAL = ("sold", "rejected", "unsold")
 

@@ -2,7 +2,7 @@
 
 No broker, no database: the least work a ping-tree can do for a lead against the same mock
 buyers (same bodies, same signatures, same answer parsing), so `pingtree bench` can print our
-figures as ratios to it. Run as ``python -m pipeline.benchfloor``; prints one JSON document.
+figures as ratios to it. Run as ``python -m pipeline.devtools.benchfloor``; prints one JSON document.
 """
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from pipeline import protocol, samples, signing
+from pipeline.domain import samples
+from pipeline.protocols import native as protocol
+from pipeline.protocols import signing
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -122,7 +124,8 @@ async def run(base_url: str, buyer_ids: list[str], *, mode: str, leads: int, dur
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.benchfloor", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.devtools.benchfloor",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--buyers", required=True, help="comma-separated buyer ids")
     parser.add_argument("--mode", choices=("latency", "throughput"), default="latency")

@@ -5,7 +5,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from pipeline import validation
+from pipeline.domain import validation
 
 
 def entry(value: str) -> tuple[str, str] | None:
@@ -19,7 +19,7 @@ def entry(value: str) -> tuple[str, str] | None:
 
 
 def _add(values: list[str], reason: str | None) -> int:
-    from pipeline import db, store
+    from pipeline.adapters import db, store
     rows, bad = [], []
     for number, value in enumerate(values, 1):
         found = entry(value)
@@ -34,7 +34,7 @@ def _add(values: list[str], reason: str | None) -> int:
 
 
 def cmd(args) -> int:
-    from pipeline import db, store
+    from pipeline.adapters import db, store
     if args.suppress_cmd == "add":
         return _add(args.values, args.reason)
     if args.suppress_cmd == "import":

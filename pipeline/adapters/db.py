@@ -133,7 +133,7 @@ def drop_database(url: str) -> None:
 
 
 def migrations() -> list[tuple[str, str]]:
-    folder = resources.files("pipeline") / "migrations"
+    folder = resources.files("pipeline.adapters") / "migrations"
     files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
     return [(f.name.removesuffix(".sql"), f.read_text()) for f in files]
 

@@ -11,11 +11,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from config.settings import settings
-from pipeline import auction as auctions
-from pipeline import db, protocol, scoring, signing, store, transport, validation
-from pipeline.buyers import Buyer, eligibility
-from pipeline.leads import QUALIFIER_SCHEMAS
-from pipeline.nudges import Fanout, Nudge
+from pipeline.adapters import db, store, transport
+from pipeline.domain import auction as auctions
+from pipeline.domain import scoring, validation
+from pipeline.domain.buyers import Buyer, eligibility
+from pipeline.domain.leads import QUALIFIER_SCHEMAS
+from pipeline.protocols import native as protocol
+from pipeline.protocols import signing
+from pipeline.service.nudges import Fanout, Nudge
 
 log = logging.getLogger("pingtree")
 

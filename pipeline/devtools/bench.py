@@ -4,7 +4,7 @@ Everything runs on this machine: a private redis-server (so INFO commandstats co
 ``--redis-url`` reuses another), a fresh ``pingtree_bench`` database, the mock buyer fleet, the
 API and one worker per queue as ``deploy/Procfile`` runs them (plus Flower, as operators run
 it). Leads go in through ``POST /v1/leads``; a lead's latency is submit -> post received by the
-buyer (the mock server's ``received_at``). The floor (``pipeline.benchfloor``: one asyncio
+buyer (the mock server's ``received_at``). The floor (``pipeline.devtools.benchfloor``: one asyncio
 process, no broker, no database) runs against the same buyers and every figure is also given
 as a ratio to it. Results: a table per scenario on stdout, ``bench.json`` (and ``latency.png``
 when matplotlib is installed) in ``--out``.
@@ -26,11 +26,12 @@ from pathlib import Path
 import redis
 import requests
 
-from pipeline import db, samples, store
-from pipeline.leads import VERTICALS
-from pipeline.mockbuyers import MockBuyersProcess, free_port, tree_for_fleet
-from pipeline.stack import ROOT, Stack, procfile
-from pipeline.tree import parse_tree
+from pipeline.adapters import db, store
+from pipeline.devtools.mockbuyers import MockBuyersProcess, free_port, tree_for_fleet
+from pipeline.devtools.stack import ROOT, Stack, procfile
+from pipeline.domain import samples
+from pipeline.domain.leads import VERTICALS
+from pipeline.domain.tree import parse_tree
 
 SCENARIOS = ("latency", "throughput", "deadline", "scaling", "cost")
 BENCH_DB = "postgresql://postgres@127.0.0.1:5432/pingtree_bench"
@@ -436,7 +437,8 @@ class Bench:
     def floor(self, buyer_count: int, mode: str, *, leads: int = 100, seconds: float = 3.0) -> dict:
         ids = ",".join(f"buyer-{i:02d}" for i in range(1, buyer_count + 1))
         out = subprocess.run(
-            [sys.executable, "-m", "pipeline.benchfloor", "--base-url", self.buyers.url, "--buyers", ids,
+            [sys.executable, "-m", "pipeline.devtools.benchfloor", "--base-url", self.buyers.url,
+             "--buyers", ids,
              "--mode", mode, "--leads", str(leads), "--duration", str(seconds)],
             cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **self.env(True)})
         if out.returncode:

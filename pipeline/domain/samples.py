@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 import zipcodes
 
-from pipeline.leads import STATES, VERTICALS
-from pipeline.validation import US_REGIONS
+from pipeline.domain.leads import STATES, VERTICALS
+from pipeline.domain.validation import US_REGIONS
 
 # The moment the bad-lead catalogue is stamped with; parse it with this `now`.
 SAMPLE_NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime
 
 from config.settings import settings
-from pipeline import db, store
-from pipeline.leads import InvalidLead, parse_lead
-from pipeline.nudges import Nudge, dispatch
+from pipeline.adapters import db, store
+from pipeline.domain.leads import InvalidLead, parse_lead
+from pipeline.service.nudges import Nudge, dispatch
 
 log = logging.getLogger("pingtree.intake")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.buyers import Buyer, Usage, remaining_daily
+from pipeline.domain.buyers import Buyer, Usage, remaining_daily
 
 
 @dataclass(frozen=True)

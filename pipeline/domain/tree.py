@@ -17,7 +17,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from pipeline.money import MAX_BID, to_cents
+from pipeline.domain.money import MAX_BID, to_cents
 
 MODES = ("auction", "waterfall", "round_robin")
 RULE_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists")

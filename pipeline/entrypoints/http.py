@@ -10,8 +10,9 @@ import redis
 from flask import Flask, Response, request
 
 from config.settings import settings
-from pipeline import db, intake, views
-from pipeline.leads import InvalidLead
+from pipeline.adapters import db, views
+from pipeline.domain.leads import InvalidLead
+from pipeline.service import intake
 
 log = logging.getLogger("pingtree.http")
 MAX_DEPTH = 20

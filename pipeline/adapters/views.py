@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pipeline import store
-from pipeline.money import as_number
-from pipeline.protocol import iso
+from pipeline.adapters import store
+from pipeline.domain.instants import iso
+from pipeline.domain.money import as_number
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_DB = "postgresql://postgres@127.0.0.1:5432/pingtree_demo"
 DEMO_REDIS = "redis://127.0.0.1:6379/3"
 PROCESSES = ["api", "validate", "score", "ping", "award", "deliver", "rerun", "beat"]
@@ -35,15 +35,16 @@ def main_from_args(args) -> int:
     env = {"PINGTREE_DATABASE_URL": DEMO_DB, "PINGTREE_REDIS_URL": DEMO_REDIS,
            "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_HTTP_ADDR": api_addr,
            "PINGTREE_BEAT_FILE": str(ROOT / ".demo" / "beat-schedule")}
-    os.environ.update(env)   # before pipeline.db reads the settings
+    os.environ.update(env)   # before pipeline.adapters.db reads the settings
     import redis
     import requests
 
-    from pipeline import db, samples, store, views
-    from pipeline.leads import VERTICALS
-    from pipeline.mockbuyers import MockBuyersProcess
-    from pipeline.stack import Stack
-    from pipeline.tree import parse_tree
+    from pipeline.adapters import db, store, views
+    from pipeline.devtools.mockbuyers import MockBuyersProcess
+    from pipeline.devtools.stack import Stack
+    from pipeline.domain import samples
+    from pipeline.domain.leads import VERTICALS
+    from pipeline.domain.tree import parse_tree
 
     print(f"pingtree demo: database {DEMO_DB}, Redis {DEMO_REDIS}, API http://{api_addr}")
     db.drop_database(DEMO_DB)
@@ -165,7 +166,7 @@ def _summary(sent, db, views, buyers) -> None:
         print("  still open: " + ", ".join(f"{k} {v}" for k, v in others.items()))
     print(f"  revenue   {report['revenue']:10.2f}")
     if first_cycle:
-        from pipeline.bench import pct
+        from pipeline.devtools.bench import pct
         print(f"  received -> sold (first cycle): p50 {pct(first_cycle, 50):.0f} ms,"
               f" p95 {pct(first_cycle, 95):.0f} ms over {len(first_cycle)} leads")
     print("-" * 78)

@@ -78,7 +78,7 @@ from typing import Any, Self
 import requests
 from aiohttp import web
 
-from pipeline import signing
+from pipeline.protocols import signing
 
 VERTICALS = (
     "auto_insurance", "home_insurance", "health_insurance", "life_insurance",
@@ -774,7 +774,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class MockBuyersProcess:
-    """``python -m pipeline.mockbuyers`` in a subprocess, driven over HTTP.
+    """``python -m pipeline.devtools.mockbuyers`` in a subprocess, driven over HTTP.
 
     with MockBuyersProcess(fleet, seed=1) as buyers:
         tree = buyers.tree()
@@ -801,12 +801,12 @@ class MockBuyersProcess:
         fd, self._config_path = tempfile.mkstemp(prefix="pingtree-fleet-", suffix=".json")
         with os.fdopen(fd, "w") as f:
             json.dump(self.fleet, f)
-        command = [sys.executable, "-m", "pipeline.mockbuyers", "--config", self._config_path,
+        command = [sys.executable, "-m", "pipeline.devtools.mockbuyers", "--config", self._config_path,
                    "--host", self.host, "--port", str(self.port)]
         if self.seed is not None:
             command += ["--seed", str(self.seed)]
         # Run from the project root so ``-m pipeline...`` works without an install.
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ,
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self._popen = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL)

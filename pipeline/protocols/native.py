@@ -6,7 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.money import as_number, parse_bid
+from pipeline.domain.instants import iso
+from pipeline.domain.money import as_number, parse_bid
 
 NAMESPACE = uuid.UUID("6f1c2a52-94a1-4c57-9a56-2f0d3c1b7e11")
 
@@ -27,11 +28,6 @@ class PostResult:
     reason: str | None = None
     http_status: int | None = None
     latency_ms: int | None = None
-
-
-def iso(at: datetime) -> str:
-    """A UTC instant as buyers and operators read it: 2026-11-22T10:00:10Z."""
-    return at.isoformat().replace("+00:00", "Z")
 
 
 def ping_id(auction_id: str, buyer_id: str, kind: str = "ping") -> uuid.UUID:

@@ -1,0 +1,1 @@
+"""Buyer protocols: pure translations from a lead to requests and from answers to bids or passes."""
