@@ -13,20 +13,15 @@ os.environ.setdefault("PINGTREE_POST_BACKOFF_S", "0.05")
 # Two buyers per ping task: tests with three or more buyers run the chord of several shards.
 os.environ.setdefault("PINGTREE_PING_SHARD_SIZE", "2")
 
-import random  # noqa: E402
 import time  # noqa: E402
-import uuid  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 
 import psycopg2.errors  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 
 from config.settings import settings  # noqa: E402
-from pipeline.adapters import db, store  # noqa: E402
-from pipeline.domain import samples  # noqa: E402
-from pipeline.domain.leads import VERTICALS  # noqa: E402
-from pipeline.domain.tree import parse_tree  # noqa: E402
+from pipeline.adapters import db  # noqa: E402
+from tests.helpers import settle  # noqa: E402
 
 TABLES = ("sales", "cap_reservations", "cap_usage", "post_attempts", "pings", "auction_shards",
           "auctions", "lead_events", "consents", "leads", "buyers", "tiers", "suppressions")
@@ -39,21 +34,6 @@ def database():
     db.migrate(settings.database_url)
     yield settings.database_url
     db.reset_pools()
-
-
-MOVING = ("received", "validated", "scored", "auctioning", "delivering")
-
-
-def settle(timeout: float = 10.0) -> bool:
-    """Wait until no lead is moving through the pipeline; False when some still are."""
-    until = time.monotonic() + timeout
-    while time.monotonic() < until:
-        with db.transaction() as cur:
-            cur.execute("SELECT count(*) AS n FROM leads WHERE status = ANY(%s)", (list(MOVING),))
-            if not cur.fetchone()["n"]:
-                return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -125,45 +105,10 @@ def buyers(mock_fleet):
     return mock_fleet
 
 
-def load_tree(doc: dict) -> dict:
-    import json
-    tree = parse_tree(json.dumps(doc), VERTICALS, allow_private=True)
-    with db.transaction() as cur:
-        store.load_tree(cur, tree)
-    return tree
 
 
-def one_taker(buyers) -> dict:
-    """One buyer, `taker`, that answers at once and takes every lead at 20.00."""
-    buyers.set_fleet({"defaults": {"latency_ms": 0},
-                      "buyers": [{"id": "taker", "accept_rate": 1, "bid": 20.0}]})
-    return load_tree(buyers.tree(tiers=[{"tier": 1, "mode": "auction"}],
-                                 network={"score_floor": 0, "bid_floor": 1.0, "auction_timeout_s": 2,
-                                          "max_cycles": 1, "rerun_interval_s": 300,
-                                          "duplicate_window_h": 24, "stuck_after_s": 60}))
-
-
-def make_lead(vertical: str = "solar", seed: int | None = None, **changes) -> dict:
-    rng = random.Random(seed if seed is not None else uuid.uuid4().int)
-    lead = samples.make_lead(rng, vertical, now=datetime.now(UTC))
-    for path, value in changes.items():
-        node = lead
-        *parents, last = path.split("__")
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    return lead
-
-
-def wait_for(lead_id: str, statuses: tuple[str, ...], timeout: float = 20.0) -> dict:
-    """Poll the lead view until the lead reaches one of ``statuses``."""
-    from pipeline.adapters import views
-    until = time.monotonic() + timeout
-    while True:
-        with db.transaction() as cur:
-            view = views.lead_view(cur, lead_id)
-        if view and view["status"] in statuses:
-            return view
-        if time.monotonic() > until:
-            raise AssertionError(f"lead {lead_id} is {view and view['status']}, not {statuses}")
-        time.sleep(0.05)
+def pytest_collection_modifyitems(items):
+    """Outside tests/unit a test needs PostgreSQL, Redis or a buyer server: `-m "not integration"`."""
+    for item in items:
+        if "/unit/" not in str(item.path):
+            item.add_marker(pytest.mark.integration)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from pipeline import submit_lead
-from tests.conftest import load_tree, make_lead, wait_for
+from tests.helpers import load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import redis
 from config.settings import settings
 from pipeline import submit_lead
 from pipeline.adapters import db, views
-from tests.conftest import load_tree, make_lead, wait_for
+from tests.helpers import load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 

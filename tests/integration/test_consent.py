@@ -9,8 +9,7 @@ import pytest
 from pipeline import submit_lead
 from pipeline.adapters import db, store
 from pipeline.domain.leads import InvalidLead
-from tests.conftest import make_lead, one_taker, wait_for
-from tests.test_http_intake import settled  # noqa: F401  (autouse: leads rest before TRUNCATE)
+from tests.helpers import make_lead, one_taker, wait_for
 
 TEXT = ("  By clicking Submit, I agree that Dreamy Leads and its partners may contact me at the\n"
         "number above, including by autodialer; consent is not a condition of purchase.\n\n")

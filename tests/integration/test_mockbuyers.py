@@ -19,7 +19,7 @@ from pipeline.devtools.mockbuyers import (
 )
 from pipeline.protocols import signing
 
-EXAMPLE_FLEET = str(Path(__file__).resolve().parent.parent / "config/examples/fleet.json")
+EXAMPLE_FLEET = str(Path(__file__).resolve().parents[2] / "config/examples/fleet.json")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 FLEET = {

@@ -12,11 +12,11 @@ import pytest
 from pipeline import submit_lead
 from pipeline.adapters import db
 from pipeline.domain import validation
-from tests.conftest import load_tree, make_lead, wait_for
+from tests.helpers import load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 1,
            "rerun_interval_s": 300, "duplicate_window_h": 24, "stuck_after_s": 60}
 DONE = ("sold", "rejected", "unsold")

@@ -18,9 +18,9 @@ from pipeline import submit_lead
 from pipeline.adapters import db
 from pipeline.devtools.mockbuyers import free_port
 from pipeline.domain.leads import InvalidLead
-from tests.conftest import make_lead
+from tests.helpers import make_lead, settle
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 1024
 JSON = {"Content-Type": "application/json"}
 
@@ -77,28 +77,12 @@ def api(database, tmp_path_factory):
     server.stop()
 
 
-MOVING = ("received", "validated", "scored", "auctioning", "delivering")
-
-
-def wait_until_settled(timeout: float = 20.0) -> None:
-    """Every stored lead at rest (the test workers have taken each one as far as it goes)."""
-    until = time.monotonic() + timeout
-    while True:
-        with db.transaction() as cur:
-            cur.execute("SELECT count(*) AS n FROM leads WHERE status = ANY(%s)", (list(MOVING),))
-            moving = cur.fetchone()["n"]
-        if not moving:
-            return
-        assert time.monotonic() < until, f"{moving} leads still moving through the pipeline"
-        time.sleep(0.05)
-
-
 @pytest.fixture(autouse=True)
 def settled(workers):
     """Accepted leads go on to the real workers; let them rest before the next test's TRUNCATE,
     which would otherwise race (and deadlock with) a worker's transaction."""
     yield
-    wait_until_settled()
+    assert settle(20), "leads still moving through the pipeline"
 
 
 def counts() -> dict:

@@ -10,7 +10,7 @@ from config.settings import settings
 from pipeline import submit_lead
 from pipeline.adapters import db
 from pipeline.service import intake
-from tests.conftest import load_tree, make_lead, wait_for
+from tests.helpers import load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 
