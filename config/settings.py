@@ -39,6 +39,9 @@ class Settings:
     # Celery task events for Flower (task-sent/received/started/succeeded); the bench turns
     # them off to measure what they cost.
     task_events: bool
+    # Where `make demo` keeps its own database and Redis db (it empties both).
+    demo_database_url: str
+    demo_redis_url: str
 
 
 def load() -> Settings:
@@ -64,6 +67,8 @@ def load() -> Settings:
         db_pool_size=int(env("PINGTREE_DB_POOL_SIZE", "8")),
         dispatcher=env("PINGTREE_DISPATCHER", "tasks.dispatch:send"),
         task_events=_flag("PINGTREE_TASK_EVENTS", "1"),
+        demo_database_url=env("PINGTREE_DEMO_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree_demo"),
+        demo_redis_url=env("PINGTREE_DEMO_REDIS_URL", "redis://127.0.0.1:6379/3"),
     )
 
 

@@ -9,9 +9,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from config.settings import settings
+
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_DB = "postgresql://postgres@127.0.0.1:5432/pingtree_demo"
-DEMO_REDIS = "redis://127.0.0.1:6379/3"
+DEMO_DB = settings.demo_database_url
+DEMO_REDIS = settings.demo_redis_url
 PROCESSES = ["api", "validate", "score", "ping", "award", "deliver", "rerun", "beat"]
 
 
