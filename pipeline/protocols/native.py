@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.domain.instants import iso
-from pipeline.domain.money import as_number, parse_bid
+from pipeline.domain.money import as_number
+from pipeline.protocols import answers
 
 NAMESPACE = uuid.UUID("6f1c2a52-94a1-4c57-9a56-2f0d3c1b7e11")
 
@@ -62,23 +63,27 @@ def pre_ping_body(ping: dict, phone_sha256: str | None, email_sha256: str | None
 
 def read_ping_answer(status: int, body: bytes, standing_bid_cents: int | None,
                      latency_ms: int) -> Answer:
-    """Anything but a clear 2xx JSON accept or reject is a pass, with its reason."""
+    """Anything but a clear 2xx JSON accept or reject is a pass, with its reason; never raises."""
+    try:
+        return _read_ping_answer(status, body, standing_bid_cents, latency_ms)
+    except Exception as exc:           # one buyer's answer must never cost another's
+        return Answer("error", reason=f"unreadable_answer:{type(exc).__name__}", latency_ms=latency_ms)
+
+
+def _read_ping_answer(status: int, body: bytes, standing_bid_cents: int | None,
+                      latency_ms: int) -> Answer:
     if not 200 <= status < 300:
         return Answer("error", reason=f"http_{status}", latency_ms=latency_ms)
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return Answer("error", reason="invalid_json", latency_ms=latency_ms)
+    doc, unreadable = answers.read_json(body)
+    if unreadable:
+        return Answer("error", reason=unreadable, latency_ms=latency_ms)
     if not isinstance(doc, dict) or not isinstance(doc.get("accept"), bool):
         return Answer("error", reason="invalid_answer", latency_ms=latency_ms)
-    ref = doc.get("ref")
-    ref = str(ref)[:200] if isinstance(ref, (str, int)) and not isinstance(ref, bool) else None
+    ref = answers.safe_text(doc.get("ref"))
     if not doc["accept"]:
-        reason = doc.get("reason")
-        return Answer("reject", ref=ref, latency_ms=latency_ms,
-                      reason=str(reason)[:200] if isinstance(reason, str) else None)
+        return Answer("reject", ref=ref, latency_ms=latency_ms, reason=answers.safe_text(doc.get("reason")))
     if "bid" in doc and doc["bid"] is not None:
-        bid = parse_bid(doc["bid"])
+        bid = answers.read_bid(doc["bid"])
         if bid is None:
             return Answer("error", reason="invalid_bid", latency_ms=latency_ms)
     elif standing_bid_cents is not None:
@@ -89,14 +94,12 @@ def read_ping_answer(status: int, body: bytes, standing_bid_cents: int | None,
 
 
 def read_pre_ping_answer(status: int, body: bytes, latency_ms: int) -> Answer:
-    try:
-        doc = json.loads(body) if 200 <= status < 300 else None
-    except (ValueError, UnicodeDecodeError):
-        doc = None
+    """Only a 2xx ``{"eligible": true}`` is eligible; anything else, however broken, is not."""
+    doc, unreadable = answers.read_json(body) if 200 <= status < 300 else (None, f"bad_answer_{status}")
     if isinstance(doc, dict) and doc.get("eligible") is True:
         return Answer("eligible", latency_ms=latency_ms)
     return Answer("ineligible", latency_ms=latency_ms,
-                  reason="said_no" if isinstance(doc, dict) else f"bad_answer_{status}")
+                  reason="said_no" if isinstance(doc, dict) else unreadable or "invalid_answer")
 
 
 def post_body(lead: dict, consent: dict, *, ping_id: str, ping_ref: str | None,
@@ -112,16 +115,27 @@ def post_body(lead: dict, consent: dict, *, ping_id: str, ping_ref: str | None,
     }
 
 
+def read_post_failure(failure: str, status: int | None, latency_ms: int) -> PostResult:
+    """No answer we could read: an answer too big to read is a rejection; a time-out or a
+    connection fault may have reached the buyer, so the same buyer is tried again."""
+    if failure == "too_large":
+        return PostResult("rejected", f"unreadable_answer:{failure}", status, latency_ms)
+    return PostResult("retry", failure, status, latency_ms)
+
+
 def read_post_answer(status: int, body: bytes, latency_ms: int) -> PostResult:
-    """2xx accepted unless the body says accepted:false; 4xx rejected; 5xx retried."""
+    """2xx accepted unless the body says accepted:false (or cannot be read); 4xx rejected;
+    5xx retried. Never raises."""
     if 200 <= status < 300:
-        try:
-            doc = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError):
-            doc = {}
+        if not body.strip():
+            return PostResult("accepted", None, status, latency_ms)
+        doc, unreadable = answers.read_json(body)
+        if unreadable:
+            # An answer we cannot read is no acceptance we could bill for.
+            return PostResult("rejected", f"unreadable_answer:{unreadable}", status, latency_ms)
         if isinstance(doc, dict) and doc.get("accepted") is False:
-            reason = doc.get("reason")
-            return PostResult("rejected", str(reason)[:200] if reason else "declined", status, latency_ms)
+            return PostResult("rejected", answers.safe_text(doc.get("reason")) or "declined", status,
+                              latency_ms)
         return PostResult("accepted", None, status, latency_ms)
     if 400 <= status < 500:
         return PostResult("rejected", f"http_{status}", status, latency_ms)

@@ -352,7 +352,7 @@ def deliver_post(lead_id) -> Nudges:
                                       int(time.time()), body)}
     reply = transport.send(buyer.post_url, body, headers, settings.post_timeout_s,
                            max_bytes=settings.max_answer_bytes, allow_private=settings.allow_private_buyers)
-    result = (protocol.PostResult("retry", reply.failure, reply.status, reply.latency_ms)
+    result = (protocol.read_post_failure(reply.failure, reply.status, reply.latency_ms)
               if reply.failure else protocol.read_post_answer(reply.status, reply.body, reply.latency_ms))
     if result.outcome == "retry" and attempt >= settings.post_attempts:
         result = protocol.PostResult("rejected", f"gave_up:{result.reason}", result.http_status,
