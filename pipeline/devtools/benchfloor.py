@@ -17,16 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
+from pipeline.devtools.bench.measure import pct
 from pipeline.domain import samples
 from pipeline.protocols import native as protocol
 from pipeline.protocols import signing
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 class Floor:
@@ -119,8 +113,8 @@ async def run(base_url: str, buyer_ids: list[str], *, mode: str, leads: int, dur
     return {"mode": mode, "buyers": len(buyer_ids), "leads": len(latencies), "sold": sold,
             "wall_s": round(wall, 3), "leads_per_s": round(len(latencies) / wall, 1) if wall else None,
             "cpu_ms_per_lead": round(cpu * 1000 / max(1, len(latencies)), 3),
-            "p50_ms": _percentile(latencies, 50), "p95_ms": _percentile(latencies, 95),
-            "p99_ms": _percentile(latencies, 99), "concurrency": concurrency if mode != "latency" else 1}
+            "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95),
+            "p99_ms": pct(latencies, 99), "concurrency": concurrency if mode != "latency" else 1}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +16,6 @@ DEMO_REDIS = settings.demo_redis_url
 PROCESSES = ["api", "validate", "score", "ping", "award", "deliver", "rerun", "beat"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--leads", type=int, default=300, help="how many leads to submit")
     parser.add_argument("--rate", type=float, default=40.0, help="leads per second offered")
@@ -33,6 +26,7 @@ def add_arguments(parser) -> None:
 
 
 def main_from_args(args) -> int:
+    from pipeline.devtools.mockbuyers import free_port
     api_addr = f"127.0.0.1:{free_port()}"
     env = {"PINGTREE_DATABASE_URL": DEMO_DB, "PINGTREE_REDIS_URL": DEMO_REDIS,
            "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_HTTP_ADDR": api_addr,

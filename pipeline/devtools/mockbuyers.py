@@ -78,12 +78,10 @@ from typing import Any, Self
 import requests
 from aiohttp import web
 
+from pipeline.domain import verticals
 from pipeline.protocols import signing
 
-VERTICALS = (
-    "auto_insurance", "home_insurance", "health_insurance", "life_insurance",
-    "mortgage", "solar", "debt_relief",
-)
+VERTICALS = verticals.NAMES
 
 DEFAULT_NETWORK = {
     "score_floor": 50, "bid_floor": 1.00, "auction_timeout_s": 10, "max_cycles": 2,

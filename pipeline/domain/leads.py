@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import unicodedata
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import email_validator
 import phonenumbers
 from marshmallow import (
-    RAISE,
     Schema,
     ValidationError,
     fields,
@@ -20,12 +17,12 @@ from marshmallow import (
     validate,
     validates_schema,
 )
-from marshmallow.experimental.context import Context
 
-VERTICALS: tuple[str, ...] = (
-    "auto_insurance", "home_insurance", "health_insurance", "life_insurance",
-    "mortgage", "solar", "debt_relief",
-)
+from pipeline.domain import verticals
+from pipeline.domain.fields import Clock, Strict, Text, clock, error_lines
+
+VERTICALS: tuple[str, ...] = verticals.NAMES
+QUALIFIER_SCHEMAS: dict[str, Schema] = {name: v.qualifiers for name, v in verticals.REGISTRY.items()}
 
 # USPS codes of the 50 states, DC and the inhabited territories (all on the NANP).
 STATES: frozenset[str] = frozenset((
@@ -35,8 +32,6 @@ STATES: frozenset[str] = frozenset((
     "VA", "WA", "WV", "WI", "WY", "DC", "PR", "VI", "GU", "AS", "MP",
 ))
 
-CREDIT_RATINGS = ("excellent", "good", "fair", "poor")
-PROPERTY_TYPES = ("single_family", "condo", "townhouse", "multi_family", "mobile_home")
 TRUSTEDFORM_HOST = "cert.trustedform.com"
 
 
@@ -45,68 +40,12 @@ class InvalidLead(ValueError):
 
     def __init__(self, errors: dict):
         self.errors = errors
-        problems = [f"{path}: {message}" for path, message in _flatten(errors)]
+        problems = list(error_lines(errors))
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         super().__init__("invalid lead: " + "; ".join(problems[:3]) + more)
 
 
-def _flatten(errors: dict, prefix: str = ""):
-    for key, value in errors.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            yield from _flatten(value, path)
-        else:
-            for message in value if isinstance(value, list) else [value]:
-                yield path, message
-
-
-@dataclass(frozen=True)
-class _Clock:
-    now: datetime
-    max_future_s: int
-    max_age_s: int
-
-
-# marshmallow 4 dropped schema.context; the parse-time clock travels in a context variable.
-_clock = Context[_Clock]
-
-
 # -- fields ------------------------------------------------------------------------------------
-
-class Text(fields.String):
-    """A string, NFC-normalised and stripped, without NUL or control characters.
-
-    An optional field sent blank counts as null: form backends send "" for empty inputs.
-    """
-
-    def __init__(self, *, max_length: int = 100, strip: bool = True, multiline: bool = False,
-                 required: bool = False, validate=None, **kwargs):
-        self.strip, self.multiline = strip, multiline
-        checks = [validate] if callable(validate) else list(validate or ())
-        kwargs.setdefault("allow_none", not required)
-        super().__init__(required=required,
-                         validate=[_max_length(max_length), *checks], **kwargs)
-
-    def deserialize(self, value, attr=None, data=None, **kwargs):
-        if isinstance(value, str):
-            value = unicodedata.normalize("NFC", value)
-            if self.strip:
-                value = value.strip()
-            if not value and not self.required:
-                value = None
-        return super().deserialize(value, attr, data, **kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if not text:
-            raise ValidationError("May not be blank.")
-        if "\x00" in text:
-            raise ValidationError("NUL characters are not allowed.")
-        allowed = "\t\n\r" if self.multiline else ""
-        if any(unicodedata.category(c) in ("Cc", "Cs") and c not in allowed for c in text):
-            raise ValidationError("Control characters are not allowed.")
-        return text
-
 
 class IPAddress(Text):
     """An IPv4 or IPv6 address, returned in its canonical text form."""
@@ -156,10 +95,6 @@ class Qualifiers(fields.Field):
 
 # -- validators --------------------------------------------------------------------------------
 
-def _max_length(limit: int):
-    return validate.Length(max=limit, error="Longer than {max} characters.")
-
-
 def _nanp_phone(value: str) -> None:
     # Intake checks syntax only; whether the number is real is the validate stage's verdict.
     try:
@@ -183,21 +118,15 @@ def _trustedform_cert(value: str) -> None:
         raise ValidationError(f"Must be a certificate URL on https://{TRUSTEDFORM_HOST}/.")
 
 
-def _not_after_next_year(year: int) -> None:
-    clock = _clock.get(None)
-    if clock is not None and year > clock.now.year + 1:
-        raise ValidationError(f"Must be {clock.now.year + 1} or earlier.")
-
-
 def _within_consent_window(value: str) -> None:
-    clock = _clock.get(None)
-    if clock is None:
+    now = clock.get(None)
+    if now is None:
         return
     moment = datetime.fromisoformat(value)
-    if moment > clock.now + timedelta(seconds=clock.max_future_s):
+    if moment > now.now + timedelta(seconds=now.max_future_s):
         raise ValidationError("Is in the future.")
-    if moment < clock.now - timedelta(seconds=clock.max_age_s):
-        raise ValidationError(f"Is older than {clock.max_age_s} seconds.")
+    if moment < now.now - timedelta(seconds=now.max_age_s):
+        raise ValidationError(f"Is older than {now.max_age_s} seconds.")
 
 
 _http_url = validate.URL(schemes={"http", "https"}, error="Not a valid http(s) URL.")
@@ -206,27 +135,9 @@ _guid = validate.Regexp(r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$
                         error="Not a Jornaya LeadiD (GUID format).")
 
 
-def _int(low: int, high: int | None = None, *, required: bool = False, checks=()):
-    return fields.Integer(required=required, allow_none=not required,
-                          validate=[validate.Range(min=low, max=high), *checks])
-
-
-def _bool(*, required: bool = False):
-    return fields.Boolean(required=required, allow_none=not required)
-
-
-def _choice(choices, *, required: bool = False):
-    return Text(required=required, validate=validate.OneOf(choices))
-
-
 # -- envelope ----------------------------------------------------------------------------------
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class ContactSchema(_Strict):
+class ContactSchema(Strict):
     first_name = Text(required=True)
     last_name = Text(required=True)
     email = Text(required=True, max_length=254, validate=_email_syntax)
@@ -237,7 +148,7 @@ class ContactSchema(_Strict):
     zip = Text(required=True, max_length=10, validate=_zip)
 
 
-class ConsentSchema(_Strict):
+class ConsentSchema(Strict):
     ip = IPAddress(required=True, max_length=64)
     timestamp = Timestamp(required=True, max_length=64, validate=_within_consent_window)
     # Verbatim: not stripped, so text_sha256 proves exactly what the consumer was shown.
@@ -252,13 +163,13 @@ class ConsentSchema(_Strict):
         return {**consent, "text_sha256": hashlib.sha256(consent["text"].encode()).hexdigest()}
 
 
-class SourceSchema(_Strict):
+class SourceSchema(Strict):
     publisher_id = Text(required=True, max_length=64)
     page = Text(max_length=2048)
     sub_id = Text(max_length=128)
 
 
-class FormSchema(_Strict):
+class FormSchema(Strict):
     started_at = Timestamp(max_length=64)
     submitted_at = Timestamp(max_length=64)
 
@@ -270,7 +181,7 @@ class FormSchema(_Strict):
             raise ValidationError("Must not be earlier than started_at.", "submitted_at")
 
 
-class LeadSchema(_Strict):
+class LeadSchema(Strict):
     vertical = Text(required=True, max_length=64, validate=validate.OneOf(
         VERTICALS, error="Unknown vertical {input!r}; must be one of: {choices}."))
     contact = fields.Nested(ContactSchema, required=True)
@@ -279,97 +190,6 @@ class LeadSchema(_Strict):
     source = fields.Nested(SourceSchema, required=True)
     form = fields.Nested(FormSchema, allow_none=True)
 
-
-# -- qualifiers, one schema per vertical -------------------------------------------------------
-# Few required fields (what a buyer cannot price without), the rest optional.
-
-class AutoInsurance(_Strict):
-    vehicle_year = _int(1981, required=True, checks=[_not_after_next_year])
-    currently_insured = _bool(required=True)
-    vehicle_make = Text(max_length=50)
-    vehicle_model = Text(max_length=50)
-    current_insurer = Text()
-    insured_months = _int(0, 600)
-    drivers = _int(1, 8)
-    vehicles = _int(1, 8)
-    accidents_3y = _int(0, 20)
-    violations_3y = _int(0, 20)
-    dui = _bool()
-    homeowner = _bool()
-    credit_rating = _choice(CREDIT_RATINGS)
-
-
-class HomeInsurance(_Strict):
-    property_type = _choice(PROPERTY_TYPES, required=True)
-    property_value = _int(10_000, 50_000_000, required=True)
-    year_built = _int(1700, checks=[_not_after_next_year])
-    square_feet = _int(200, 50_000)
-    currently_insured = _bool()
-    claims_5y = _int(0, 20)
-    new_purchase = _bool()
-    credit_rating = _choice(CREDIT_RATINGS)
-
-
-class HealthInsurance(_Strict):
-    household_size = _int(1, 15, required=True)
-    currently_insured = _bool(required=True)
-    age = _int(0, 120)
-    annual_household_income = _int(0, 10_000_000)
-    coverage_type = _choice(("individual", "family", "medicare_supplement", "short_term"))
-    tobacco_use = _bool()
-    pre_existing_conditions = _bool()
-    qualifying_life_event = _bool()
-
-
-class LifeInsurance(_Strict):
-    coverage_amount = _int(5_000, 50_000_000, required=True)
-    age = _int(18, 90, required=True)
-    policy_type = _choice(("term", "whole", "universal", "final_expense"))
-    term_years = fields.Integer(allow_none=True, validate=validate.OneOf((10, 15, 20, 25, 30)))
-    tobacco_use = _bool()
-    health_rating = _choice(("excellent", "good", "average", "poor"))
-
-
-class Mortgage(_Strict):
-    loan_purpose = _choice(("purchase", "refinance", "cash_out_refinance", "home_equity"),
-                           required=True)
-    loan_amount = _int(10_000, 20_000_000, required=True)
-    property_value = _int(10_000, 50_000_000)
-    property_type = _choice(PROPERTY_TYPES)
-    occupancy = _choice(("primary", "secondary", "investment"))
-    credit_rating = _choice(CREDIT_RATINGS)
-    current_rate = fields.Float(allow_none=True, allow_nan=False, validate=validate.Range(0, 25))
-    first_time_buyer = _bool()
-    military = _bool()
-
-
-class Solar(_Strict):
-    homeowner = _bool(required=True)
-    monthly_electric_bill = _int(0, 10_000, required=True)
-    roof_shade = _choice(("no_shade", "some_shade", "full_shade", "unknown"))
-    property_type = _choice(PROPERTY_TYPES)
-    electric_utility = Text()
-    credit_rating = _choice(CREDIT_RATINGS)
-
-
-class DebtRelief(_Strict):
-    unsecured_debt = _int(0, 10_000_000, required=True)
-    debt_types = fields.List(
-        _choice(("credit_card", "medical", "personal_loan", "student_loan", "collections",
-                 "other"), required=True), allow_none=True, validate=validate.Length(max=6))
-    behind_on_payments = _bool()
-    monthly_income = _int(0, 1_000_000)
-    employment_status = _choice(("employed", "self_employed", "unemployed", "retired",
-                                 "student", "other"))
-    credit_rating = _choice(CREDIT_RATINGS)
-
-
-QUALIFIER_SCHEMAS: dict[str, Schema] = {
-    "auto_insurance": AutoInsurance(), "home_insurance": HomeInsurance(),
-    "health_insurance": HealthInsurance(), "life_insurance": LifeInsurance(),
-    "mortgage": Mortgage(), "solar": Solar(), "debt_relief": DebtRelief(),
-}
-assert set(QUALIFIER_SCHEMAS) == set(VERTICALS)
 
 _LEAD = LeadSchema()
 
@@ -382,7 +202,7 @@ def parse_lead(payload: object, now: datetime, *, max_future_s: int = 300,
     if not isinstance(payload, dict):
         raise InvalidLead({"_schema": ["A lead must be a JSON object."]})
     try:
-        with _clock(_Clock(now, max_future_s, max_age_s)):
+        with clock(Clock(now, max_future_s, max_age_s)):
             return _LEAD.load(payload)
     except ValidationError as exc:
         raise InvalidLead(exc.normalized_messages()) from None

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import phonenumbers
 import zipcodes
 
+from pipeline.domain import verticals
 from pipeline.domain.leads import STATES, VERTICALS
 from pipeline.domain.validation import US_REGIONS
 
@@ -52,12 +53,6 @@ CONSENT_TEXT = (
     "messages and texts, even if my number is on a Do Not Call list. Consent is not a "
     "condition of purchase. Message and data rates may apply."
 )
-TOPICS = {
-    "auto_insurance": "auto insurance", "home_insurance": "home insurance",
-    "health_insurance": "health insurance", "life_insurance": "life insurance",
-    "mortgage": "mortgage offers", "solar": "solar energy", "debt_relief": "debt relief",
-}
-CREDIT = ("excellent", "good", "good", "fair", "fair", "poor")
 
 
 @functools.cache
@@ -102,57 +97,6 @@ def _ascii(text: str) -> str:
     return "".join(c for c in plain.lower() if c.isalnum())
 
 
-def _qualifiers(rng: random.Random, vertical: str, now: datetime) -> dict:
-    if vertical == "auto_insurance":
-        insured = rng.random() < 0.75
-        return {"vehicle_year": rng.randint(now.year - 18, now.year + 1),
-                "currently_insured": insured,
-                "vehicle_make": rng.choice(("Toyota", "Honda", "Ford", "Chevrolet", "Nissan",
-                                            "Hyundai", "Tesla", "BMW")),
-                "drivers": rng.randint(1, 3), "vehicles": rng.randint(1, 3),
-                "insured_months": rng.randint(6, 120) if insured else 0,
-                "accidents_3y": rng.choice((0, 0, 0, 0, 1, 2)),
-                "homeowner": rng.random() < 0.6, "credit_rating": rng.choice(CREDIT)}
-    if vertical == "home_insurance":
-        return {"property_type": rng.choice(("single_family", "single_family", "condo",
-                                             "townhouse")),
-                "property_value": rng.randrange(150_000, 1_200_000, 5_000),
-                "year_built": rng.randint(1950, now.year),
-                "currently_insured": rng.random() < 0.8, "claims_5y": rng.choice((0, 0, 0, 1)),
-                "credit_rating": rng.choice(CREDIT)}
-    if vertical == "health_insurance":
-        return {"household_size": rng.randint(1, 6), "currently_insured": rng.random() < 0.5,
-                "age": rng.randint(21, 64),
-                "annual_household_income": rng.randrange(20_000, 200_000, 1_000),
-                "coverage_type": rng.choice(("individual", "family")),
-                "tobacco_use": rng.random() < 0.15}
-    if vertical == "life_insurance":
-        return {"coverage_amount": rng.choice((100_000, 250_000, 500_000, 1_000_000)),
-                "age": rng.randint(25, 75), "policy_type": rng.choice(("term", "term", "whole")),
-                "term_years": rng.choice((10, 20, 30)), "tobacco_use": rng.random() < 0.15,
-                "health_rating": rng.choice(("excellent", "good", "average"))}
-    if vertical == "mortgage":
-        value = rng.randrange(180_000, 1_500_000, 5_000)
-        return {"loan_purpose": rng.choice(("purchase", "refinance", "cash_out_refinance")),
-                "loan_amount": value * rng.randint(50, 90) // 100, "property_value": value,
-                "property_type": "single_family", "occupancy": "primary",
-                "credit_rating": rng.choice(CREDIT), "military": rng.random() < 0.1}
-    if vertical == "solar":
-        return {"homeowner": rng.random() < 0.85,
-                "monthly_electric_bill": rng.randrange(60, 450, 10),
-                "roof_shade": rng.choice(("no_shade", "some_shade", "unknown")),
-                "credit_rating": rng.choice(CREDIT)}
-    if vertical == "debt_relief":
-        return {"unsecured_debt": rng.randrange(5_000, 80_000, 500),
-                "debt_types": rng.sample(("credit_card", "medical", "personal_loan"),
-                                         rng.randint(1, 3)),
-                "behind_on_payments": rng.random() < 0.4,
-                "monthly_income": rng.randrange(1_500, 9_000, 100),
-                "employment_status": rng.choice(("employed", "employed", "self_employed",
-                                                 "retired"))}
-    raise ValueError(f"unknown vertical {vertical!r}")
-
-
 def make_lead(rng: random.Random, vertical: str | None = None, *, now: datetime) -> dict:
     """An intake payload that passes parse_lead and validation, submitted at `now`."""
     vertical = vertical or rng.choice(VERTICALS)
@@ -171,10 +115,10 @@ def make_lead(rng: random.Random, vertical: str | None = None, *, now: datetime)
                     "address": f"{rng.randint(100, 9999)} {rng.choice(STREETS)} "
                                f"{rng.choice(STREET_KINDS)}",
                     "city": place["city"], "state": place["state"], "zip": place["zip_code"]},
-        "qualifiers": _qualifiers(rng, vertical, now),
+        "qualifiers": verticals.get(vertical).sample(rng, now),
         "consent": {
             "ip": _public_ip(rng), "timestamp": now.isoformat(),
-            "text": CONSENT_TEXT.format(topic=TOPICS[vertical]),
+            "text": CONSENT_TEXT.format(topic=verticals.get(vertical).topic),
             "page_url": f"https://{site}.example.com{page}",
             "user_agent": rng.choice(USER_AGENTS),
             "trustedform_cert_url": (f"https://cert.trustedform.com/{rng.getrandbits(160):040x}"

@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-# Weights sum to 100. A vertical may override some of them (see VERTICAL_WEIGHTS).
+from pipeline.domain import verticals
+
+# Weights sum to 100; the vertical's own part is its fit signal (pipeline/domain/verticals/).
 WEIGHTS: dict[str, float] = {
     "phone_valid": 14, "phone_line_type": 8, "phone_area_matches_zip": 5,
     "email_valid": 10, "email_domain": 4,
@@ -53,22 +55,6 @@ def _name_quality(contact: dict) -> float:
     return 1.0 if letters else 0.4
 
 
-def _vertical_fit(vertical: str, q: dict) -> float:
-    """How well the answers match what buyers of the vertical pay for."""
-    if vertical == "solar":
-        bill = q.get("monthly_electric_bill") or 0
-        return (0.6 if q.get("homeowner") else 0.0) + (0.4 if bill >= 100 else 0.2 if bill >= 50 else 0)
-    if vertical == "mortgage":
-        credit = {"excellent": 1.0, "good": 0.8, "fair": 0.5, "poor": 0.2}
-        return credit.get(q.get("credit_rating"), 0.5)
-    if vertical == "debt_relief":
-        debt = q.get("unsecured_debt") or 0
-        return 1.0 if debt >= 10000 else 0.6 if debt >= 5000 else 0.2
-    if vertical in ("auto_insurance", "home_insurance", "health_insurance", "life_insurance"):
-        return 1.0 if q.get("currently_insured") else 0.7
-    return 0.5
-
-
 def _consent_strength(consent: dict) -> float:
     if consent.get("trustedform_cert_url") or consent.get("jornaya_leadid"):
         return 1.0
@@ -93,7 +79,7 @@ def signals(lead: dict, facts: dict, context: dict, optional_qualifiers: int) ->
         "contact_complete": sum(1 for k in ("address", "city", "state", "zip") if contact.get(k)) / 4,
         "name_quality": _name_quality(contact),
         "qualifiers_complete": min(1.0, answered / max(1, optional_qualifiers)),
-        "vertical_fit": min(1.0, _vertical_fit(lead["vertical"], q)),
+        "vertical_fit": min(1.0, verticals.get(lead["vertical"]).fit(q)),
         # Many leads from one IP in a day look like a farm, not a consumer.
         "form_time": _form_time(lead.get("form")) * (1.0 if same_ip < 3 else 0.5 if same_ip < 10 else 0.0),
         "consent_strength": _consent_strength(lead.get("consent") or {}),

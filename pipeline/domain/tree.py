@@ -8,8 +8,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     validate,
@@ -17,6 +15,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from pipeline.domain.fields import Strict
 from pipeline.domain.money import MAX_BID, to_cents
 
 MODES = ("auction", "waterfall", "round_robin")
@@ -35,16 +34,11 @@ class InvalidTree(ValueError):
         self.errors = errors
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
 Money = lambda **kw: fields.Decimal(  # noqa: E731 - a field factory reads best inline
     validate=validate.Range(min=Decimal(0), max=MAX_BID), allow_nan=False, **kw)
 
 
-class NetworkSchema(_Strict):
+class NetworkSchema(Strict):
     score_floor = fields.Integer(load_default=50, validate=validate.Range(0, 100))
     bid_floor = Money(load_default=Decimal("1.00"))
     auction_timeout_s = fields.Float(load_default=10.0, validate=validate.Range(0.1, 120))
@@ -54,24 +48,24 @@ class NetworkSchema(_Strict):
     stuck_after_s = fields.Integer(load_default=60, validate=validate.Range(5, 86400))
 
 
-class TierSchema(_Strict):
+class TierSchema(Strict):
     tier = fields.Integer(required=True, validate=validate.Range(1, 1000))
     name = fields.String(load_default=None, validate=validate.Length(max=100))
     mode = fields.String(load_default="auction", validate=validate.OneOf(MODES))
 
 
-class RadiusSchema(_Strict):
+class RadiusSchema(Strict):
     zip = fields.String(required=True, validate=validate.Regexp(r"^\d{5}$"))
     miles = fields.Float(required=True, validate=validate.Range(0, 3000))
 
 
-class GeoSchema(_Strict):
+class GeoSchema(Strict):
     states = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2}$")), load_default=list)
     zips = fields.List(fields.String(validate=validate.Regexp(r"^\d{5}$")), load_default=list)
     radius = fields.Nested(RadiusSchema, load_default=None, allow_none=True)
 
 
-class RuleSchema(_Strict):
+class RuleSchema(Strict):
     field = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+(\.[a-z0-9_]+)*$"))
     op = fields.String(required=True, validate=validate.OneOf(RULE_OPS))
     value = fields.Raw(load_default=None, allow_none=True)
@@ -86,7 +80,7 @@ class RuleSchema(_Strict):
             raise ValidationError({"value": ["must be a number for gt / gte / lt / lte"]})
 
 
-class ScheduleSchema(_Strict):
+class ScheduleSchema(Strict):
     timezone = fields.String(load_default="UTC")
     days = fields.List(fields.String(validate=validate.OneOf(DAYS)), load_default=lambda: list(DAYS))
     start = fields.String(load_default="00:00", validate=validate.Regexp(HHMM))
@@ -100,7 +94,7 @@ class ScheduleSchema(_Strict):
             raise ValidationError(f"unknown timezone {value!r}") from None
 
 
-class CapsSchema(_Strict):
+class CapsSchema(Strict):
     hourly = fields.Integer(validate=validate.Range(min=0))
     daily = fields.Integer(validate=validate.Range(min=0))
     weekly = fields.Integer(validate=validate.Range(min=0))
@@ -111,7 +105,7 @@ class CapsSchema(_Strict):
     monthly_budget = Money()
 
 
-class BuyerSchema(_Strict):
+class BuyerSchema(Strict):
     id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"))
     name = fields.String(load_default=None)
     active = fields.Boolean(load_default=True)
@@ -131,7 +125,7 @@ class BuyerSchema(_Strict):
     secret = fields.String(load_default=None, allow_none=True)
 
 
-class TreeSchema(_Strict):
+class TreeSchema(Strict):
     network = fields.Nested(NetworkSchema, load_default=dict)
     tiers = fields.List(fields.Nested(TierSchema), required=True, validate=validate.Length(min=1))
     buyers = fields.List(fields.Nested(BuyerSchema), required=True)

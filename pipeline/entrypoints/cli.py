@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from config.settings import settings
+from pipeline.domain.fields import error_lines
 
 
 def _print_json(doc) -> None:
@@ -28,7 +29,7 @@ def cmd_tree_load(args) -> int:
         tree = parse_tree(Path(args.file).read_text(), VERTICALS, settings.allow_private_buyers)
     except InvalidTree as exc:
         print(f"{args.file}: refused, nothing was loaded:", file=sys.stderr)
-        for line in _flatten(exc.errors):
+        for line in error_lines(exc.errors):
             print(f"  {line}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -39,16 +40,6 @@ def cmd_tree_load(args) -> int:
     print(f"loaded {len(tree['tiers'])} tiers and {len(tree['buyers'])} buyers "
           f"({result['buyers_changed']} changed, {result['buyers_deactivated']} deactivated)")
     return 0
-
-
-def _flatten(errors, prefix: str = ""):
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
-        yield f"{prefix}: {'; '.join(errors)}"
-    else:
-        yield f"{prefix}: {errors}"
 
 
 def cmd_tree_show(args) -> int:
@@ -85,7 +76,7 @@ def cmd_submit(args) -> int:
             failed += 1
             errors = getattr(exc, "errors", None)
             print(f"line {number}: refused", file=sys.stderr)
-            for text in _flatten(errors) if errors else [str(exc)]:
+            for text in error_lines(errors) if errors else [str(exc)]:
                 print(f"  {text}", file=sys.stderr)
         except db.DatabaseDown as exc:
             print(f"PostgreSQL is down: {exc}", file=sys.stderr)

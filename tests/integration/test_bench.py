@@ -20,11 +20,12 @@ pytestmark = pytest.mark.integration
 def test_bench_smoke(tmp_path):
     out = tmp_path / "bench"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # Its own database and a private redis-server: the test fixtures' database is left alone.
+    # Its own database (named after this run's test database, so two runs on one host do not drop
+    # each other's) and a private redis-server: the test fixtures' database is left alone.
     env.pop("PINGTREE_DATABASE_URL", None)
     run = subprocess.run(
         [sys.executable, "-m", "pipeline.devtools.bench", "--smoke", "--no-events-off", "--no-flower",
-         "--database-url", "postgresql://postgres@127.0.0.1:5432/pingtree_bench_smoke",
+         "--database-url", os.environ["PINGTREE_DATABASE_URL"] + "_bench_smoke",
          "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -1,0 +1,65 @@
+"""The benchmark (`pingtree bench`, `make bench`): latency, throughput, deadline, scaling, cost.
+
+Everything runs on this machine: a private redis-server (so INFO commandstats counts only us;
+``--redis-url`` reuses another), a fresh ``pingtree_bench`` database, the mock buyer fleet, the
+API and one worker per queue as ``deploy/Procfile`` runs them (plus Flower, as operators run
+it). Leads go in through ``POST /v1/leads``; a lead's latency is submit -> post received by the
+buyer (the mock server's ``received_at``). The floor (``pipeline.devtools.benchfloor``: one asyncio
+process, no broker, no database) runs against the same buyers and every figure is also given
+as a ratio to it. Results: a table per scenario on stdout, ``bench.json`` (and ``latency.png``
+when matplotlib is installed) in ``--out``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.devtools.bench.measure import pct
+from pipeline.devtools.bench.report import plot, report
+from pipeline.devtools.bench.scenarios import Bench
+from pipeline.devtools.bench.system import BENCH_DB, SCENARIOS
+
+__all__ = ["add_arguments", "main", "main_from_args", "pct"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a handful of leads per scenario, a few seconds each (make test)")
+    parser.add_argument("--out", default="bench-results", help="directory for bench.json, latency.png")
+    parser.add_argument("--leads", type=int, help="leads in the one-at-a-time latency run (200)")
+    parser.add_argument("--duration", type=float,
+                        help="seconds each load is held in throughput, scaling and cost (8)")
+    parser.add_argument("--database-url", default=BENCH_DB,
+                        help="dropped and migrated fresh (default: %(default)s)")
+    parser.add_argument("--redis-url",
+                        help="reuse this Redis (flushed!) instead of starting a private redis-server")
+    parser.add_argument("--no-flower", action="store_true", help="do not run Flower in the events-on run")
+    parser.add_argument("--no-events-off", action="store_true",
+                        help="skip the second run with Celery task events off")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy record each worker during the 10-buyer throughput hold")
+
+
+
+def main_from_args(args) -> int:
+    import signal
+    # A TERM (e.g. from `timeout`) unwinds like Ctrl-C, so every started process is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    bench = Bench(args)
+    results = bench.run()
+    out = Path(args.out)
+    (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
+    print(report(results))
+    drew = plot(results, out / "latency.png")
+    print(f"\nwrote {out / 'bench.json'}{' and ' + str(out / 'latency.png') if drew else ''}"
+          f" in {results['elapsed_s']} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(prog="pingtree bench", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return main_from_args(parser.parse_args(argv))

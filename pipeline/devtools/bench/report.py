@@ -1,0 +1,154 @@
+"""The bench's report: a table per scenario with every figure as a ratio to the floor, and a plot."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.devtools.bench.system import TARGETS
+
+
+def ratio(ours, floor):
+    return round(ours / floor, 1) if ours is not None and floor else None
+
+
+def summary(results: dict) -> list[dict]:
+    """Each target against the measured figure (events on, Flower running; events off beside)."""
+    rows = []
+    floor = results.get("floor", {})
+    for label, run in results["runs"].items():
+        lat, thr, cost = run.get("latency", {}), run.get("throughput", {}), run.get("cost", {})
+        dl = run.get("deadline", {})
+        c10 = cost.get("10", {}) or (thr.get("10", {}) or {}).get("cost", {})
+        checks = [
+            ("p50 one at a time, 10 buyers (ms)", lat.get("p50_ms"), "<=", TARGETS["p50_ms"],
+             floor.get("latency_10", {}).get("p50_ms")),
+            ("p99 one at a time, 10 buyers (ms)", lat.get("p99_ms"), "<=", TARGETS["p99_ms"],
+             floor.get("latency_10", {}).get("p99_ms")),
+            ("sustained leads/s, 10 buyers", (thr.get("10") or {}).get("leads_per_s"), ">=",
+             TARGETS["leads_per_s"], floor.get("throughput_10", {}).get("leads_per_s")),
+            ("CPU ms per lead, 10 buyers", c10.get("cpu_ms_per_lead"), "<=", TARGETS["cpu_ms_per_lead"],
+             floor.get("throughput_10", {}).get("cpu_ms_per_lead")),
+            ("CPU ms per extra buyer", cost.get("cpu_ms_per_extra_buyer"), "<=",
+             TARGETS["cpu_ms_per_extra_buyer"], None),
+            ("hanging buyer: close after deadline (ms)", dl.get("max_close_after_deadline_ms"), "<=",
+             TARGETS["deadline_overrun_ms"], None),
+        ]
+        for name, value, op, target, fl in checks:
+            if value is None:
+                continue
+            ok = value <= target if op == "<=" else value >= target
+            rows.append({"run": label, "metric": name, "target": f"{op} {target}", "measured": value,
+                         "floor": fl, "x_floor": ratio(value, fl) if op == "<=" else ratio(fl, value),
+                         "met": ok})
+    return rows
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def report(results: dict) -> str:
+    out = []
+    floor = results.get("floor", {})
+    if floor:
+        out.append("\nFloor: one asyncio process, same buyers, no broker, no database")
+        out.append(table(["run", "buyers", "leads", "leads/s", "p50 ms", "p99 ms", "CPU ms/lead"],
+                         [[k, v["buyers"], v["leads"], v["leads_per_s"] if v["mode"] != "latency" else "",
+                           v["p50_ms"], v["p99_ms"], v["cpu_ms_per_lead"]] for k, v in floor.items()]))
+    f_lat = floor.get("latency_10", {})
+    for label, run in results["runs"].items():
+        out.append(f"\n##### {label} (Flower {'running' if run['flower'] else 'off'})")
+        if "latency" in run:
+            lat = run["latency"]
+            out.append(f"\n1. latency, one lead at a time, 10 buyers ({lat['measured']} leads, "
+                       f"{lat['sold']} sold): submit -> post received by the buyer")
+            out.append(table(["", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+                             [["pingtree", lat["p50_ms"], lat["p95_ms"], lat["p99_ms"], lat["max_ms"]],
+                              ["floor", f_lat.get("p50_ms"), f_lat.get("p95_ms"), f_lat.get("p99_ms"), ""],
+                              ["x floor", ratio(lat["p50_ms"], f_lat.get("p50_ms")),
+                               ratio(lat["p95_ms"], f_lat.get("p95_ms")),
+                               ratio(lat["p99_ms"], f_lat.get("p99_ms")), ""]]))
+            out.append("   where the time goes (from lead_events):")
+            out.append(table(["stage", "p50 ms", "mean ms", "p99 ms"],
+                             [[k, v["p50_ms"], v["mean_ms"], v["p99_ms"]] for k, v in lat["stages"].items()]))
+        if "throughput" in run:
+            out.append("\n2. throughput: offered just below saturation")
+            rows = []
+            for n, r in run["throughput"].items():
+                fl = floor.get(f"throughput_{n}", {})
+                rows.append([n, (r.get("probe") or {}).get("capacity_per_s"), r["offered_per_s"],
+                             r["leads_per_s"], fl.get("leads_per_s"), ratio(fl.get("leads_per_s"),
+                                                                            r["leads_per_s"]),
+                             r["p50_ms"], r["p99_ms"], r["cost"].get("cpu_ms_per_lead")])
+            out.append(table(["buyers", "ramp/s", "offered/s", "leads/s", "floor/s", "floor÷ours",
+                              "p50 ms", "p99 ms", "CPU ms/lead"], rows))
+        if "deadline" in run:
+            d = run["deadline"]
+            out.append(f"\n3. deadline: 10 buyers + one hanging {d['hang_s']} s, "
+                       f"{d['auction_timeout_s']} s auction")
+            out.append(table(["lead", "closed after deadline ms", "post after deadline ms",
+                              "submit->post ms", "ping outcomes"],
+                             [[r["lead_id"][:8], r["closed_after_deadline_ms"], r["post_after_deadline_ms"],
+                               r["submit_to_post_ms"], r["ping_outcomes"]] for r in d["leads"]]))
+        if "scaling" in run:
+            out.append("\n4. scaling: ping worker processes at 50 buyers")
+            out.append(table(["ping workers", "ramp/s", "leads/s", "p50 ms", "p99 ms", "CPU ms/lead"],
+                             [[n, (r.get("probe") or {}).get("capacity_per_s"), r["leads_per_s"],
+                               r["p50_ms"], r["p99_ms"], r["cost"].get("cpu_ms_per_lead")]
+                              for n, r in run["scaling"].items()]))
+        if "cost" in run:
+            c = run["cost"]
+            offered = c["offered_per_s"]
+            offered = ", ".join(f"{r:g}/s at {n} buyers" for n, r in offered.items()) \
+                if isinstance(offered, dict) else f"{offered:g}/s"
+            out.append(f"\n5. cost per lead, offered {offered} (steady-state window)")
+            keys = [("cpu_ms_per_lead", "CPU ms, pingtree (API + workers)"),
+                    ("flower_cpu_ms_per_lead", "CPU ms, Flower"),
+                    ("postgres_cpu_ms_per_lead", "CPU ms, PostgreSQL backends"),
+                    ("redis_server_cpu_ms_per_lead", "CPU ms, redis-server"),
+                    ("mock_buyers_cpu_ms_per_lead", "CPU ms, mock buyers (not ours)"),
+                    ("tasks_per_lead_total", "Celery tasks run"),
+                    ("task_messages_per_lead", "task messages (LPUSH)"),
+                    ("events_published_per_lead", "events (PUBLISH)"),
+                    ("redis_commands_per_lead", "Redis commands"),
+                    ("sql_transactions_per_lead", "SQL transactions"),
+                    ("sql_rows_written_per_lead", "SQL rows written")]
+            ns = [n for n in c if n.isdigit()]
+            rows = [[label_, *[c[n].get(k) for n in ns]] for k, label_ in keys]
+            out.append(table(["per lead", *[f"{n} buyers" for n in ns]], rows))
+            if "cpu_ms_per_extra_buyer" in c:
+                out.append(f"   CPU per extra buyer: {c['cpu_ms_per_extra_buyer']} ms")
+            for n in ns:
+                if "tasks_per_lead" in c[n]:
+                    out.append(f"   tasks per lead ({n} buyers): {c[n]['tasks_per_lead']}")
+                    out.append(f"   top Redis commands per lead ({n} buyers): {c[n]['redis_commands_top']}")
+    if results.get("summary"):
+        out.append("\nTargets (2 cores, everything on one box)")
+        out.append(table(["run", "metric", "target", "measured", "floor", "x floor", "met"],
+                         [[r["run"], r["metric"], r["target"], r["measured"], r["floor"], r["x_floor"],
+                           "yes" if r["met"] else "NO"] for r in results["summary"]]))
+    return "\n".join(out)
+
+
+def plot(results: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, run in results["runs"].items():
+        samples_ms = (run.get("latency") or {}).get("samples_ms")
+        if samples_ms:
+            ax.hist(samples_ms, bins=50, alpha=0.6, label=f"pingtree ({label})")
+    ax.set_xlabel("submit -> post received by the buyer (ms), 10 buyers, one at a time")
+    ax.set_ylabel("leads")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+

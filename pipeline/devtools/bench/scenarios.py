@@ -1,0 +1,265 @@
+"""The bench's scenarios: latency, throughput (a rising ramp, then a hold), deadline, scaling, cost."""
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipeline.adapters import db
+from pipeline.devtools.bench.measure import pct
+from pipeline.devtools.bench.report import summary
+from pipeline.devtools.bench.system import HANG, MAX_BUYERS, NETWORK, System
+
+
+class Bench(System):
+    def scenario_latency(self) -> dict:
+        self.load_tree([f"buyer-{i:02d}" for i in range(1, 11)])
+        ids, values = [], []
+        for _ in range(self.latency_leads):
+            lead_id, ms = self.one_lead()
+            ids.append(lead_id)
+            if ms is not None:
+                values.append(ms)
+        self.drain(ids, 10)
+        with db.transaction(self.db_url) as cur:
+            cur.execute("SELECT lead_id::text AS lead_id, status, extract(epoch FROM at) AS at"
+                        " FROM lead_events WHERE lead_id = ANY(%s::uuid[]) ORDER BY id", (ids,))
+            events: dict[str, dict[str, float]] = {}
+            for r in cur.fetchall():
+                events.setdefault(r["lead_id"], {}).setdefault(r["status"], float(r["at"]))
+        posts = self.posts_by_lead()
+        steps = [("intake", None, "received"), ("validate", "received", "validated"),
+                 ("score", "validated", "scored"), ("open auction", "scored", "auctioning"),
+                 ("ping + award", "auctioning", "delivering"), ("post", "delivering", "post"),
+                 ("settle", "post", "sold")]
+        stages = {}
+        for name, a, b in steps:
+            spans = []
+            for lead_id in ids:
+                ev = dict(events.get(lead_id, {}))
+                if lead_id in posts:
+                    ev["post"] = posts[lead_id]["received_at"]
+                start = self.submitted_at[lead_id] if a is None else ev.get(a)
+                if start is not None and ev.get(b) is not None:
+                    spans.append((ev[b] - start) * 1000)
+            stages[name] = {"p50_ms": pct(spans, 50), "mean_ms": round(statistics.fmean(spans), 2)
+                            if spans else None, "p99_ms": pct(spans, 99)}
+        counts = self.statuses(ids)
+        return {"buyers": 10, "leads": len(ids), "measured": len(values), "sold": counts.get("sold", 0),
+                "p50_ms": pct(values, 50), "p95_ms": pct(values, 95), "p99_ms": pct(values, 99),
+                "max_ms": pct(values, 100), "stages": stages, "samples_ms": [round(v, 2) for v in values]}
+
+    def hold(self, buyer_count: int, *, probe: bool = True, rate: float | None = None,
+             profile: bool = False) -> dict:
+        """Find the highest rate the pipeline keeps up with, then hold it and measure."""
+        self.load_tree([f"buyer-{i:02d}" for i in range(1, buyer_count + 1)])
+        result: dict = {"buyers": buyer_count}
+        if probe:
+            capacity, steps = self.ramp()
+            result["probe"] = {"steps": steps, "capacity_per_s": capacity}
+            rate = 0.8 * capacity      # a 3 s step can hide a slow build-up: hold below it
+        profiler = self.start_profile(buyer_count) if profile else None
+        ids, marks = self.offer(rate, self.duration, sample=self.snapshot)
+        if profiler:
+            self.stop_profile(profiler)
+        counts = self.drain(ids, 15)
+        posts = self.posts_by_lead()
+        values = self.latencies(ids, posts)
+        in_window = [i for i in ids if i in posts and marks["t0"] <= posts[i]["received_at"] <= marks["t1"]]
+        window_s = marks["t1"] - marks["t0"]
+        result.update({
+            "offered_per_s": round(rate, 1), "submitted": len(ids), "sold": counts.get("sold", 0),
+            "leads_per_s": round(len(in_window) / window_s, 1) if window_s > 0 else None,
+            "p50_ms": pct(values, 50), "p99_ms": pct(values, 99),
+            "cost": self.cost(marks, ids, posts)})
+        return result
+
+    def ramp(self) -> tuple[float, list[dict]]:
+        """Offer rising rates for a few seconds each; the capacity is the last rate kept up with.
+
+        Kept up with: every lead sold, the last one within a second of the offer's end, p50 under
+        a second. An overload is no measure: past saturation auctions miss their deadlines and
+        leads end held, so a burst far above capacity shows less than the pipeline can do.
+        """
+        rates = (5.0, 10.0) if self.smoke else (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 130.0)
+        seconds = 1.0 if self.smoke else 3.0
+        capacity, steps = rates[0], []
+        for rate in rates:
+            start = time.time()
+            ids, _ = self.offer(rate, seconds)
+            counts = self.drain(ids, 20)
+            posts = self.posts_by_lead()
+            finished = [posts[i]["received_at"] for i in ids if i in posts]
+            lag = (max(finished) - (start + seconds)) if finished else None
+            p50 = pct(self.latencies(ids, posts), 50)
+            kept_up = (counts.get("sold", 0) == len(ids) > 0 and lag is not None and lag < 1.0
+                       and p50 is not None and p50 < 1000)
+            steps.append({"offered_per_s": rate, "sold": counts.get("sold", 0), "submitted": len(ids),
+                          "finish_lag_s": None if lag is None else round(lag, 2), "p50_ms": p50,
+                          "kept_up": kept_up})
+            self.settle(ids, 20)
+            if not kept_up:
+                break
+            capacity = rate
+        return capacity, steps
+
+    def start_profile(self, buyer_count: int):
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if not spy:
+            print("  (py-spy not installed: no profile)")
+            return None
+        procs = []
+        for name, proc in self.stack.procs.items():
+            if name == "flower":
+                continue
+            out = self.out / f"profile-{name}-{buyer_count}b.txt"
+            procs.append(subprocess.Popen(
+                [spy, "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "100", "--gil",
+                 "--duration", str(int(self.duration)), "--nonblocking", "-o", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return procs
+
+    def stop_profile(self, procs) -> None:
+        for proc in procs:
+            try:
+                proc.wait(self.duration + 15)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+
+    def scenario_throughput(self) -> dict:
+        counts = (10,) if self.smoke else (1, 10, 50)
+        return {str(n): self.hold(n, profile=self.args.profile and n == 10) for n in counts}
+
+    def scenario_deadline(self) -> dict:
+        ids = [f"buyer-{i:02d}" for i in range(1, 11)] + [HANG]
+        self.load_tree(ids)
+        rows = []
+        for _ in range(2 if self.smoke else 3):
+            lead_id = self.submit(self.payload())
+            post = self.post_of(lead_id, timeout=15)
+            with db.transaction(self.db_url) as cur:
+                cur.execute("SELECT extract(epoch FROM deadline_at) AS deadline,"
+                            " extract(epoch FROM started_at) AS started,"
+                            " extract(epoch FROM closed_at) AS closed FROM auctions WHERE lead_id=%s"
+                            " ORDER BY started_at LIMIT 1", (lead_id,))
+                a = cur.fetchone()
+                cur.execute("SELECT outcome, count(*) AS n FROM pings WHERE lead_id=%s GROUP BY 1",
+                            (lead_id,))
+                outcomes = {r["outcome"]: r["n"] for r in cur.fetchall()}
+            deadline = float(a["deadline"])
+            rows.append({
+                "lead_id": lead_id, "auction_s": round(deadline - float(a["started"]), 3),
+                "closed_after_deadline_ms": round((float(a["closed"]) - deadline) * 1000, 1)
+                if a["closed"] is not None else None,
+                "post_after_deadline_ms": round((post["received_at"] - deadline) * 1000, 1) if post else None,
+                "submit_to_post_ms": round((post["received_at"] - self.submitted_at[lead_id]) * 1000, 1)
+                if post else None, "ping_outcomes": outcomes})
+        closes = [r["closed_after_deadline_ms"] for r in rows if r["closed_after_deadline_ms"] is not None]
+        posts = [r["post_after_deadline_ms"] for r in rows if r["post_after_deadline_ms"] is not None]
+        return {"auction_timeout_s": NETWORK["auction_timeout_s"], "hang_s": 30, "leads": rows,
+                "max_close_after_deadline_ms": max(closes) if closes else None,
+                "max_post_after_deadline_ms": max(posts) if posts else None}
+
+    def scenario_cost(self) -> dict:
+        # Below saturation at every size (measured capacity: ~35/s at 1-10 buyers, ~10/s at 50,
+        # where the one-process mock buyer fleet is the limit): an overloaded pipeline piles up
+        # queues and misses deadlines, and its cost per lead says nothing about a healthy one.
+        rates = {10: 10.0} if self.smoke else {1: 20.0, 10: 20.0, 50: 6.0}
+        out: dict = {"offered_per_s": rates}
+        for n, rate in rates.items():
+            before = self.tasks_executed() if n == 10 else None
+            r = self.hold(n, probe=False, rate=rate)
+            entry = {"buyers": n, "offered_per_s": rate, **r["cost"], "sold": r["sold"]}
+            if before is not None:
+                after = self.tasks_executed()
+                leads = max(1, r["submitted"])      # every lead of the hold, all drained
+                entry["tasks_per_lead"] = {k: round((after.get(k, 0) - before.get(k, 0)) / leads, 2)
+                                           for k in sorted(after) if after.get(k, 0) > before.get(k, 0)}
+                entry["tasks_per_lead_total"] = round(sum(entry["tasks_per_lead"].values()), 2)
+            out[str(n)] = entry
+        cpu = {int(k): v["cpu_ms_per_lead"] for k, v in out.items() if k.isdigit() and "cpu_ms_per_lead" in v}
+        if len(cpu) >= 2:
+            xs, ys = list(cpu), list(cpu.values())
+            mx, my = statistics.fmean(xs), statistics.fmean(ys)
+            covariance = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+            slope = covariance / sum((x - mx) ** 2 for x in xs)
+            out["cpu_ms_per_extra_buyer"] = round(slope, 4)
+        return out
+
+    def scenario_scaling(self, events: bool) -> dict:
+        out = {}
+        for n in ((1,) if self.smoke else (1, 2, 4)):
+            self.start_stack(events=events, ping_workers=n, flower=not self.args.no_flower)
+            out[str(n)] = self.hold(50)
+        return out
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run_config(self, label: str, events: bool, scenarios: list[str]) -> dict:
+        flower = events and not self.args.no_flower
+        print(f"\n== run: {label} (Celery task events {'on' if events else 'off'},"
+              f" Flower {'running' if flower else 'not running'}) ==", flush=True)
+        self.start_stack(events=events, flower=flower)
+        run: dict = {"events": events, "flower": flower}
+        for name in scenarios:
+            if name == "scaling":
+                continue
+            t = time.monotonic()
+            print(f"-- {name} ...", flush=True)
+            run[name] = getattr(self, f"scenario_{name}")()
+            print(f"   {time.monotonic() - t:.1f} s", flush=True)
+        if "scaling" in scenarios:
+            t = time.monotonic()
+            print("-- scaling ...", flush=True)
+            run["scaling"] = self.scenario_scaling(events)
+            print(f"   {time.monotonic() - t:.1f} s", flush=True)
+        self.stop_stack()
+        return run
+
+    def run(self) -> dict:
+        started = time.monotonic()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        try:
+            print("-- floor (one asyncio process, no broker, no database) ...", flush=True)
+            self.results["floor"] = self.run_floor()
+            self.buyers.reset()
+            self.results["runs"]["events_on"] = self.run_config("events on", True, self.scenarios)
+            if not self.args.no_events_off:
+                second = [s for s in self.scenarios if s in ("latency", "throughput", "cost")]
+                if second:
+                    saved = (self.latency_leads, self.duration)
+                    if not self.smoke:
+                        self.latency_leads = min(self.latency_leads, 100)
+                    self.results["runs"]["events_off"] = self.run_off(second)
+                    self.latency_leads, self.duration = saved
+        finally:
+            self.stop_stack()
+            self.buyers.stop()
+            if self.redis_server:
+                self.redis_server.stop()
+        self.results["elapsed_s"] = round(time.monotonic() - started, 1)
+        self.results["buyer_fleet"] = {"buyers": MAX_BUYERS, "latency_ms": "uniform 0-5",
+                                       "accept_rate": 1.0, "hanging_buyer": HANG}
+        self.results["summary"] = summary(self.results)
+        return self.results
+
+    def run_off(self, scenarios: list[str]) -> dict:
+        # Events off: only the 10-buyer points, to keep the whole run short.
+        original = self.scenario_throughput, self.scenario_cost
+        self.scenario_throughput = lambda: {"10": self.hold(10)}  # type: ignore[method-assign]
+
+        def cost10():
+            rate = 10.0 if self.smoke else 20.0
+            r = self.hold(10, probe=False, rate=rate)
+            return {"offered_per_s": rate, "10": {"buyers": 10, **r["cost"], "sold": r["sold"]}}
+        self.scenario_cost = cost10  # type: ignore[method-assign]
+        try:
+            return self.run_config("events off", False, scenarios)
+        finally:
+            self.scenario_throughput, self.scenario_cost = original
+
+
