@@ -1,4 +1,4 @@
-"""The one PostgreSQL module: every SQL statement of pingtree lives here, each taking a cursor."""
+"""The store: the SQL of the stages, intake and tree load, each taking a cursor (reports: views.py)."""
 from __future__ import annotations
 
 import uuid

@@ -31,7 +31,7 @@ def main_from_args(args) -> int:
     env = {"PINGTREE_DATABASE_URL": DEMO_DB, "PINGTREE_REDIS_URL": DEMO_REDIS,
            "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_HTTP_ADDR": api_addr,
            "PINGTREE_BEAT_FILE": str(ROOT / ".demo" / "beat-schedule")}
-    os.environ.update(env)   # before pipeline.adapters.db reads the settings
+    os.environ.update(env)   # inherited by every process the demo starts
     import redis
     import requests
 
