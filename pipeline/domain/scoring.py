@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.domain import verticals
+from pipeline.domain.validation import Normalised
 
 # Weights sum to 100; the vertical's own part is its fit signal (pipeline/domain/verticals/).
 WEIGHTS: dict[str, float] = {
@@ -61,33 +62,37 @@ def _consent_strength(consent: dict) -> float:
     return 0.7 if consent.get("page_url") and consent.get("user_agent") else 0.5
 
 
-def signals(lead: dict, facts: dict, context: dict, optional_qualifiers: int) -> dict[str, float]:
-    """Each signal 0..1. ``lead`` is the stored lead; ``facts`` what validation found."""
+def _tri(value: bool | None, yes: float, no: float) -> float:
+    """A check that may not apply: None (nothing to compare) scores in the middle."""
+    return 0.5 if value is None else yes if value else no
+
+
+def signals(lead: dict, found: Normalised, context: dict) -> dict[str, float]:
+    """Each signal 0..1. ``lead`` is the stored lead; ``found`` what validation learnt of it."""
     contact, q = lead["contact"], lead["qualifiers"]
+    vertical = verticals.get(lead["vertical"])
     answered = sum(1 for v in q.values() if v is not None)
-    line = facts.get("phone_line_type") or "unknown"
     same_ip = context.get("same_ip_24h", 0)
     return {
-        "phone_valid": 1.0 if facts.get("phone_valid") and not facts.get("phone_fictional") else 0.0,
-        "phone_line_type": LINE_TYPE.get(line, 0.5),
-        "phone_area_matches_zip": {True: 1.0, False: 0.3}.get(facts.get("phone_area_matches_zip"), 0.5),
-        "email_valid": 1.0 if facts.get("email_valid") else 0.0,
-        "email_domain": 0.0 if (facts.get("email_domain") or "") in DISPOSABLE else 1.0,
-        "zip_exists": 1.0 if facts.get("zip_exists") else 0.0,
-        "zip_city_match": {True: 1.0, False: 0.0}.get(facts.get("zip_city_match"), 0.5),
-        "zip_state_match": {True: 1.0, False: 0.0}.get(facts.get("zip_state_match"), 0.5),
+        "phone_valid": 1.0 if found.phone_valid and not found.phone_fictional else 0.0,
+        "phone_line_type": LINE_TYPE.get(found.phone_line_type or "unknown", 0.5),
+        "phone_area_matches_zip": _tri(found.phone_area_matches_zip, 1.0, 0.3),
+        "email_valid": 1.0 if found.email_valid else 0.0,
+        "email_domain": 0.0 if (found.email_domain or "") in DISPOSABLE else 1.0,
+        "zip_exists": 1.0 if found.zip_exists else 0.0,
+        "zip_city_match": _tri(found.zip_city_match, 1.0, 0.0),
+        "zip_state_match": _tri(found.zip_state_match, 1.0, 0.0),
         "contact_complete": sum(1 for k in ("address", "city", "state", "zip") if contact.get(k)) / 4,
         "name_quality": _name_quality(contact),
-        "qualifiers_complete": min(1.0, answered / max(1, optional_qualifiers)),
-        "vertical_fit": min(1.0, verticals.get(lead["vertical"]).fit(q)),
+        "qualifiers_complete": min(1.0, answered / max(1, len(vertical.qualifiers.fields))),
+        "vertical_fit": min(1.0, vertical.fit(q)),
         # Many leads from one IP in a day look like a farm, not a consumer.
         "form_time": _form_time(lead.get("form")) * (1.0 if same_ip < 3 else 0.5 if same_ip < 10 else 0.0),
         "consent_strength": _consent_strength(lead.get("consent") or {}),
     }
 
 
-def score(lead: dict, facts: dict, context: dict, optional_qualifiers: int,
-          weights: dict[str, float] = WEIGHTS) -> Score:
-    found = signals(lead, facts, context, optional_qualifiers)
-    total = sum(weights[name] * value for name, value in found.items())
-    return Score(total=max(0, min(100, round(total))), signals={k: round(v, 3) for k, v in found.items()})
+def score(lead: dict, found: Normalised, context: dict, weights: dict[str, float] = WEIGHTS) -> Score:
+    each = signals(lead, found, context)
+    total = sum(weights[name] * value for name, value in each.items())
+    return Score(total=max(0, min(100, round(total))), signals={k: round(v, 3) for k, v in each.items()})

@@ -15,7 +15,6 @@ from pipeline.adapters import db, store, transport
 from pipeline.domain import auction as auctions
 from pipeline.domain import scoring, validation
 from pipeline.domain.buyers import Buyer, eligibility
-from pipeline.domain.leads import QUALIFIER_SCHEMAS
 from pipeline.protocols import native as protocol
 from pipeline.protocols import signing
 from pipeline.service.nudges import Fanout, Nudge
@@ -76,8 +75,8 @@ def score_lead(lead_id) -> Nudges:
             return []
         lead["consent"] = store.consent(cur, lead_id) or {}
         now = now_utc()
-        optional = len(QUALIFIER_SCHEMAS[lead["vertical"]].fields)
-        result = scoring.score(lead, lead["facts"], store.score_context(cur, lead, now), optional)
+        found = validation.Normalised.from_facts(lead["facts"])
+        result = scoring.score(lead, found, store.score_context(cur, lead, now))
         net = store.network(cur)
         if result.total < net["score_floor"]:
             store.move(cur, lead_id, "rejected", {"score": result.total}, score=result.total,

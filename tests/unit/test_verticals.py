@@ -10,6 +10,7 @@ import pytest
 from pipeline.domain import scoring, verticals
 from pipeline.domain.leads import parse_lead
 from pipeline.domain.samples import make_lead
+from pipeline.domain.validation import normalise
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -43,6 +44,7 @@ def test_the_fit_signal_follows_what_buyers_pay_for():
 
 
 def test_an_unknown_vertical_fails_loudly_instead_of_scoring_a_default():
-    lead = {"vertical": "timeshare", "contact": {}, "qualifiers": {}, "consent": {}}
+    lead = parse_lead(make_lead(random.Random(2), "solar", now=NOW), NOW)
+    found = normalise(lead)
     with pytest.raises(KeyError):
-        scoring.signals(lead, {}, {}, optional_qualifiers=3)
+        scoring.signals({**lead, "vertical": "timeshare"}, found, {})
