@@ -67,3 +67,20 @@ def wait_for(lead_id: str, statuses: tuple[str, ...], timeout: float = 20.0) -> 
         if time.monotonic() > until:
             raise AssertionError(f"lead {lead_id} is {view and view['status']}, not {statuses}")
         time.sleep(0.05)
+
+
+# A network for pipeline tests: every lead is scored in, no duplicate check, quick cycles.
+NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 2,
+           "rerun_interval_s": 1, "duplicate_window_h": 0, "stuck_after_s": 60}
+
+
+def fleet_of(*buyers: dict) -> dict:
+    """A mock fleet of quick buyers (5 ms answers)."""
+    return {"defaults": {"latency_ms": 5}, "buyers": list(buyers)}
+
+
+def setup(buyers, fleet: dict, tiers=None, network=None) -> dict:
+    """Serve ``fleet`` from the mock buyers and load its tree (one auction tier by default)."""
+    buyers.set_fleet(fleet)
+    return load_tree(buyers.tree(tiers=tiers or [{"tier": 1, "mode": "auction"}],
+                                 network={**NETWORK, **(network or {})}))

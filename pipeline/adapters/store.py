@@ -6,8 +6,9 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
-from pipeline.domain.buyers import Buyer, Usage, period_starts
+from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
 from pipeline.domain.instants import iso
+from pipeline.domain.modes import tier_mode
 from pipeline.domain.money import as_number
 
 TERMINAL = ("sold", "rejected", "unsold")
@@ -280,7 +281,7 @@ def record_pings(cur, auction_id, rows: list[dict]) -> None:
     cur.execute("SELECT closed_at, mode FROM auctions WHERE id=%s FOR SHARE", (auction_id,))
     auction = cur.fetchone()
     # Lateness is an auction's idea (one deadline for all); a waterfall step has its own budget.
-    closed = auction["closed_at"] is not None and auction["mode"] == "auction"
+    closed = auction["closed_at"] is not None and tier_mode(auction["mode"]).deadline_binds
     values = []
     for r in rows:
         outcome = "late" if closed and r["outcome"] == "accept" else r["outcome"]
@@ -304,7 +305,7 @@ def close_auction(cur, auction_id) -> dict | None:
     if row is None:
         return None
     row = dict(row)
-    if row["mode"] == "auction":
+    if tier_mode(row["mode"]).deadline_binds:
         # Buyers whose answer never arrived passed: written off so the record is complete.
         cur.execute(
             "INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, outcome, reason)"
@@ -357,17 +358,25 @@ def reserve_caps(cur, lead_id, ping_id, buyer: Buyer, price_cents: int, now: dat
             " RETURNING leads, spend_cents",
             {"b": buyer.id, "p": period, "s": start, "c": price_cents, "limit": limit, "budget": budget})
         row = cur.fetchone()
-        over = row is None or (limit is not None and row["leads"] > limit) or (
-            budget is not None and row["spend_cents"] > budget)
-        if over:
+        if row is None or (limit is not None and row["leads"] > limit) or (
+                budget is not None and row["spend_cents"] > budget):
             cur.execute("ROLLBACK TO SAVEPOINT caps")
-            return f"cap_{period}" if limit is not None and (row is None or row["leads"] > limit) \
-                else f"cap_{period}_budget"
+            return _full_cap(cur, buyer, period, start, price_cents)
         cur.execute("INSERT INTO cap_reservations (lead_id, ping_id, buyer_id, period, period_start,"
                     " price_cents) VALUES (%s, %s, %s, %s, %s, %s)",
                     (lead_id, ping_id, buyer.id, period, start, price_cents))
     cur.execute("RELEASE SAVEPOINT caps")
     return None
+
+
+def _full_cap(cur, buyer: Buyer, period: str, start: datetime, price_cents: int) -> str:
+    """Which cap of the period refused the reservation: the count or the budget."""
+    cur.execute("SELECT leads, spend_cents FROM cap_usage WHERE buyer_id=%s AND period=%s"
+                " AND period_start=%s", (buyer.id, period, start))
+    row = cur.fetchone()
+    used = Usage({period: row["leads"]}, {period: row["spend_cents"]}) if row else Usage()
+    caps = {k: v for k, v in buyer.caps.items() if k in (period, f"{period}_budget")}
+    return cap_reached(caps, used, price_cents) or f"cap_{period}"
 
 
 def release_caps(cur, ping_id) -> None:
@@ -379,8 +388,21 @@ def release_caps(cur, ping_id) -> None:
         " AND u.period_start=g.period_start", (ping_id,))
 
 
-def set_last_winner(cur, tier: int, buyer_id: str) -> None:
-    cur.execute("UPDATE tiers SET last_winner=%s WHERE tier=%s", (buyer_id, tier))
+def lock_rotation(cur, tier: int) -> str | None:
+    """A round-robin tier's rotation point (the buyer the last lead started at or was won by),
+    locked until the transaction ends so two leads never take the same turn."""
+    cur.execute("SELECT last_winner FROM tiers WHERE tier=%s FOR UPDATE", (tier,))
+    row = cur.fetchone()
+    return row["last_winner"] if row else None
+
+
+def set_rotation(cur, tier: int, buyer_id: str, unless_moved_from: str | None = None) -> None:
+    """Move the rotation point; with ``unless_moved_from``, only if it is still there."""
+    if unless_moved_from is None:
+        cur.execute("UPDATE tiers SET last_winner=%s WHERE tier=%s", (buyer_id, tier))
+    else:
+        cur.execute("UPDATE tiers SET last_winner=%s WHERE tier=%s AND last_winner=%s",
+                    (buyer_id, tier, unless_moved_from))
 
 
 # ---- delivery -----------------------------------------------------------------------------

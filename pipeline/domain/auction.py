@@ -1,4 +1,4 @@
-"""Across buyers: rank a tier, pick the winner of an auction or the next step of a waterfall."""
+"""Across buyers: rank a tier, shard its pings, the bids that may win, the next step of a walk."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,15 +22,6 @@ def rank(buyers: list[Buyer], usage: dict[str, Usage]) -> list[Buyer]:
                                          -remaining_daily(b, usage.get(b.id, Usage())), b.id))
 
 
-def rotate(ranked: list[Buyer], last_winner: str | None) -> list[Buyer]:
-    """Round robin: start after the tier's previous winner, keeping rank order otherwise."""
-    ids = [b.id for b in ranked]
-    if last_winner not in ids:
-        return ranked
-    start = ids.index(last_winner) + 1
-    return ranked[start:] + ranked[:start]
-
-
 def shard_count(buyers: int, size: int) -> int:
     """How many ping tasks share a tier of ``buyers`` with at most ``size`` buyers each."""
     return max(1, -(-buyers // max(1, size)))
@@ -42,17 +33,13 @@ def shard(buyer_ids: list[str], count: int, index: int) -> list[str]:
     return buyer_ids[index::count]
 
 
-def candidates(bids: list[Bid], floor_cents: int, mode: str) -> list[Bid]:
-    """Accepted bids at or above the floor, best first; bids already refused at post are gone.
+def open_bids(bids: list[Bid], floor_cents: int) -> list[Bid]:
+    """Accepted bids at or above the floor; bids refused at post or late are gone.
 
-    First-price auction: highest bid first, ties to the higher rank. Waterfall and round robin:
-    rank order, so the first buyer to accept keeps the lead.
+    Which of them is best first is the tier mode's rule (pipeline.domain.modes).
     """
-    open_bids = [b for b in bids if b.outcome == "accept" and b.bid_cents is not None
-                 and b.bid_cents >= floor_cents]
-    if mode == "auction":
-        return sorted(open_bids, key=lambda b: (-b.bid_cents, b.rank))
-    return sorted(open_bids, key=lambda b: b.rank)
+    return [b for b in bids if b.outcome == "accept" and b.bid_cents is not None
+            and b.bid_cents >= floor_cents]
 
 
 def next_to_ping(ranked_ids: list[str], pinged: set[str]) -> str | None:

@@ -16,9 +16,10 @@ from marshmallow import (
 )
 
 from pipeline.domain.fields import Strict
+from pipeline.domain.modes import Mode
 from pipeline.domain.money import MAX_BID, to_cents
 
-MODES = ("auction", "waterfall", "round_robin")
+MODES = tuple(m.value for m in Mode)
 RULE_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CAP_COUNTS = ("hourly", "daily", "weekly", "monthly")

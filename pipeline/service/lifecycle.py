@@ -15,6 +15,7 @@ from pipeline.adapters import db, store, transport
 from pipeline.domain import auction as auctions
 from pipeline.domain import scoring, validation
 from pipeline.domain.buyers import Buyer, eligibility
+from pipeline.domain.modes import tier_mode
 from pipeline.protocols import native as protocol
 from pipeline.protocols import signing
 from pipeline.service.nudges import Fanout, Nudge
@@ -116,11 +117,17 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
         if not eligible:
             passed_over += [{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped]
             continue
-        ranked = auctions.rank(eligible, usage)
-        if tier["mode"] == "round_robin":
-            ranked = auctions.rotate(ranked, tier["last_winner"])
+        mode = tier_mode(tier["mode"])
+        if mode.rotates:
+            # Taken under the tier's row lock when the lead starts, so leads that open the tier
+            # together each start at the next buyer instead of all at the same one.
+            after = store.lock_rotation(cur, tier["tier"])
+            ranked = mode.order(eligible, usage, next((b for b in all_buyers if b.id == after), None))
+            store.set_rotation(cur, tier["tier"], ranked[0].id)
+        else:
+            ranked = mode.order(eligible, usage)
         ids = [b.id for b in ranked]
-        count = auctions.shard_count(len(ids), settings.ping_shard_size) if tier["mode"] == "auction" else 1
+        count = mode.shard_count(len(ids), settings.ping_shard_size)
         deadline = now + timedelta(milliseconds=net["auction_timeout_ms"])
         auction_id = store.open_auction(
             cur, lead_id=lead["id"], cycle=cycle, tier=tier["tier"], mode=tier["mode"],
@@ -128,7 +135,7 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
             skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped])
         store.move(cur, lead["id"], "auctioning", {"cycle": cycle, "tier": tier["tier"]},
                    cycle=cycle, auction_id=auction_id, award_ping_id=None)
-        if tier["mode"] != "auction":
+        if mode.walks:
             return [Nudge(WALK, (str(auction_id),))]
         # The deadline is kept by each ping's budget; the beat's close_overdue catches the rest.
         if count == 1:
@@ -213,7 +220,7 @@ def _ping_context(cur, auction_id, claim: int):
     claimed["id"], claimed["signals"] = claimed["lead_id"], None
     view = ping_view(claimed)
     ids = claimed["buyer_ids"]
-    group = auctions.shard(ids, claimed["shards"], claim) if claimed["mode"] == "auction" else ids
+    group = ids if tier_mode(claimed["mode"]).walks else auctions.shard(ids, claimed["shards"], claim)
     by_id = {b.id: b for b in store.buyers(cur, group)}
     return claimed, view, [(ids.index(i), by_id[i]) for i in group if i in by_id]
 
@@ -299,20 +306,22 @@ def award(cur, lead: dict, auction: dict) -> Nudges:
     pings = store.auction_pings(cur, auction["id"])
     bids = [auctions.Bid(p["id"], p["buyer_id"], p["rank"], p["outcome"], p["bid_cents"]) for p in pings]
     buyers = {b.id: b for b in store.buyers(cur, [b.buyer_id for b in bids])}
-    for bid in auctions.candidates(bids, net["bid_floor_cents"], auction["mode"]):
+    mode = tier_mode(auction["mode"])
+    for bid in mode.candidates(bids, net["bid_floor_cents"]):
         full = store.reserve_caps(cur, lead["id"], bid.ping_id, buyers[bid.buyer_id], bid.bid_cents, now)
         if full:
             store.mark_ping(cur, bid.ping_id, "reject", full)
             continue
-        if auction["mode"] == "round_robin":
-            store.set_last_winner(cur, auction["tier"], bid.buyer_id)
+        if mode.rotates:
+            # The next lead starts after the winner, unless another lead took the turn since.
+            store.set_rotation(cur, auction["tier"], bid.buyer_id, unless_moved_from=auction["buyer_ids"][0])
         store.move(cur, lead["id"], "delivering",
                    {"buyer_id": bid.buyer_id, "price_cents": bid.bid_cents}, award_ping_id=bid.ping_id)
         return [Nudge(DELIVER, (str(lead["id"]),))]
     passed = {p["buyer_id"] for p in pings} | {
         p["buyer_id"] for p in store.auction_pings(cur, auction["id"], "pre_ping")
         if p["outcome"] == "ineligible"}
-    if auction["mode"] != "auction" and auctions.next_to_ping(auction["buyer_ids"], passed):
+    if mode.walks and auctions.next_to_ping(auction["buyer_ids"], passed):
         store.touch(cur, lead["id"])
         return [Nudge(WALK, (str(auction["id"]), len(pings)))]
     return open_next_tier(cur, lead, cycle=lead["cycle"], after_tier=auction["tier"], net=net, now=now)
@@ -408,7 +417,7 @@ def sweep_stuck(limit: int = 200) -> Nudges:
                 lead = store.claim(cur, row["id"], "scored")
                 nudges += start_cycle(cur, lead, cycle=max(1, lead["cycle"]), net=net, now=now)
                 continue
-            elif row["status"] == "auctioning" and row["mode"] == "auction":
+            elif row["status"] == "auctioning" and not tier_mode(row["mode"]).walks:
                 nudges.append(Nudge(AWARD, (str(row["auction_id"]),)))
             elif row["status"] == "auctioning":
                 # A walk idle past stuck_after_s is presumed dead: reopen its step and go on.

@@ -9,24 +9,9 @@ import redis
 from config.settings import settings
 from pipeline import submit_lead
 from pipeline.adapters import db, views
-from tests.helpers import load_tree, make_lead, wait_for
+from tests.helpers import fleet_of, make_lead, setup, wait_for
 
 pytestmark = pytest.mark.integration
-
-NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 2,
-           "rerun_interval_s": 1, "duplicate_window_h": 0, "stuck_after_s": 60}
-QUICK = {"latency_ms": 5}
-
-
-def fleet_of(*buyers: dict) -> dict:
-    return {"defaults": QUICK, "buyers": list(buyers)}
-
-
-def setup(buyers, fleet: dict, tiers=None, network=None) -> dict:
-    buyers.set_fleet(fleet)
-    return load_tree(buyers.tree(tiers=tiers or [{"tier": 1, "mode": "auction"}],
-                                 network={**NETWORK, **(network or {})}))
-
 
 def drain(timeout: float = 15.0) -> None:
     """Wait until no message is queued or running: every duplicate has been handled."""

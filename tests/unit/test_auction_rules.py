@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.domain import auction
-from pipeline.domain.auction import Bid
 from pipeline.domain.buyers import Buyer, Usage, eligibility, in_schedule, period_starts, rule_holds
 from pipeline.protocols import native as protocol
 from pipeline.protocols import signing
@@ -90,21 +89,6 @@ def test_rank_priority_then_bid_then_capacity_then_id():
               buyer("d", priority=1, bid_cents=900, caps={"daily": 10})]
     ranked = auction.rank(buyers, {"e": Usage({"daily": 8}, {}), "d": Usage({"daily": 1}, {})})
     assert [b.id for b in ranked] == ["a", "b", "d", "e", "c"]
-
-
-def test_first_price_auction_takes_highest_bid_above_floor_ties_to_rank():
-    bids = [Bid("p1", "a", 0, "accept", 2000), Bid("p2", "b", 1, "accept", 3000),
-            Bid("p3", "c", 2, "accept", 3000), Bid("p4", "d", 3, "reject", None),
-            Bid("p5", "e", 4, "accept", 50), Bid("p6", "f", 5, "post_rejected", 9000),
-            Bid("p7", "g", 6, "late", 9999)]
-    assert [b.buyer_id for b in auction.candidates(bids, 100, "auction")] == ["b", "c", "a"]
-    assert [b.buyer_id for b in auction.candidates(bids, 100, "waterfall")] == ["a", "b", "c"]
-
-
-def test_round_robin_starts_after_the_previous_winner():
-    ranked = [buyer(i) for i in "abcd"]
-    assert [b.id for b in auction.rotate(ranked, "b")] == ["c", "d", "a", "b"]
-    assert [b.id for b in auction.rotate(ranked, "gone")] == ["a", "b", "c", "d"]
 
 
 def test_shards_split_buyers_evenly_and_cover_each_once():
