@@ -42,6 +42,10 @@ class Settings:
     # Where `make demo` keeps its own database and Redis db (it empties both).
     demo_database_url: str
     demo_redis_url: str
+    # A beat job is late when its last run is older than two periods plus this (/healthz/beat).
+    beat_late_s: float
+    # A worker touches this file every 5 s while it consumes (k8s liveness probe); unset: off.
+    worker_alive_file: str | None
 
 
 def load() -> Settings:
@@ -69,6 +73,8 @@ def load() -> Settings:
         task_events=_flag("PINGTREE_TASK_EVENTS", "1"),
         demo_database_url=env("PINGTREE_DEMO_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree_demo"),
         demo_redis_url=env("PINGTREE_DEMO_REDIS_URL", "redis://127.0.0.1:6379/3"),
+        beat_late_s=float(env("PINGTREE_BEAT_LATE_S", "30")),
+        worker_alive_file=env("PINGTREE_WORKER_ALIVE_FILE") or None,
     )
 
 

@@ -1,5 +1,5 @@
 """Queue `award`: the chord callback and the beat's deadline close try the one conditional close."""
-from pipeline.service import lifecycle
+from pipeline.service import beat, lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 
@@ -10,5 +10,5 @@ def award_auction(auction_id: str) -> None:
 
 
 @app.task(name="pingtree.close_overdue")
-def close_overdue() -> None:
-    send(lifecycle.close_overdue())
+def close_overdue(scheduled: bool = False) -> None:
+    send(beat.run_job("pingtree.close_overdue", lifecycle.close_overdue, once_per_tick=scheduled))

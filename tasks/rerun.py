@@ -1,14 +1,14 @@
-"""Queue `rerun`: the beat's held-lead cycle and the stuck-lead sweep."""
-from pipeline.service import lifecycle
+"""Queue `rerun`: the beat's held-lead cycle and the stuck-lead sweep, each run once per tick."""
+from pipeline.service import beat, lifecycle
 from tasks.app import app
 from tasks.dispatch import send
 
 
 @app.task(name="pingtree.rerun_held")
-def rerun_held() -> None:
-    send(lifecycle.rerun_held())
+def rerun_held(scheduled: bool = False) -> None:
+    send(beat.run_job("pingtree.rerun_held", lifecycle.rerun_held, once_per_tick=scheduled))
 
 
 @app.task(name="pingtree.sweep_stuck")
-def sweep_stuck() -> None:
-    send(lifecycle.sweep_stuck())
+def sweep_stuck(scheduled: bool = False) -> None:
+    send(beat.run_job("pingtree.sweep_stuck", lifecycle.sweep_stuck, once_per_tick=scheduled))

@@ -1,4 +1,4 @@
-"""The HTTP intake API (`pingtree serve`): POST /v1/leads, GET /v1/leads/<id>, GET /healthz."""
+"""The HTTP intake API (`pingtree serve`): /v1/leads, and the probes /livez, /readyz, /healthz."""
 from __future__ import annotations
 
 import hmac
@@ -12,7 +12,7 @@ from flask import Flask, Response, request
 from config.settings import settings
 from pipeline.adapters import db, views
 from pipeline.domain.leads import InvalidLead
-from pipeline.service import intake
+from pipeline.service import beat, intake
 
 log = logging.getLogger("pingtree.http")
 MAX_DEPTH = 20
@@ -127,23 +127,42 @@ def create_app() -> Flask:
             return _json({"error": "no such lead"}, 404)
         return _json(view, 200)
 
+    # Liveness: the process answers. No dependency here, or a PostgreSQL blip restarts every pod.
+    @app.get("/livez")
+    def livez():
+        return _json({"status": "ok"}, 200)
+
+    # Readiness of this API process: it can store leads and nudge them on (PostgreSQL, Redis).
+    @app.get("/readyz")
+    def readyz():
+        checks = _dependencies()
+        healthy = all(v == "ok" for v in checks.values())
+        return _json({"status": "ok" if healthy else "unhealthy", **checks}, 200 if healthy else 503)
+
+    # 200 when PostgreSQL and Redis answer, as /readyz; the body also shows each beat job.
     @app.get("/healthz")
     def healthz():
-        checks = {}
-        try:
-            with db.transaction() as cur:
-                cur.execute("SELECT 1")
-            checks["postgresql"] = "ok"
-        except Exception as exc:  # any failure means not healthy; say which
-            checks["postgresql"] = f"down: {type(exc).__name__}"
-        try:
-            redis.Redis.from_url(settings.redis_url, socket_timeout=2).ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"down: {type(exc).__name__}"
+        checks = _dependencies()
         healthy = all(v == "ok" for v in checks.values())
-        return _json({"status": "ok" if healthy else "unhealthy", **checks},
-                     200 if healthy else 503)
+        body = {"status": "ok" if healthy else "unhealthy", **checks}
+        if checks["postgresql"] == "ok":
+            try:
+                body["beat"] = beat.current_status()
+            except Exception as exc:  # detail only: it never turns a healthy answer into an error
+                body["beat"] = f"unknown: {type(exc).__name__}"
+        return _json(body, 200 if healthy else 503)
+
+    # A dead beat (nothing closes, re-runs or sweeps): 503 when any beat job is late. For the
+    # uptime monitor and alerts, never for the API's own probes: intake goes on without beat.
+    @app.get("/healthz/beat")
+    def healthz_beat():
+        try:
+            jobs = beat.current_status()
+        except db.DatabaseDown:
+            return _json({"status": "unhealthy", "postgresql": "down"}, 503)
+        late = sorted(job for job, state in jobs.items() if state["late"])
+        return _json({"status": "late" if late else "ok", "late": late, "jobs": jobs},
+                     503 if late else 200)
 
     @app.errorhandler(413)
     def too_large(_):
@@ -162,6 +181,22 @@ def create_app() -> Flask:
         return _json({"error": "internal error"}, 500)
 
     return app
+
+
+def _dependencies() -> dict[str, str]:
+    checks = {}
+    try:
+        with db.transaction() as cur:
+            cur.execute("SELECT 1")
+        checks["postgresql"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["postgresql"] = f"down: {type(exc).__name__}"
+    try:
+        redis.Redis.from_url(settings.redis_url, socket_timeout=2).ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"down: {type(exc).__name__}"
+    return checks
 
 
 def serve(addr: str | None = None, threads: int = 16) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from config import schedule
 from pipeline import submit_lead
 from pipeline.adapters import db
 from pipeline.devtools.mockbuyers import free_port
@@ -114,7 +115,12 @@ def raw_lead(**changes) -> str:
 def test_healthz_is_200_when_postgresql_and_redis_answer(api):
     answer = api.get("/healthz")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "postgresql": "ok", "redis": "ok"}
+    body = answer.json()
+    assert {k: body[k] for k in ("status", "postgresql", "redis")} == {
+        "status": "ok", "postgresql": "ok", "redis": "ok"}
+    assert set(body["beat"]) == set(schedule.BEAT_SCHEDULE)       # detail only: never a 503 here
+    assert api.get("/readyz").json() == {"status": "ok", "postgresql": "ok", "redis": "ok"}
+    assert api.get("/livez").status_code == 200
 
 
 def test_a_lead_is_accepted_202_and_stored_with_its_consent(api, clean_db):
