@@ -8,7 +8,6 @@ thread per request with a blocking client cost several times more.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import socket
 import threading
@@ -19,6 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
+
+from pipeline.domain.hosts import host_problem, is_public_address
 
 USER_AGENT = "pingtree/0.1"
 
@@ -36,15 +37,12 @@ class Reply:
     status: int | None         # None when no HTTP answer came
     body: bytes
     latency_ms: int
-    failure: str | None = None  # timeout, too_large, private_address, insecure_url, connect_error, error
+    failure: str | None = None  # timeout, too_large, private_address, invalid_host, insecure_url,
+    #                             connect_error, error
 
 
 class PrivateAddress(OSError):
     """The buyer host resolves to an address that is not public."""
-
-
-def _is_public(address: str) -> bool:
-    return ipaddress.ip_address(address.split("%", 1)[0]).is_global
 
 
 class PublicOnlyResolver(AbstractResolver):
@@ -55,7 +53,7 @@ class PublicOnlyResolver(AbstractResolver):
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):
         found = await self._inner.resolve(host, port, family)
-        if not found or not all(_is_public(entry["host"]) for entry in found):
+        if not found or not all(is_public_address(entry["host"]) for entry in found):
             raise PrivateAddress(f"{host} resolves to a non-public address")
         return found
 
@@ -94,10 +92,17 @@ class _Client:
         def reply(status, body=b"", failure=None) -> Reply:
             return Reply(status, body, int((time.monotonic() - started) * 1000), failure)
 
-        parts = urlsplit(request.url)
+        try:
+            parts = urlsplit(request.url)
+            host = parts.hostname or ""
+        except ValueError:
+            return reply(None, failure="invalid_host")
         if parts.scheme != "https" and not (self.allow_private and parts.scheme == "http"):
             return reply(None, failure="insecure_url")
-        if not self.allow_private and _ip_literal_private(parts.hostname or ""):
+        # Numeric forms (2130706433, 0177.0.0.1, 127.1) reach 127.0.0.1 past any name check.
+        if host_problem(host):
+            return reply(None, failure="invalid_host")
+        if not self.allow_private and _ip_literal_private(host):
             return reply(None, failure="private_address")
         if request.budget_s <= 0:
             return reply(None, failure="timeout")
@@ -136,7 +141,7 @@ class _Client:
 
 def _ip_literal_private(host: str) -> bool:
     try:
-        return not _is_public(host)
+        return not is_public_address(host)
     except ValueError:
         return False                   # a name: the resolver checks it at connect time
 

@@ -1,6 +1,7 @@
 """The tree file: a network's settings, tiers and buyers, checked whole before it is loaded."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from decimal import Decimal
@@ -16,6 +17,7 @@ from marshmallow import (
 )
 
 from pipeline.domain.fields import Strict
+from pipeline.domain.hosts import host_problem, is_public_address
 from pipeline.domain.modes import Mode
 from pipeline.domain.money import MAX_BID, to_cents
 
@@ -135,13 +137,30 @@ class TreeSchema(Strict):
 def _url_problem(url: str | None, allow_private: bool) -> str | None:
     if url is None:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"is not a URL: {exc}"
     schemes = ("https", "http") if allow_private else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
+    if parts.scheme not in schemes or not host:
         return "must be an https URL" if not allow_private else "must be an http(s) URL"
     if parts.username or parts.password:
         return "must not carry credentials"
+    problem = host_problem(host)
+    if problem:
+        return f"host {host!r} {problem}"
+    if not allow_private and _ip_literal(host) and not is_public_address(host):
+        return f"host {host} is not a public address (PINGTREE_ALLOW_PRIVATE_BUYERS is off)"
     return None
+
+
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def parse_tree(text: str, verticals: tuple[str, ...], allow_private: bool = False) -> dict:
