@@ -32,6 +32,8 @@ class Settings:
     consent_max_age_s: int
     max_body_bytes: int
     log_level: str
+    # Log lines: json (one object per line, allow-listed fields) or text (for a terminal).
+    log_format: str
     # PostgreSQL connections one process keeps open (threads beyond it wait for one).
     db_pool_size: int
     # Where nudges are sent from: the Celery shell, named here so pipeline/ never imports it.
@@ -68,6 +70,7 @@ def load() -> Settings:
         consent_max_age_s=int(env("PINGTREE_CONSENT_MAX_AGE_S", "86400")),
         max_body_bytes=65536,
         log_level=env("PINGTREE_LOG_LEVEL", "INFO"),
+        log_format=env("PINGTREE_LOG_FORMAT", "json").strip().lower(),
         db_pool_size=int(env("PINGTREE_DB_POOL_SIZE", "8")),
         dispatcher=env("PINGTREE_DISPATCHER", "tasks.dispatch:send"),
         task_events=_flag("PINGTREE_TASK_EVENTS", "1"),

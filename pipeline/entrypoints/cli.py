@@ -261,8 +261,8 @@ def _add_bench_demo(sub, bench, demo) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pipeline.adapters import logs
+    logs.configure()
     args = build_parser().parse_args(argv)
     return args.func(args) or 0
 

@@ -1,0 +1,49 @@
+"""Celery signal hooks: JSON logs with each task's context bound, and one line per task run."""
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from functools import cache
+
+from celery import signals
+
+from config.settings import settings
+from pipeline.adapters import logs
+from tasks.app import app
+
+log = logging.getLogger("pingtree.tasks")
+_running: dict[str, tuple[float, object]] = {}    # task id -> (start, the log binding's token)
+
+
+@signals.setup_logging.connect
+def configure_logging(loglevel=None, **_) -> None:
+    # Connected, so Celery installs no handler of its own: every line goes through the allow-list.
+    logs.configure(level=loglevel or settings.log_level)
+
+
+@cache
+def _id_field(task_name: str) -> str | None:
+    """`lead_id` or `auction_id`: what the task's first argument is, read from its signature."""
+    task = app.tasks.get(task_name)
+    params = list(inspect.signature(task.run).parameters) if task is not None else []
+    return params[0] if params and params[0] in ("lead_id", "auction_id") else None
+
+
+@signals.task_prerun.connect
+def bind_task(task_id=None, task=None, args=None, **_) -> None:
+    fields = {"task": task.name, "task_id": task_id, "stage": task.name.removeprefix("pingtree.")}
+    field = _id_field(task.name)
+    if field and args:
+        fields[field] = str(args[0])
+    _running[task_id] = (time.monotonic(), logs.bind(**fields))
+
+
+@signals.task_postrun.connect
+def log_task(task_id=None, task=None, state=None, **_) -> None:
+    started, token = _running.pop(task_id, (None, None))
+    if started is None:
+        return
+    log.info("task %s %s", task.name, state,
+             extra={"state": state, "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+    logs.unbind(token)
