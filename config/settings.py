@@ -25,6 +25,9 @@ class Settings:
     post_attempts: int
     post_backoff_s: float
     post_timeout_s: float
+    # One post in flight per lead holds a lease this long (longer than the post's own budget);
+    # only when it runs out without an answer may another delivery take the lead over.
+    post_lease_s: float
     # Largest buyer answer we read, in bytes.
     max_answer_bytes: int
     # Consent: how far in the future / how old a consent timestamp may be.
@@ -65,6 +68,8 @@ def load() -> Settings:
         post_attempts=int(env("PINGTREE_POST_ATTEMPTS", "4")),
         post_backoff_s=float(env("PINGTREE_POST_BACKOFF_S", "0.5")),
         post_timeout_s=float(env("PINGTREE_POST_TIMEOUT_S", "10")),
+        post_lease_s=float(env("PINGTREE_POST_LEASE_S")
+                           or float(env("PINGTREE_POST_TIMEOUT_S", "10")) + 5),
         max_answer_bytes=int(env("PINGTREE_MAX_ANSWER_BYTES", "65536")),
         consent_max_future_s=int(env("PINGTREE_CONSENT_MAX_FUTURE_S", "300")),
         consent_max_age_s=int(env("PINGTREE_CONSENT_MAX_AGE_S", "86400")),

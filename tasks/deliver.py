@@ -1,9 +1,9 @@
-"""Queue `deliver`: post the full lead to the awarded buyer."""
-from pipeline.service import lifecycle
+"""Queue `deliver`: post the full lead to the awarded buyer, one post in flight per lead."""
+from pipeline.service import deliver
 from tasks.app import app
 from tasks.dispatch import send
 
 
 @app.task(name="pingtree.deliver_post")
 def deliver_post(lead_id: str) -> None:
-    send(lifecycle.deliver_post(lead_id))
+    send(deliver.deliver_post(lead_id))

@@ -84,3 +84,90 @@ def setup(buyers, fleet: dict, tiers=None, network=None) -> dict:
     buyers.set_fleet(fleet)
     return load_tree(buyers.tree(tiers=tiers or [{"tier": 1, "mode": "auction"}],
                                  network={**NETWORK, **(network or {})}))
+
+
+SECRET = "whsec_" + __import__("base64").b64encode(b"scripted-buyer-secret-24b").decode()
+
+
+class ScriptedBuyers:
+    """Buyers on a local HTTP server: pings accepted at a fixed bid, posts answered from a script.
+
+    ``add("a", 30.0, [(503, None, 0), (200, {"accepted": True}, 0.5)])``: each post takes the
+    next step (status, JSON body, delay in s); the last step repeats. Every post is recorded
+    with its headers and when it started and ended, to check single flight.
+    """
+
+    def __init__(self):
+        import threading
+        self.bids, self.scripts, self.posts = {}, {}, []
+        self.lock = threading.Lock()
+        self.in_flight: dict[str, int] = {}
+        self.most_in_flight: dict[str, int] = {}
+
+    def add(self, buyer_id: str, bid: float, script: list[tuple]) -> None:
+        self.bids[buyer_id], self.scripts[buyer_id] = bid, list(script)
+
+    def _answer_post(self, buyer_id: str, headers) -> tuple[int, bytes, float]:
+        with self.lock:
+            script = self.scripts[buyer_id]
+            status, body, delay = script.pop(0) if len(script) > 1 else script[0]
+            self.in_flight[buyer_id] = self.in_flight.get(buyer_id, 0) + 1
+            self.most_in_flight[buyer_id] = max(self.most_in_flight.get(buyer_id, 0),
+                                                self.in_flight[buyer_id])
+            self.posts.append({"buyer_id": buyer_id, "idempotency_key": headers.get("Idempotency-Key"),
+                               "webhook_id": headers.get("webhook-id"), "status": status,
+                               "at": time.monotonic()})
+        return status, json.dumps(body).encode() if body is not None else b"", delay
+
+    def start(self) -> ScriptedBuyers:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                buyer_id, kind = self.path.strip("/").split("/")
+                if kind == "ping":
+                    status, body, delay = 200, json.dumps(
+                        {"accept": True, "bid": scripted.bids[buyer_id]}).encode(), 0
+                    posting = False
+                else:
+                    status, body, delay = scripted._answer_post(buyer_id, self.headers)
+                    posting = True
+                try:
+                    time.sleep(delay)
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass                       # the caller gave up waiting
+                finally:
+                    if posting:
+                        with scripted.lock:
+                            scripted.in_flight[buyer_id] -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def tree(self, network: dict, mode: str = "auction") -> dict:
+        return {"network": network, "tiers": [{"tier": 1, "mode": mode}],
+                "buyers": [{"id": b, "name": b, "tier": 1, "bid": bid, "verticals": list(VERTICALS),
+                            "ping_url": f"{self.url}/{b}/ping", "post_url": f"{self.url}/{b}/post",
+                            "secret": SECRET, "timeout_ms": 2000}
+                           for b, bid in self.bids.items()]}
+
+    def posts_to(self, buyer_id: str) -> list[dict]:
+        return [p for p in self.posts if p["buyer_id"] == buyer_id]

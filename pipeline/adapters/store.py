@@ -23,7 +23,8 @@ def load_tree(cur, tree: dict) -> dict:
         "UPDATE network SET score_floor=%(score_floor)s, bid_floor_cents=%(bid_floor_cents)s,"
         " auction_timeout_ms=%(auction_timeout_ms)s, max_cycles=%(max_cycles)s,"
         " rerun_interval_s=%(rerun_interval_s)s, duplicate_window_h=%(duplicate_window_h)s,"
-        " stuck_after_s=%(stuck_after_s)s, updated_at=now() WHERE id=1", net)
+        " stuck_after_s=%(stuck_after_s)s, max_redrives=%(max_redrives)s,"
+        " max_post_buyers=%(max_post_buyers)s, updated_at=now() WHERE id=1", net)
     for tier in tree["tiers"]:
         cur.execute(
             "INSERT INTO tiers (tier, name, mode, active) VALUES (%(tier)s, %(name)s, %(mode)s, true)"
@@ -88,7 +89,8 @@ def tree_document(cur) -> dict:
                     "auction_timeout_s": net["auction_timeout_ms"] / 1000,
                     "max_cycles": net["max_cycles"], "rerun_interval_s": net["rerun_interval_s"],
                     "duplicate_window_h": net["duplicate_window_h"],
-                    "stuck_after_s": net["stuck_after_s"]},
+                    "stuck_after_s": net["stuck_after_s"], "max_redrives": net["max_redrives"],
+                    "max_post_buyers": net["max_post_buyers"]},
         "tiers": [{"tier": t["tier"], "name": t["name"], "mode": t["mode"], "active": t["active"]}
                   for t in tier_rows],
         "buyers": out_buyers,
@@ -412,17 +414,50 @@ def award_ping(cur, ping_id) -> dict:
     return dict(cur.fetchone())
 
 
-def post_attempts(cur, lead_id, ping_id) -> int:
-    cur.execute("SELECT count(*) AS n FROM post_attempts WHERE lead_id=%s AND ping_id=%s",
+def open_post(cur, lead_id) -> dict | None:
+    """The lead's post in flight, if any, with ``live`` true while its lease holds."""
+    cur.execute("SELECT *, lease_until > clock_timestamp() AS live FROM post_attempts"
+                " WHERE lead_id=%s AND outcome IS NULL", (lead_id,))
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+def expire_post(cur, attempt_id: int) -> None:
+    """A post whose lease ran out without an answer (its worker died): outcome unknown."""
+    cur.execute("UPDATE post_attempts SET outcome='unknown', reason='lease_expired',"
+                " settled_at=clock_timestamp() WHERE id=%s AND outcome IS NULL", (attempt_id,))
+
+
+def post_history(cur, lead_id, ping_id) -> list[dict]:
+    cur.execute("SELECT * FROM post_attempts WHERE lead_id=%s AND ping_id=%s ORDER BY attempt",
                 (lead_id, ping_id))
-    return cur.fetchone()["n"]
+    return [dict(r) for r in cur.fetchall()]
 
 
-def record_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, result) -> None:
-    cur.execute("INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, http_status, outcome,"
-                " reason, latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (lead_id, ping_id, buyer_id, attempt, result.http_status, result.outcome,
-                 result.reason, result.latency_ms))
+def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_s: float) -> None:
+    """Write the attempt before it is sent; the unique open index allows one per lead."""
+    cur.execute("INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
+                " VALUES (%s, %s, %s, %s, %s, clock_timestamp() + make_interval(secs => %s))",
+                (lead_id, ping_id, buyer_id, attempt, token, lease_s))
+
+
+def settle_attempt(cur, token, outcome: str, reason: str | None, http_status: int | None,
+                   latency_ms: int | None) -> bool:
+    """Settle our own open attempt; False when its lease was taken over (the answer is late)."""
+    cur.execute("UPDATE post_attempts SET outcome=%s, reason=%s, http_status=%s, latency_ms=%s,"
+                " settled_at=clock_timestamp() WHERE token=%s AND outcome IS NULL",
+                (outcome, reason, http_status, latency_ms, token))
+    if cur.rowcount:
+        return True
+    cur.execute("UPDATE post_attempts SET late_outcome=%s, late_reason=%s, http_status=%s,"
+                " latency_ms=%s WHERE token=%s", (outcome, reason, http_status, latency_ms, token))
+    return False
+
+
+def posted_buyers(cur, lead_id) -> set[str]:
+    """Every buyer this lead's post was sent to (in any cycle)."""
+    cur.execute("SELECT DISTINCT buyer_id FROM post_attempts WHERE lead_id=%s", (lead_id,))
+    return {r["buyer_id"] for r in cur.fetchall()}
 
 
 def record_sale(cur, lead_id, buyer_id: str, ping_id, price_cents: int) -> bool:
@@ -443,12 +478,22 @@ def due_held(cur, now: datetime, limit: int = 500) -> list[dict]:
 
 def stuck(cur, stuck_after_s: int, limit: int = 500) -> list[dict]:
     cur.execute(
-        "SELECT l.id, l.status, l.auction_id, a.deadline_at, a.closed_at, a.mode FROM leads l"
-        " LEFT JOIN auctions a ON a.id = l.auction_id"
+        "SELECT l.id, l.status, l.auction_id, l.award_ping_id, l.redrives, a.deadline_at, a.closed_at,"
+        " a.mode FROM leads l LEFT JOIN auctions a ON a.id = l.auction_id"
         " WHERE l.status IN ('received', 'validated', 'scored', 'auctioning', 'delivering')"
         " AND l.status_at < clock_timestamp() - make_interval(secs => %s)"
+        # A post in flight is never re-driven: it is settled, or its lease runs out first.
+        " AND NOT EXISTS (SELECT 1 FROM post_attempts p WHERE p.lead_id = l.id"
+        "   AND p.outcome IS NULL AND p.lease_until > clock_timestamp())"
         " ORDER BY l.status_at LIMIT %s FOR UPDATE OF l SKIP LOCKED", (stuck_after_s, limit))
     return [dict(r) for r in cur.fetchall()]
+
+
+def count_redrive(cur, lead_id) -> int:
+    """One more re-drive by the sweep (it also restarts the stuck clock); returns the count."""
+    cur.execute("UPDATE leads SET redrives = redrives + 1, status_at=clock_timestamp() WHERE id=%s"
+                " RETURNING redrives", (lead_id,))
+    return cur.fetchone()["redrives"]
 
 
 def touch(cur, lead_id) -> None:
@@ -479,4 +524,8 @@ def lead_history(cur, lead_id) -> dict:
     auctions = [dict(r) for r in cur.fetchall()]
     cur.execute("SELECT * FROM sales WHERE lead_id=%s", (lead_id,))
     sale = cur.fetchone()
-    return {"events": events, "pings": pings, "auctions": auctions, "sale": dict(sale) if sale else None}
+    cur.execute("SELECT buyer_id, attempt, outcome, reason, http_status, latency_ms, at, settled_at,"
+                " late_outcome FROM post_attempts WHERE lead_id=%s ORDER BY id", (lead_id,))
+    posts = [dict(r) for r in cur.fetchall()]
+    return {"events": events, "pings": pings, "auctions": auctions, "posts": posts,
+            "sale": dict(sale) if sale else None}

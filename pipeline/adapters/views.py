@@ -43,6 +43,12 @@ def lead_view(cur, lead_id) -> dict | None:
                    "kind": p["kind"], "outcome": p["outcome"], "bid": as_number(p["bid_cents"]),
                    "latency_ms": p["latency_ms"], "reason": p["reason"]} for p in history["pings"]],
         "skipped": skipped,
+        # Every post sent to a buyer (outcome null while in flight), and sweep re-drives.
+        "posts": [{"buyer_id": p["buyer_id"], "attempt": p["attempt"], "outcome": p["outcome"],
+                   "reason": p["reason"], "http_status": p["http_status"],
+                   "latency_ms": p["latency_ms"], "late_outcome": p["late_outcome"],
+                   "at": _iso(p["at"])} for p in history["posts"]],
+        "redrives": lead["redrives"],
         "timeline": [{"status": e["status"], "at": _iso(e["at"])} for e in history["events"]],
     }
 
@@ -68,6 +74,9 @@ def report(cur) -> dict:
             FROM pings GROUP BY buyer_id),
         w AS (SELECT detail->>'buyer_id' AS buyer_id, count(*) AS wins FROM lead_events
               WHERE status = 'delivering' GROUP BY 1),
+        po AS (SELECT buyer_id, count(DISTINCT lead_id) AS posted,
+                      count(DISTINCT lead_id) FILTER (WHERE late_outcome = 'accepted') AS late_accepts
+               FROM post_attempts GROUP BY buyer_id),
         s AS (SELECT buyer_id, count(*) AS sold,
                      coalesce(sum(price_cents) FILTER (WHERE returned_at IS NULL), 0) AS revenue
               FROM sales GROUP BY buyer_id)
@@ -75,17 +84,26 @@ def report(cur) -> dict:
                coalesce(p.timeouts, 0) AS timeouts, coalesce(p.errors, 0) AS errors,
                coalesce(w.wins, 0) AS wins, coalesce(s.sold, 0) AS sold,
                coalesce(p.post_rejects, 0) AS post_rejects, coalesce(s.revenue, 0) AS revenue,
-               p.p50, p.p95
+               p.p50, p.p95, coalesce(po.posted, 0) AS posted,
+               coalesce(po.late_accepts, 0) AS late_accepts
         FROM buyers b LEFT JOIN p ON p.buyer_id = b.id LEFT JOIN w ON w.buyer_id = b.id
+        LEFT JOIN po ON po.buyer_id = b.id
         LEFT JOIN s ON s.buyer_id = b.id ORDER BY b.tier, b.id""")
     buyers = []
     for r in cur.fetchall():
         buyers.append({**{k: r[k] for k in ("buyer_id", "pings", "accepts", "timeouts", "errors",
-                                             "wins", "sold", "post_rejects")},
+                                             "wins", "sold", "post_rejects", "posted",
+                                             "late_accepts")},
                        "revenue": as_number(r["revenue"]),
                        "p50_ping_ms": None if r["p50"] is None else round(r["p50"], 1),
                        "p95_ping_ms": None if r["p95"] is None else round(r["p95"], 1)})
-    return {"leads": leads, "revenue": as_number(revenue), "buyers": buyers}
+    # Leads ended for the operator to look at: a post never confirmed, a lead the sweep
+    # could not move (stuck_<status>).
+    cur.execute("SELECT r AS reason, count(*) AS n FROM leads, unnest(reject_reasons) AS r"
+                " WHERE status = 'unsold' GROUP BY r")
+    unresolved = {r["reason"]: r["n"] for r in cur.fetchall()}
+    return {"leads": leads, "revenue": as_number(revenue), "buyers": buyers,
+            "unresolved": unresolved}
 
 
 def billing(cur, month: str) -> dict:

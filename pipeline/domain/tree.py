@@ -49,6 +49,10 @@ class NetworkSchema(Strict):
     rerun_interval_s = fields.Integer(load_default=300, validate=validate.Range(1, 7 * 86400))
     duplicate_window_h = fields.Integer(load_default=24, validate=validate.Range(0, 24 * 365))
     stuck_after_s = fields.Integer(load_default=60, validate=validate.Range(5, 86400))
+    # A lead the sweep re-drove this many times without it moving ends unsold (stuck_<status>).
+    max_redrives = fields.Integer(load_default=5, validate=validate.Range(1, 1000))
+    # How many buyers may receive one lead's post; past it the lead is held or unsold.
+    max_post_buyers = fields.Integer(load_default=2, validate=validate.Range(1, 100))
 
 
 class TierSchema(Strict):

@@ -107,6 +107,10 @@ def cmd_lead(args) -> int:
               f"  {p['reason'] or ''}")
     for s in view["skipped"]:
         print(f"  skipped  {s['buyer_id']:16} {s['reason']}")
+    for p in view["posts"]:
+        late = f"  late answer: {p['late_outcome']}" if p["late_outcome"] else ""
+        print(f"  post     #{p['attempt']} {p['buyer_id']:16} {p['outcome'] or 'in flight':13}"
+              f" {p['http_status'] or '-'}  {p['reason'] or ''}{late}")
     for t in view["timeline"]:
         print(f"  {t['at']}  {t['status']}")
     return 0
@@ -128,6 +132,11 @@ def cmd_report(args) -> int:
               f" {b['wins']:>5} {b['sold']:>5} {b['post_rejects']:>8} {b['revenue']:>10.2f}"
               f" {b['p50_ping_ms'] if b['p50_ping_ms'] is not None else '-':>7}"
               f" {b['p95_ping_ms'] if b['p95_ping_ms'] is not None else '-':>7}")
+    late = {b["buyer_id"]: b["late_accepts"] for b in doc["buyers"] if b["late_accepts"]}
+    if doc["unresolved"] or late:
+        print("for the operator: " + ", ".join(
+            [f"{k} {v}" for k, v in sorted(doc["unresolved"].items())]
+            + [f"late post acceptances by {k} {v}" for k, v in sorted(late.items())]))
     return 0
 
 

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from config.settings import settings
 from pipeline.adapters import db, store, transport
 from pipeline.domain import auction as auctions
-from pipeline.domain import scoring, validation
+from pipeline.domain import delivery, scoring, validation
 from pipeline.domain.buyers import Buyer, eligibility
 from pipeline.domain.modes import tier_mode
 from pipeline.protocols import native as protocol
 from pipeline.protocols import signing
+from pipeline.service.deliver import deliver_post, settle_post  # noqa: F401  (the deliver stage)
 from pipeline.service.nudges import Fanout, Nudge
 
 log = logging.getLogger("pingtree")
@@ -147,9 +148,11 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
 
 
 def hold_or_give_up(cur, lead: dict, *, cycle: int, net: dict, now: datetime,
-                    skipped: list[dict]) -> Nudges:
+                    skipped: list[dict], reason: str | None = None) -> Nudges:
     """No buyer in any tier: hold for the next cycle, or give up after max_cycles."""
     detail = {"cycle": cycle, "skipped": skipped} if skipped else {"cycle": cycle}
+    if reason:
+        detail["reason"] = reason
     if cycle >= net["max_cycles"]:
         store.move(cur, lead["id"], "unsold", detail, cycle=cycle, auction_id=None,
                    award_ping_id=None)
@@ -307,7 +310,13 @@ def award(cur, lead: dict, auction: dict) -> Nudges:
     bids = [auctions.Bid(p["id"], p["buyer_id"], p["rank"], p["outcome"], p["bid_cents"]) for p in pings]
     buyers = {b.id: b for b in store.buyers(cur, [b.buyer_id for b in bids])}
     mode = tier_mode(auction["mode"])
+    posted = store.posted_buyers(cur, lead["id"])
     for bid in mode.candidates(bids, net["bid_floor_cents"]):
+        if not delivery.may_post_to(bid.buyer_id, posted, net["max_post_buyers"]):
+            # Enough buyers have seen this lead's contact data: no new one gets it.
+            store.close_auction(cur, auction["id"])
+            return hold_or_give_up(cur, lead, cycle=lead["cycle"], net=net, now=now, skipped=[],
+                                   reason="max_post_buyers")
         full = store.reserve_caps(cur, lead["id"], bid.ping_id, buyers[bid.buyer_id], bid.bid_cents, now)
         if full:
             store.mark_ping(cur, bid.ping_id, "reject", full)
@@ -341,56 +350,6 @@ def close_overdue(limit: int = 200) -> Nudges:
     return nudges
 
 
-# ---- deliver ------------------------------------------------------------------------------
-
-def deliver_post(lead_id) -> Nudges:
-    """Post the full lead to the awarded buyer; same buyer and key on every re-drive."""
-    with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, "delivering")
-        if lead is None:
-            return []
-        ping = store.award_ping(cur, lead["award_ping_id"])
-        buyer = store.buyers(cur, [ping["buyer_id"]])[0]
-        attempt = store.post_attempts(cur, lead_id, ping["id"]) + 1
-        consent = store.consent(cur, lead_id)
-    body = protocol.dumps(protocol.post_body(lead, consent, ping_id=ping["id"], ping_ref=ping["ref"],
-                                             price_cents=ping["bid_cents"]))
-    headers = {"Idempotency-Key": str(lead_id),
-               **signing.sign_headers(buyer.secret, protocol.webhook_id(lead_id, buyer.id, "post"),
-                                      int(time.time()), body)}
-    reply = transport.send(buyer.post_url, body, headers, settings.post_timeout_s,
-                           max_bytes=settings.max_answer_bytes, allow_private=settings.allow_private_buyers)
-    result = (protocol.read_post_failure(reply.failure, reply.status, reply.latency_ms)
-              if reply.failure else protocol.read_post_answer(reply.status, reply.body, reply.latency_ms))
-    if result.outcome == "retry" and attempt >= settings.post_attempts:
-        result = protocol.PostResult("rejected", f"gave_up:{result.reason}", result.http_status,
-                                     result.latency_ms)
-    return settle_post(lead_id, ping, attempt, result)
-
-
-def settle_post(lead_id, ping: dict, attempt: int, result: protocol.PostResult) -> Nudges:
-    with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, "delivering")
-        if lead is None or lead["award_ping_id"] != ping["id"]:
-            return []                  # another delivery of the same award settled it first
-        store.record_post(cur, lead_id, ping["id"], ping["buyer_id"], attempt, result)
-        if result.outcome == "accepted":
-            store.record_sale(cur, lead_id, ping["buyer_id"], ping["id"], ping["bid_cents"])
-            store.move(cur, lead_id, "sold", {"buyer_id": ping["buyer_id"],
-                                              "price_cents": ping["bid_cents"]})
-            return []
-        if result.outcome == "retry":
-            store.touch(cur, lead_id)
-            return [Nudge(DELIVER, (str(lead_id),),
-                          countdown=settings.post_backoff_s * 2 ** (attempt - 1))]
-        store.mark_ping(cur, ping["id"], "post_rejected", result.reason)
-        store.release_caps(cur, ping["id"])
-        store.move(cur, lead_id, "auctioning", {"post_rejected_by": ping["buyer_id"],
-                                                "reason": result.reason}, award_ping_id=None)
-        auction = store.auction(cur, lead["auction_id"])
-        return award(cur, lead, auction)
-
-
 # ---- cycles and the sweep -----------------------------------------------------------------
 
 def rerun_held(limit: int = 200) -> Nudges:
@@ -404,19 +363,25 @@ def rerun_held(limit: int = 200) -> Nudges:
 
 
 def sweep_stuck(limit: int = 200) -> Nudges:
-    """Beat: re-drive leads stuck past stuck_after_s from their PostgreSQL status."""
+    """Beat: re-drive leads stuck past stuck_after_s from their PostgreSQL status.
+
+    Every re-drive is counted; a lead the sweep has re-driven max_redrives times without it
+    moving on ends unsold (``stuck_<status>``), its cap reservation released, never posted again.
+    """
     nudges: Nudges = []
     with db.transaction() as cur:
         net, now = store.network(cur), now_utc()
         for row in store.stuck(cur, net["stuck_after_s"], limit):
             lead_id = str(row["id"])
+            if store.count_redrive(cur, row["id"]) > net["max_redrives"]:
+                give_up_stuck(cur, row)
+                continue
             redo = {"received": VALIDATE, "validated": SCORE, "delivering": DELIVER}.get(row["status"])
             if redo:
                 nudges.append(Nudge(redo, (lead_id,)))
             elif row["status"] == "scored":
                 lead = store.claim(cur, row["id"], "scored")
                 nudges += start_cycle(cur, lead, cycle=max(1, lead["cycle"]), net=net, now=now)
-                continue
             elif row["status"] == "auctioning" and not tier_mode(row["mode"]).walks:
                 nudges.append(Nudge(AWARD, (str(row["auction_id"]),)))
             elif row["status"] == "auctioning":
@@ -424,6 +389,20 @@ def sweep_stuck(limit: int = 200) -> Nudges:
                 step = len(store.auction_pings(cur, row["auction_id"]))
                 store.release_shard(cur, row["auction_id"], step)
                 nudges.append(Nudge(WALK, (str(row["auction_id"]), step)))
-            store.touch(cur, row["id"])
             log.info("sweep re-drove lead %s from %s", lead_id, row["status"])
     return nudges
+
+
+def give_up_stuck(cur, row: dict) -> None:
+    """The sweep cannot move this lead: end it for the operator, with nothing left reserved."""
+    in_flight = store.open_post(cur, row["id"])
+    if in_flight is not None:
+        store.expire_post(cur, in_flight["id"])     # its lease ran out: a later answer is late
+    if row["award_ping_id"]:
+        store.release_caps(cur, row["award_ping_id"])
+    if row["auction_id"]:
+        store.close_auction(cur, row["auction_id"])
+    reason = f"stuck_{row['status']}"
+    store.move(cur, row["id"], "unsold", {"reason": reason, "redrives": row["redrives"] + 1},
+               reject_reasons=[reason], award_ping_id=None)
+    log.warning("lead %s ended unsold: %s after %d re-drives", row["id"], reason, row["redrives"])

@@ -122,3 +122,18 @@ def test_an_auction_whose_ping_task_never_ran_is_closed_by_the_beat_closer(clean
     assert [(p["buyer_id"], p["outcome"], p["reason"]) for p in view["pings"]] == [
         ("b1", "timeout", "no_answer")]
     assert buyers.pings(lead_id) == []
+
+
+def test_duplicated_deliver_messages_mid_post_send_one_post(clean_db, workers, buyers):
+    from tasks.app import app
+    buyers.set_fleet({"buyers": [{"id": "slow", "accept_rate": 1, "bid": 20.0, "latency_ms": 600}]})
+    load_tree(buyers.tree(network={**NETWORK, "auction_timeout_s": 3}))
+    lead_id = submit_lead(make_lead("solar", seed=80))
+    wait_for(lead_id, ("delivering", "sold"), timeout=10)
+    for _ in range(4):                        # broker duplicates while the post is on the wire
+        app.send_task("pingtree.deliver_post", args=(lead_id,))
+    view = wait_for(lead_id, ("sold",), timeout=15)
+    assert view["sale"]["buyer_id"] == "slow"
+    assert len(buyers.posts(lead_id)) == 1
+    assert buyers.stats("slow")["post_duplicates"] == 0     # never a second post on the wire
+    assert [p["outcome"] for p in view["posts"]] == ["accepted"]

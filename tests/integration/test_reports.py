@@ -34,7 +34,10 @@ def test_report_billing_and_returns_after_real_sales(clean_db, workers, buyers):
     assert report["revenue"] == 90.0
     rows = {b["buyer_id"]: b for b in report["buyers"]}
     assert set(rows["winner"]) == {"buyer_id", "pings", "accepts", "timeouts", "errors", "wins", "sold",
-                                   "post_rejects", "revenue", "p50_ping_ms", "p95_ping_ms"}
+                                   "post_rejects", "revenue", "p50_ping_ms", "p95_ping_ms",
+                                   "posted", "late_accepts"}
+    assert (rows["winner"]["posted"], rows["loser"]["posted"]) == (3, 0)
+    assert report["unresolved"] == {}
     assert (rows["winner"]["pings"], rows["winner"]["accepts"], rows["winner"]["wins"],
             rows["winner"]["sold"], rows["winner"]["revenue"]) == (3, 3, 3, 3, 90.0)
     assert (rows["loser"]["accepts"], rows["loser"]["sold"]) == (3, 0)

@@ -1,0 +1,118 @@
+"""The deliver stage: single-flight posts to the awarded buyer under a lease in PostgreSQL.
+
+One transaction claims the lead and writes the attempt (open, with a token and a lease longer
+than the post's budget) before anything is sent; the unique open index allows one per lead,
+so a duplicated message or a sweep finds the post in flight and leaves. The answer settles
+only the attempt holding that token: an answer that comes after its lease was taken over is
+recorded as late, and a late accept is raised to the operator (or sells the lead, when the
+lead is still waiting on that same buyer). The rules are in domain/delivery.py.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from config.settings import settings
+from pipeline.adapters import db, store, transport
+from pipeline.domain import delivery
+from pipeline.protocols import native as protocol
+from pipeline.protocols import signing
+from pipeline.service.nudges import Nudge
+
+log = logging.getLogger("pingtree")
+
+DELIVER = "pingtree.deliver_post"
+ANY_STATUS = ("received", "validated", "scored", "auctioning", "delivering", "held", "sold",
+              "rejected", "unsold")
+
+
+def deliver_post(lead_id) -> list:
+    """Post the full lead to the awarded buyer; same buyer and key on every re-drive."""
+    with db.transaction() as cur:
+        lead = store.claim(cur, lead_id, "delivering")
+        if lead is None:
+            return []
+        in_flight = store.open_post(cur, lead_id)
+        if in_flight is not None:
+            if in_flight["live"]:
+                return []              # single flight: a post to this lead is on the wire
+            store.expire_post(cur, in_flight["id"])
+        ping = store.award_ping(cur, lead["award_ping_id"])
+        history = store.post_history(cur, lead_id, ping["id"])
+        if len(history) >= settings.post_attempts:
+            # The last attempt's worker died: its outcome is unknown and no attempt is left.
+            return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")
+        buyer = store.buyers(cur, [ping["buyer_id"]])[0]
+        token, attempt = uuid.uuid4(), len(history) + 1
+        store.begin_post(cur, lead_id, ping["id"], buyer.id, attempt, token, settings.post_lease_s)
+        store.touch(cur, lead_id)
+        consent = store.consent(cur, lead_id)
+    body = protocol.dumps(protocol.post_body(lead, consent, ping_id=ping["id"], ping_ref=ping["ref"],
+                                             price_cents=ping["bid_cents"]))
+    headers = {"Idempotency-Key": str(lead_id),
+               **signing.sign_headers(buyer.secret, protocol.webhook_id(lead_id, buyer.id, "post"),
+                                      int(time.time()), body)}
+    reply = transport.send(buyer.post_url, body, headers, settings.post_timeout_s,
+                           max_bytes=settings.max_answer_bytes, allow_private=settings.allow_private_buyers)
+    read = (protocol.read_post_failure(reply.failure, reply.status, reply.latency_ms) if reply.failure
+            else protocol.read_post_answer(reply.status, reply.body, reply.latency_ms))
+    outcome = delivery.attempt_outcome(read.outcome, reply.failure, reply.status, attempt - 1)
+    return settle_post(lead_id, ping, token, outcome, read.reason, reply.status, reply.latency_ms)
+
+
+def settle_post(lead_id, ping: dict, token, outcome: str, reason: str | None,
+                http_status: int | None, latency_ms: int | None) -> list:
+    """Record the answer under our token, then sell, retry, move on, or stop for the operator."""
+    with db.transaction() as cur:
+        lead = store.claim(cur, lead_id, ANY_STATUS)
+        ours = store.settle_attempt(cur, token, outcome, reason, http_status, latency_ms)
+        same_award = lead["status"] == "delivering" and lead["award_ping_id"] == ping["id"]
+        if outcome == delivery.ACCEPTED and not (ours and same_award):
+            late_acceptance(cur, lead, ping, sold_now=same_award)
+            return after_post(cur, lead, ping, [outcome], reason) if same_award else []
+        if not ours or not same_award:
+            return []                  # a newer attempt (or the sweep's give-up) owns the lead
+        history = [h["outcome"] for h in store.post_history(cur, lead_id, ping["id"])]
+        return after_post(cur, lead, ping, history, reason)
+
+
+def after_post(cur, lead: dict, ping: dict, history: list[str], reason: str | None) -> list:
+    """Act on the attempts so far to the awarded buyer (domain/delivery.py has the rule)."""
+    from pipeline.service import lifecycle  # the award lives there; it imports this module
+    lead_id, buyer_id = lead["id"], ping["buyer_id"]
+    step = delivery.next_step(history, settings.post_attempts)
+    if step == delivery.SELL:
+        store.record_sale(cur, lead_id, buyer_id, ping["id"], ping["bid_cents"])
+        store.move(cur, lead_id, "sold", {"buyer_id": buyer_id, "price_cents": ping["bid_cents"]})
+        return []
+    if step == delivery.TRY_AGAIN:
+        store.touch(cur, lead_id)
+        return [retry_nudge(lead_id, len(history))]
+    store.release_caps(cur, ping["id"])
+    if step == delivery.UNCONFIRMED:
+        # The buyer may hold the lead: it is offered to nobody else.
+        store.move(cur, lead_id, "unsold", {"buyer_id": buyer_id, "reason": reason},
+                   reject_reasons=["post_unconfirmed"], award_ping_id=None)
+        log.warning("post to %s for lead %s unconfirmed (%s): operator to resolve", buyer_id,
+                    lead_id, reason)
+        return []
+    if history[-1] != delivery.REJECTED:
+        reason = f"gave_up:{reason}"
+    store.mark_ping(cur, ping["id"], "post_rejected", reason)
+    store.move(cur, lead_id, "auctioning", {"post_rejected_by": buyer_id, "reason": reason},
+               award_ping_id=None)
+    return lifecycle.award(cur, lead, store.auction(cur, lead["auction_id"]))
+
+
+def late_acceptance(cur, lead: dict, ping: dict, *, sold_now: bool) -> None:
+    """A buyer accepted a post whose lease had been taken over: never dropped."""
+    store.record_event(cur, lead["id"], "late_acceptance",
+                       {"buyer_id": ping["buyer_id"], "lead_status": lead["status"],
+                        "sold_now": sold_now})
+    log.warning("late post acceptance: lead %s buyer %s (lead %s)%s", lead["id"], ping["buyer_id"],
+                lead["status"], "; sold to it" if sold_now else "; operator to resolve")
+
+
+def retry_nudge(lead_id, attempts: int) -> Nudge:
+    return Nudge(DELIVER, (str(lead_id),), countdown=settings.post_backoff_s * 2 ** (attempts - 1))

@@ -1,0 +1,209 @@
+"""Single-flight delivery: one post in flight per lead, late answers kept, exclusivity first.
+
+The stages run in this process (no worker) against buyers on a local HTTP server, so each
+test can put two deliveries side by side, or let a lease run out, exactly where it wants.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import pytest
+
+from pipeline import submit_lead
+from pipeline.adapters import db, store, views
+from pipeline.service import deliver, intake, lifecycle
+from tests.helpers import ScriptedBuyers, load_tree, make_lead
+
+NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 1,
+           "rerun_interval_s": 1, "duplicate_window_h": 0, "stuck_after_s": 5}
+ACCEPT, DECLINE = {"accepted": True}, {"accepted": False, "reason": "not_today"}
+
+
+@pytest.fixture
+def scripted(clean_db, monkeypatch):
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)   # the stages run here
+    fast = dataclasses.replace(deliver.settings, post_timeout_s=0.6, post_lease_s=1.2,
+                               post_backoff_s=0.05, post_attempts=4)
+    monkeypatch.setattr(deliver, "settings", fast)
+    server = ScriptedBuyers().start()
+    yield server
+    server.stop()
+
+
+def awarded(server: ScriptedBuyers, network: dict | None = None, seed: int = 1,
+            caps: dict | None = None) -> str:
+    """A lead taken through validate, score and its auction: `delivering` to the top bid."""
+    tree = server.tree({**NETWORK, **(network or {})})
+    load_tree({**tree, "buyers": [{**b, "caps": caps or {}} for b in tree["buyers"]]})
+    lead_id = submit_lead(make_lead("solar", seed=seed))
+    lifecycle.validate_lead(lead_id)
+    [ping] = lifecycle.score_lead(lead_id)
+    assert [n.task for n in lifecycle.ping_shard(*ping.args)] == [deliver.DELIVER]
+    return lead_id
+
+
+def run_out(lead_id: str, limit: int = 12) -> list:
+    """Deliver, then every nudge the stage asks for (retries at once), until none is left."""
+    nudges, sent = [deliver.DELIVER], []
+    while nudges and limit:
+        nudges = [n for n in deliver.deliver_post(lead_id) if n.task == deliver.DELIVER]
+        sent += nudges
+        limit -= 1
+    return sent
+
+
+def view(lead_id: str) -> dict:
+    with db.transaction() as cur:
+        return views.lead_view(cur, lead_id)
+
+
+def test_deliveries_side_by_side_send_one_post(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0.4)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    threads = [threading.Thread(target=deliver.deliver_post, args=(lead_id,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(scripted.posts) == 1 and scripted.most_in_flight == {"a": 1}
+    lead = view(lead_id)
+    assert lead["status"] == "sold" and lead["sale"]["buyer_id"] == "a"
+    assert [(p["buyer_id"], p["attempt"], p["outcome"]) for p in lead["posts"]] == [("a", 1, "accepted")]
+
+
+def test_a_post_is_recorded_before_it_is_answered(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0.4)])
+    lead_id = awarded(scripted)
+    worker = threading.Thread(target=deliver.deliver_post, args=(lead_id,))
+    worker.start()
+    time.sleep(0.2)                                # the buyer has it, no answer yet
+    assert [(p["attempt"], p["outcome"]) for p in view(lead_id)["posts"]] == [(1, None)]
+    assert deliver.deliver_post(lead_id) == []     # a duplicate sees the post in flight
+    worker.join()
+    assert len(scripted.posts) == 1 and view(lead_id)["status"] == "sold"
+
+
+def test_a_dead_workers_post_is_taken_over_only_when_its_lease_runs_out(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    with db.transaction() as cur:                  # a worker took the lease, then died
+        lead = store.claim(cur, lead_id, "delivering")
+        store.begin_post(cur, lead_id, lead["award_ping_id"], "a", 1, __import__("uuid").uuid4(), 0.8)
+    assert deliver.deliver_post(lead_id) == [] and scripted.posts == []
+    with db.transaction() as cur:                  # the sweep leaves a post in flight alone
+        cur.execute("UPDATE leads SET status_at = status_at - interval '1 hour' WHERE id=%s", (lead_id,))
+    assert lifecycle.sweep_stuck() == []
+    time.sleep(0.9)
+    deliver.deliver_post(lead_id)
+    lead = view(lead_id)
+    assert lead["status"] == "sold"
+    assert [(p["attempt"], p["outcome"], p["reason"]) for p in lead["posts"]] == [
+        (1, "unknown", "lease_expired"), (2, "accepted", None)]
+    assert [p["idempotency_key"] for p in scripted.posts] == [lead_id]
+
+
+def test_a_late_acceptance_sells_to_that_buyer_and_is_raised(scripted):
+    # The first post outlives its lease (a stalled worker); the takeover posts again.
+    scripted.add("a", 30.0, [(200, ACCEPT, 1.5), (200, ACCEPT, 0.1)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    slow = dataclasses.replace(deliver.settings, post_timeout_s=3.0, post_lease_s=0.5)
+    stalled = threading.Thread(target=lambda: _with(slow, deliver.deliver_post, lead_id))
+    stalled.start()
+    time.sleep(0.8)
+    deliver.deliver_post(lead_id)                  # takes over: attempt 2, answered at once
+    stalled.join()
+    lead = view(lead_id)
+    assert lead["status"] == "sold" and lead["sale"]["buyer_id"] == "a"
+    assert scripted.posts_to("b") == []
+    assert [(p["attempt"], p["outcome"], p["late_outcome"]) for p in lead["posts"]] == [
+        (1, "unknown", "accepted"), (2, "accepted", None)]
+    assert "late_acceptance" in [t["status"] for t in lead["timeline"]]
+
+
+def _with(settings, fn, *args):
+    saved, deliver.settings = deliver.settings, settings
+    try:
+        return fn(*args)
+    finally:
+        deliver.settings = saved
+
+
+def test_5xx_is_retried_with_the_same_keys_then_the_next_bid_gets_the_lead(scripted):
+    scripted.add("a", 30.0, [(503, None, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    retries = run_out(lead_id)
+    assert [n.countdown for n in retries][:3] == [0.05, 0.1, 0.2]      # back-off doubles
+    tried = scripted.posts_to("a")
+    assert len(tried) == 4
+    assert {(p["idempotency_key"], p["webhook_id"]) for p in tried} == {(lead_id, tried[0]["webhook_id"])}
+    lead = view(lead_id)
+    assert lead["status"] == "sold" and lead["sale"]["buyer_id"] == "b"
+    assert {p["buyer_id"]: (p["outcome"], p["reason"]) for p in lead["pings"]}["a"] == (
+        "post_rejected", "gave_up:http_503")
+
+
+def test_posts_that_time_out_never_free_the_lead_for_a_second_buyer(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 1.0)])      # answers after our 0.6 s budget
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    run_out(lead_id)
+    lead = view(lead_id)
+    assert lead["status"] == "unsold" and lead["reject_reasons"] == ["post_unconfirmed"]
+    assert len(scripted.posts_to("a")) == 4 and scripted.posts_to("b") == []
+    sent = [p["at"] for p in scripted.posts_to("a")]   # each one after the last one's budget
+    assert all(later - earlier >= 0.6 for earlier, later in zip(sent, sent[1:], strict=False))
+
+
+def test_409_to_a_re_sent_post_never_frees_the_lead(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 1.0), (409, {"error": "duplicate"}, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    run_out(lead_id)
+    lead = view(lead_id)
+    assert lead["status"] == "unsold" and lead["reject_reasons"] == ["post_unconfirmed"]
+    assert [p["outcome"] for p in lead["posts"]] == ["unknown", "conflict"]
+    assert scripted.posts_to("b") == []
+
+
+def test_a_definitive_answer_after_a_time_out_frees_the_lead(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 1.0), (200, DECLINE, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    run_out(lead_id)
+    lead = view(lead_id)
+    assert lead["status"] == "sold" and lead["sale"]["buyer_id"] == "b"
+    assert [(p["buyer_id"], p["outcome"]) for p in lead["posts"]] == [
+        ("a", "unknown"), ("a", "rejected"), ("b", "accepted")]
+
+
+def test_the_post_goes_to_at_most_max_post_buyers(scripted):
+    scripted.add("a", 30.0, [(200, DECLINE, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted, network={"max_post_buyers": 1})
+    run_out(lead_id)
+    lead = view(lead_id)
+    assert lead["status"] == "unsold"                   # max_cycles 1: no later cycle
+    assert scripted.posts_to("b") == []
+    assert [p["buyer_id"] for p in lead["posts"]] == ["a"]
+
+
+def test_a_lead_the_sweep_cannot_move_ends_with_its_reason_and_caps_released(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted, network={"max_redrives": 2}, caps={"daily": 5})
+    for _ in range(3):                              # every deliver message the sweep sends is lost
+        with db.transaction() as cur:
+            cur.execute("UPDATE leads SET status_at = status_at - interval '1 hour' WHERE id=%s",
+                        (lead_id,))
+        lifecycle.sweep_stuck()
+    lead = view(lead_id)
+    assert lead["status"] == "unsold" and lead["reject_reasons"] == ["stuck_delivering"]
+    assert lead["redrives"] == 3
+    with db.transaction() as cur:
+        cur.execute("SELECT coalesce(sum(leads), 0) AS n FROM cap_usage WHERE buyer_id='a'")
+        assert cur.fetchone()["n"] == 0
+    assert deliver.deliver_post(lead_id) == [] and scripted.posts == []
