@@ -107,11 +107,15 @@ def report(cur) -> dict:
 
 
 def billing(cur, month: str) -> dict:
-    """Sales per buyer in a calendar month (UTC); unsold and returned leads are never billed."""
+    """Sales per buyer in a calendar month (UTC); unsold and returned leads are never billed.
+
+    The month is cut at midnight UTC explicitly: a bare date would be read in the session's
+    time zone, and two operators' sessions would bill the same sale in different months.
+    """
     cur.execute("""
         SELECT buyer_id, count(*) AS leads, sum(price_cents) AS cents FROM sales
-        WHERE returned_at IS NULL AND sold_at >= (%(m)s || '-01')::date
-          AND sold_at < (%(m)s || '-01')::date + interval '1 month'
+        WHERE returned_at IS NULL AND sold_at >= ((%(m)s || '-01')::timestamp AT TIME ZONE 'UTC')
+          AND sold_at < (((%(m)s || '-01')::timestamp + interval '1 month') AT TIME ZONE 'UTC')
         GROUP BY buyer_id ORDER BY buyer_id""", {"m": month})
     found = cur.fetchall()
     rows = [{"buyer_id": r["buyer_id"], "leads": r["leads"], "amount": as_number(r["cents"])}

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import zipcodes
 
+from pipeline.domain.rules import rule_holds
+
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERIODS = ("hourly", "daily", "weekly", "monthly")
 
@@ -72,41 +74,6 @@ def period_starts(now: datetime, tz: ZoneInfo) -> dict[str, datetime]:
     }
 
 
-def lookup(doc: dict, path: str):
-    """The value at a dotted path, or a sentinel when any part is missing."""
-    node = doc
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-_MISSING = object()
-
-
-def rule_holds(rule: dict, doc: dict) -> bool:
-    value, op, want = lookup(doc, rule["field"]), rule["op"], rule.get("value")
-    if op == "exists":
-        present = value is not _MISSING and value is not None
-        return present if want in (None, True) else not present
-    if value is _MISSING:
-        return False
-    try:
-        return {
-            "eq": lambda: value == want,
-            "ne": lambda: value != want,
-            "in": lambda: value in want,
-            "not_in": lambda: value not in want,
-            "gt": lambda: value > want,
-            "gte": lambda: value >= want,
-            "lt": lambda: value < want,
-            "lte": lambda: value <= want,
-        }[op]()
-    except TypeError:  # comparing a string with a number: the rule does not hold
-        return False
-
-
 @lru_cache(maxsize=50_000)
 def zip_point(zip5: str) -> tuple[float, float] | None:
     try:
@@ -125,29 +92,37 @@ def miles_between(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def geo_matches(geo: dict, zip5: str, state: str) -> bool:
-    """Empty filters match everything; with several filters, any one matching is enough."""
+    """An empty filter matches everything; every filter given must match (states AND zips AND
+    radius), so `states: [FL]` with 50 miles around 33131 is Miami, not Orlando."""
     states, zips, radius = geo.get("states") or [], geo.get("zips") or [], geo.get("radius")
-    if not (states or zips or radius):
-        return True
-    if state in states or zip5 in zips:
-        return True
+    if states and state not in states:
+        return False
+    if zips and zip5 not in zips:
+        return False
     if radius:
         here, centre = zip_point(zip5), zip_point(radius["zip"])
         return bool(here and centre and miles_between(here, centre) <= radius["miles"])
-    return False
+    return True
+
+
+def _minutes(hhmm: str) -> int:
+    return int(hhmm[:2]) * 60 + int(hhmm[3:5])
 
 
 def in_schedule(schedule: dict | None, now: datetime) -> bool:
+    """Inside the window of a listed day, in the buyer's timezone. A window that ends before
+    it starts runs overnight, and the part after midnight belongs to the day it started: Fri
+    20:00-02:00 covers Saturday 01:00, and Monday 01:00 is Sunday's (closed unless listed)."""
     if not schedule:
         return True
     local = now.astimezone(ZoneInfo(schedule.get("timezone") or "UTC"))
-    if DAY_NAMES[local.weekday()] not in (schedule.get("days") or DAY_NAMES):
-        return False
-    hhmm = local.strftime("%H:%M")
-    start, end = schedule.get("start") or "00:00", schedule.get("end") or "24:00"
-    if start <= end:
-        return start <= hhmm < end
-    return hhmm >= start or hhmm < end  # an overnight window, e.g. 20:00-06:00
+    days = schedule.get("days") or DAY_NAMES
+    today, yesterday = DAY_NAMES[local.weekday()], DAY_NAMES[local.weekday() - 1]
+    start, end = _minutes(schedule.get("start") or "00:00"), _minutes(schedule.get("end") or "24:00")
+    minute = local.hour * 60 + local.minute
+    if start < end:
+        return today in days and start <= minute < end
+    return (today in days and minute >= start) or (yesterday in days and minute < end)
 
 
 def cap_reached(caps: dict, usage: Usage, price_cents: int) -> str | None:

@@ -1,17 +1,24 @@
 """Money: integer cents in storage, Decimal in code, never float arithmetic."""
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
 # A bid above this is a typo or an attack, never a real lead price.
 MAX_BID = Decimal("10000.00")
+# A bid sent as text: ASCII digits with an optional fraction, nothing else ("1_000", "١٢",
+# "1e3", " 12" are not prices even though Python's Decimal reads them).
+PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 def to_cents(value: Decimal | int | float | str) -> int:
-    """Exact cents from a JSON number (a float is read through its shortest repr)."""
+    """Cents from an amount, a sub-cent rest cut off: a buyer never pays more than it said.
+
+    A float (a JSON number) is read through its shortest repr, so 0.29 is 29 cents.
+    """
     amount = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_DOWN))
 
 
 def from_cents(cents: int | None) -> Decimal | None:
@@ -23,14 +30,24 @@ def as_number(cents: int | None) -> float | None:
     return None if cents is None else float(from_cents(cents))
 
 
-def parse_bid(value: object) -> int | None:
-    """Cents from a buyer's answer; None when it is not a sane price (negative, not finite, huge)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+def parse_bid(value: object, *, currency_sign: bool = False) -> int | None:
+    """Cents from a buyer's bid: a JSON number, or a plain decimal string ("22.40"; "$22.40"
+    where the integration allows the sign). None when it is no sane price: negative, not
+    finite, huge, or written any other way."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        amount = Decimal(value) if -1 < value <= MAX_BID else None
+    elif isinstance(value, (float, Decimal)):
+        amount = Decimal(str(value)) if isinstance(value, float) else value
+    elif isinstance(value, str):
+        text = value[1:] if currency_sign and value.startswith("$") else value
+        amount = Decimal(text) if len(text) < 40 and PLAIN_DECIMAL.fullmatch(text) else None
+    else:
         return None
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    if not amount.is_finite() or amount < 0 or amount > MAX_BID:
+        if amount is None or not amount.is_finite() or amount < 0 or amount > MAX_BID:
+            return None
+    except InvalidOperation:           # a signalling NaN refuses even to be compared
         return None
     return to_cents(amount)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from pipeline.domain import verticals
 from pipeline.domain.validation import Normalised
@@ -92,7 +93,15 @@ def signals(lead: dict, found: Normalised, context: dict) -> dict[str, float]:
     }
 
 
+def total(each: dict[str, float], weights: dict[str, float] = WEIGHTS) -> int:
+    """The weighted sum as a whole score 0..100, a half rounded up (49.5 is 50, 50.5 is 51).
+
+    The float sum is first cut to 6 places, so 49.4999999 from float noise still counts as 49.5.
+    """
+    exact = Decimal(repr(round(sum(weights[name] * value for name, value in each.items()), 6)))
+    return max(0, min(100, int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))))
+
+
 def score(lead: dict, found: Normalised, context: dict, weights: dict[str, float] = WEIGHTS) -> Score:
     each = signals(lead, found, context)
-    total = sum(weights[name] * value for name, value in each.items())
-    return Score(total=max(0, min(100, round(total))), signals={k: round(v, 3) for k, v in each.items()})
+    return Score(total=total(each, weights), signals={k: round(v, 3) for k, v in each.items()})

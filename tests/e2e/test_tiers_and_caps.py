@@ -125,3 +125,24 @@ def test_concurrent_awards_never_pass_a_count_cap(clean_db, workers, buyers):
 
 def test_concurrent_awards_never_pass_a_budget_cap_and_say_it_was_the_budget(clean_db, workers, buyers):
     _contended(buyers, {"daily": 100, "daily_budget": 60.0}, "cap_daily_budget")
+
+
+def test_a_lead_under_the_score_floor_is_rejected_with_its_signals(clean_db, workers, buyers):
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.domain import scoring
+    setup(buyers, fleet_of({"id": "taker", "accept_rate": 1, "bid": 20.0}),
+          network={"score_floor": 90})
+    now = datetime.now(UTC)
+    # A bot's lead: a throw-away inbox, the same word twice as a name, a form filled in 2 s.
+    poor = make_lead("solar", seed=51, contact__first_name="Xy", contact__last_name="Xy",
+                     contact__email="xy123@mailinator.com",
+                     form={"started_at": (now - timedelta(seconds=2)).isoformat(),
+                           "submitted_at": now.isoformat()})
+    poor_view = wait_for(submit_lead(poor), ("rejected",))
+    assert poor_view["reject_reasons"] == ["low_score"] and poor_view["pings"] == []
+    signals = poor_view["signals"]
+    assert (signals["email_domain"], signals["name_quality"], signals["form_time"]) == (0.0, 0.3, 0.0)
+    assert set(signals) == set(scoring.WEIGHTS)
+    assert poor_view["score"] == scoring.total(signals) < 90
+    assert buyers.pings(poor_view["lead_id"]) == []

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from pipeline.domain import auction
-from pipeline.domain.buyers import Buyer, Usage, eligibility, in_schedule, period_starts, rule_holds
+from pipeline.domain.buyers import Buyer, Usage, eligibility, in_schedule, period_starts
+from pipeline.domain.rules import rule_holds
 from pipeline.protocols import native as protocol
 from pipeline.protocols import signing
 
@@ -150,3 +152,68 @@ def test_standard_webhooks_signature_round_trip_and_tamper():
 def test_webhook_id_is_stable_per_lead_buyer_kind():
     assert protocol.webhook_id("l", "b", "post") == protocol.webhook_id("l", "b", "post")
     assert protocol.webhook_id("l", "b", "post") != protocol.webhook_id("l", "b", "ping")
+
+
+DEBT = {"lead_id": "l2", "vertical": "debt_relief", "score": 80,
+        "geo": {"zip": "33131", "city": "Miami", "state": "FL"},
+        "qualifiers": {"debt_types": ["student_loan", "medical"], "unsecured_debt": 12000,
+                       "credit_rating": None, "behind_on_payments": True}}
+
+
+@pytest.mark.parametrize("rule,holds", [
+    # A list field: `in` means any overlap, `not_in` none (not membership of the whole list).
+    ({"field": "qualifiers.debt_types", "op": "in", "value": ["student_loan"]}, True),
+    ({"field": "qualifiers.debt_types", "op": "in", "value": ["credit_card", "medical"]}, True),
+    ({"field": "qualifiers.debt_types", "op": "in", "value": ["credit_card"]}, False),
+    ({"field": "qualifiers.debt_types", "op": "not_in", "value": ["student_loan"]}, False),
+    ({"field": "qualifiers.debt_types", "op": "not_in", "value": ["credit_card", "other"]}, True),
+    # A null field and a missing one are alike: nothing but `exists` holds on them.
+    ({"field": "qualifiers.credit_rating", "op": "ne", "value": "poor"}, False),
+    ({"field": "qualifiers.employment_status", "op": "ne", "value": "poor"}, False),
+    ({"field": "qualifiers.credit_rating", "op": "not_in", "value": ["poor"]}, False),
+    ({"field": "qualifiers.employment_status", "op": "not_in", "value": ["poor"]}, False),
+    ({"field": "qualifiers.credit_rating", "op": "exists", "value": False}, True),
+    # Booleans are not numbers.
+    ({"field": "qualifiers.behind_on_payments", "op": "eq", "value": 1}, False),
+    ({"field": "qualifiers.behind_on_payments", "op": "gt", "value": 0}, False),
+    ({"field": "qualifiers.behind_on_payments", "op": "in", "value": [1]}, False),
+    ({"field": "qualifiers.behind_on_payments", "op": "eq", "value": True}, True),
+    ({"field": "qualifiers.unsecured_debt", "op": "eq", "value": True}, False),
+    ({"field": "qualifiers.unsecured_debt", "op": "eq", "value": 12000.0}, True),
+])
+def test_rule_ops_on_lists_nulls_and_booleans(rule, holds):
+    assert rule_holds(rule, DEBT) is holds
+
+
+def test_every_geo_filter_given_must_match():
+    """states FL and 50 miles around 33131: Orlando and Pensacola are in FL but far away."""
+    spec_example = {"states": ["FL"], "zips": [], "radius": {"zip": "33131", "miles": 50}}
+    def eligible(zip5, state, geo=spec_example):
+        lead = {**LEAD, "geo": {"zip": zip5, "city": "x", "state": state}}
+        return bool(eligibility(lead, [buyer("b", geo=geo)], NOON_MONDAY, {})[0])
+    assert eligible("33139", "FL")                       # Miami Beach
+    assert not eligible("32801", "FL")                   # Orlando
+    assert not eligible("32501", "FL")                   # Pensacola
+    assert not eligible("33131", "GA")                   # the right ZIP, but not a listed state
+    assert not eligible("33139", "FL", {"states": ["FL"], "zips": ["33131"]})
+    assert eligible("33131", "FL", {"states": ["FL"], "zips": ["33131"]})
+
+
+def test_an_overnight_window_belongs_to_the_day_it_starts():
+    """Mon-Fri 20:00-02:00 in New York: Saturday 01:00 is Friday night, Monday 01:00 is Sunday's."""
+    weeknights = {"timezone": "America/New_York", "days": ["mon", "tue", "wed", "thu", "fri"],
+                  "start": "20:00", "end": "02:00"}
+    ny = ZoneInfo("America/New_York")
+    at = lambda *args: datetime(*args, tzinfo=ny).astimezone(UTC)   # noqa: E731
+    assert in_schedule(weeknights, at(2026, 11, 28, 1, 0))          # Saturday 01:00
+    assert not in_schedule(weeknights, at(2026, 11, 23, 1, 0))      # Monday 01:00
+    assert in_schedule(weeknights, at(2026, 11, 23, 20, 0))         # Monday 20:00
+    assert not in_schedule(weeknights, at(2026, 11, 28, 20, 0))     # Saturday 20:00
+    assert not in_schedule(weeknights, at(2026, 11, 24, 2, 0))      # Tuesday 02:00: closed
+    assert in_schedule(weeknights, at(2026, 11, 24, 1, 59))
+
+
+def test_a_budget_cap_says_it_is_the_budget():
+    full = buyer("full", caps={"daily": 100, "daily_budget": 5000}, bid_cents=2000)
+    _, skipped = reasons([full], usage={"full": Usage({"daily": 2}, {"daily": 4000})})
+    assert skipped == {"full": "cap_daily_budget"}
