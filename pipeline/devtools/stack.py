@@ -94,10 +94,36 @@ class Stack:
 
 def add_arguments(parser) -> None:
     parser.add_argument("names", nargs="*", help="Procfile entries to run (default: all)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="a single-box trial on embedded PostgreSQL and Redis, data kept in .embedded/")
 
 
 def main_from_args(args) -> int:
-    stack = Stack(args.names or None, echo=True)
+    if not args.embedded:
+        return _run(args.names, {})
+    from config.settings import settings
+    from pipeline.adapters import db
+    from pipeline.devtools import embedded
+    try:
+        servers = embedded.choose(settings.database_url, settings.redis_url, force=True, persist=True)
+    except embedded.Unavailable as exc:
+        raise SystemExit(f"pingtree up: {exc}") from exc
+    try:
+        print(servers.line("pingtree up"), flush=True)
+        applied = db.migrate(servers.database_url)
+        print(f"migrated: {', '.join(applied)}" if applied else "database is up to date")
+        print(f"data stays in {embedded.FOLDER} between runs (rm -rf it to start afresh); other commands:"
+              f"\n  export PINGTREE_DATABASE_URL='{servers.database_url}'"
+              f" PINGTREE_REDIS_URL='{servers.redis_url}'", flush=True)
+        return _run(args.names, {"PINGTREE_DATABASE_URL": servers.database_url,
+                                 "PINGTREE_REDIS_URL": servers.redis_url,
+                                 "PINGTREE_BEAT_FILE": str(embedded.FOLDER / "beat-schedule")})
+    finally:
+        servers.stop()
+
+
+def _run(names: list[str], env: dict[str, str]) -> int:
+    stack = Stack(names or None, env=env, echo=True)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
