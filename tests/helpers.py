@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pipeline.adapters import db, store, views
 from pipeline.domain import samples
 from pipeline.domain.leads import VERTICALS
 from pipeline.domain.tree import parse_tree
 
+# A valid buyer secret for tests (Standard Webhooks' own example: 24 bytes).
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MOVING = ("received", "validated", "scored", "auctioning", "delivering")
 
 
@@ -84,9 +89,6 @@ def setup(buyers, fleet: dict, tiers=None, network=None) -> dict:
     buyers.set_fleet(fleet)
     return load_tree(buyers.tree(tiers=tiers or [{"tier": 1, "mode": "auction"}],
                                  network={**NETWORK, **(network or {})}))
-
-
-SECRET = "whsec_" + __import__("base64").b64encode(b"scripted-buyer-secret-24b").decode()
 
 
 class ScriptedBuyers:
@@ -175,3 +177,49 @@ class ScriptedBuyers:
 
     def posts_to(self, buyer_id: str) -> list[dict]:
         return [p for p in self.posts if p["buyer_id"] == buyer_id]
+
+
+class LocalBuyer:
+    """A buyer on 127.0.0.1 whose answers a test sets byte for byte (``answers[kind]``, kind being
+    the last part of the path: ping, pre_ping, post); it keeps every request's headers and body."""
+
+    def __init__(self):
+        self.answers: dict[str, bytes] = {}
+        self.received: Counter = Counter()
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                kind = self.path.rsplit("/", 1)[-1]
+                outer.received[kind] += 1
+                outer.requests.append((kind, dict(self.headers.items()), body))
+                answer = outer.answers.get(kind, b'{"accept": false}')
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def entry(self, buyer_id: str, secret: str = SECRET, **extra) -> dict:
+        """Its tree entry: tier 1, solar, at this server."""
+        return {"id": buyer_id, "tier": 1, "verticals": ["solar"], "secret": secret,
+                "ping_url": f"{self.url}/{buyer_id}/ping", "post_url": f"{self.url}/{buyer_id}/post",
+                **extra}
+
+    def reset(self) -> None:
+        self.answers.clear()
+        self.received.clear()
+        self.requests.clear()
+
+    def close(self) -> None:
+        self.httpd.shutdown()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from pipeline.devtools.bench.measure import pct
+from pipeline.devtools.mockbuyers import mock_secret
 from pipeline.domain import samples
 from pipeline.protocols import native as protocol
 from pipeline.protocols import signing
@@ -25,10 +26,11 @@ from pipeline.protocols import signing
 
 class Floor:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, buyer_ids: list[str],
-                 timeout_s: float, secret: str | None):
+                 timeout_s: float):
         self.session, self.base, self.buyers = session, base_url.rstrip("/"), buyer_ids
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.secret = secret
+        # Signed as pingtree signs, with each simulated buyer's own secret.
+        self.secrets = {b: mock_secret(b) for b in buyer_ids}
 
     async def _send(self, url: str, raw: bytes, headers: dict) -> tuple[int | None, bytes]:
         try:
@@ -43,10 +45,9 @@ class Floor:
         pid = uuid.uuid4()
         raw = protocol.dumps(protocol.ping_body(view, ping_id=pid, cycle=1, bid_cents=2500,
                                                 expires_at=deadline))
+        msg_id = protocol.webhook_id(view["lead_id"], buyer_id, "ping")
         headers = {"Content-Type": "application/json",
-                   **signing.sign_headers(self.secret, protocol.webhook_id(view["lead_id"], buyer_id,
-                                                                           "ping"),
-                                          int(time.time()), raw)}
+                   **signing.sign_headers(self.secrets[buyer_id], msg_id, int(time.time()), raw)}
         status, body = await self._send(f"{self.base}/{buyer_id}/ping", raw, headers)
         latency = int((time.monotonic() - started) * 1000)
         if status is None:
@@ -74,20 +75,20 @@ class Floor:
         raw = protocol.dumps(protocol.post_body(lead, payload["consent"], ping_id=uuid.uuid4(),
                                                 ping_ref=None, price_cents=price))
         headers = {"Content-Type": "application/json", "Idempotency-Key": lead_id,
-                   **signing.sign_headers(self.secret, protocol.webhook_id(lead_id, winner, "post"),
+                   **signing.sign_headers(self.secrets[winner], protocol.webhook_id(lead_id, winner, "post"),
                                           int(time.time()), raw)}
         status, _ = await self._send(f"{self.base}/{winner}/post", raw, headers)
         return time.monotonic() - started, winner if status and 200 <= status < 300 else None
 
 
 async def run(base_url: str, buyer_ids: list[str], *, mode: str, leads: int, duration_s: float,
-              concurrency: int, secret: str | None, seed: int) -> dict:
+              concurrency: int, seed: int) -> dict:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     pool = [samples.make_lead(rng, "solar", now=now) for _ in range(200)]
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
-        floor = Floor(session, base_url, buyer_ids, 2.0, secret)
+        floor = Floor(session, base_url, buyer_ids, 2.0)
         for payload in pool[:5]:                    # warm the keep-alive connections
             await floor.lead(payload)
         latencies: list[float] = []
@@ -126,12 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leads", type=int, default=100)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--secret")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     result = asyncio.run(run(args.base_url, args.buyers.split(","), mode=args.mode, leads=args.leads,
                              duration_s=args.duration, concurrency=args.concurrency,
-                             secret=args.secret, seed=args.seed))
+                             seed=args.seed))
     for key in ("p50_ms", "p95_ms", "p99_ms"):
         result[key] = round(result[key], 2) if result[key] is not None else None
     print(json.dumps(result))

@@ -26,7 +26,8 @@ Fleet file (JSON)::
          "post_reject_rate": 0.0,            # share of posts answered {"accepted": false}
          "post_reject_reason": "duplicate",
          "post_error_rate": 0.0,             # share of posts answered HTTP 503 (retryable)
-         "secret": "whsec_...",              # optional: verify Standard Webhooks signatures
+         "secret": "whsec_...",              # optional: the Standard Webhooks secret it verifies
+                                             #   with (default: one derived from its id)
          "enforce_signature": false,         # true: a bad signature is answered 401
          "tree": {"tier": 1, "priority": 10, "pre_ping": true, "min_score": 60}}
                                              #   optional: extra fields for tree_for_fleet();
@@ -58,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import math
@@ -76,10 +78,10 @@ from pathlib import Path
 from typing import Any, Self
 
 import requests
+import standardwebhooks
 from aiohttp import web
 
 from pipeline.domain import verticals
-from pipeline.protocols import signing
 
 VERTICALS = verticals.NAMES
 
@@ -166,7 +168,7 @@ class BuyerBehaviour:
     post_reject_rate: float
     post_reject_reason: str
     post_error_rate: float
-    secret: str | None
+    secret: str
     enforce_signature: bool
     tree: dict
 
@@ -249,10 +251,17 @@ def buyer_from(spec: dict, defaults: dict) -> BuyerBehaviour:
         post_reject_rate=float(merged["post_reject_rate"]),
         post_reject_reason=str(merged["post_reject_reason"]),
         post_error_rate=float(merged["post_error_rate"]),
-        secret=merged["secret"] or None,
+        secret=merged["secret"] or mock_secret(buyer_id),
         enforce_signature=bool(merged["enforce_signature"]),
         tree=dict(merged["tree"]),
     )
+
+
+def mock_secret(buyer_id: str) -> str:
+    """A simulated buyer's secret when its spec gives none: stable per id, so the tree, the
+    server and the bench floor agree without passing it around. Never for a real buyer."""
+    key = hashlib.sha256(f"pingtree-mock-buyer:{buyer_id}".encode()).digest()
+    return "whsec_" + base64.b64encode(key).decode()
 
 
 def buyers_from(fleet: dict) -> dict[str, BuyerBehaviour]:
@@ -340,8 +349,7 @@ def tree_for_fleet(
         }
         if buyer.bid_cents is not None:
             entry["bid"] = sum(buyer.bid_cents) // 2 / 100
-        if buyer.secret:
-            entry["secret"] = buyer.secret
+        entry["secret"] = buyer.secret
         entry.update(extra)
         buyers.append(entry)
     used = sorted({entry["tier"] for entry in buyers}) or [1]
@@ -458,14 +466,15 @@ class BuyerRoutes:
         return buyer
 
     def signature_ok(self, buyer: BuyerBehaviour, request: web.Request, raw: bytes,
-                     counters: dict[str, int]) -> bool | None:
-        """None when the buyer has no secret; otherwise whether the signature verifies."""
-        if not buyer.secret:
-            return None
-        ok = signing.verify(buyer.secret, dict(request.headers), raw, int(time.time()))
-        if not ok:
+                     counters: dict[str, int]) -> bool:
+        """Whether the signature verifies, checked as a buyer would: with the standardwebhooks
+        library. A malformed header (non-ASCII, a huge or non-numeric timestamp) is a bad one."""
+        try:
+            standardwebhooks.Webhook(buyer.secret).verify(raw, dict(request.headers), json_parse=False)
+            return True
+        except Exception:              # the library raises several kinds on malformed headers
             counters["bad_signatures"] += 1
-        return ok
+            return False
 
     async def read_body(self, buyer: BuyerBehaviour, request: web.Request,
                         counters: dict[str, int]) -> tuple[dict, bytes, bool | None]:

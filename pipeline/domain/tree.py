@@ -16,6 +16,8 @@ from marshmallow import (
     validates_schema,
 )
 
+from pipeline.domain.buyer_secret import HINT as SECRET_HINT
+from pipeline.domain.buyer_secret import secret_problem
 from pipeline.domain.fields import Strict
 from pipeline.domain.hosts import host_problem, is_public_address
 from pipeline.domain.modes import Mode
@@ -209,6 +211,9 @@ def _cross_check(tree: dict, verticals: tuple[str, ...], allow_private: bool) ->
             problem = _url_problem(buyer.get(key), allow_private)
             if problem:
                 problems[key] = [problem]
+        problem = secret_problem(buyer.get("secret"))
+        if problem:
+            problems["secret"] = [f"buyer {buyer['id']}: the secret {problem}; {SECRET_HINT}"]
         if problems:
             errors.setdefault("buyers", {})[i] = problems
     return errors

@@ -18,6 +18,25 @@ def cmd_db_migrate(args) -> int:
     from pipeline.adapters import db
     applied = db.migrate()
     print(f"migrated: {', '.join(applied)}" if applied else "database is up to date")
+    _warn_invalid_secrets()
+    return 0
+
+
+def _warn_invalid_secrets() -> None:
+    """Trees loaded before secrets were checked may hold plain ones: say so, by buyer."""
+    from pipeline.adapters import db, store
+    from pipeline.domain.buyer_secret import HINT, secret_problem
+    with db.transaction() as cur:
+        found = [(b.id, secret_problem(b.secret)) for b in store.buyers(cur) if b.active]
+    for buyer_id, problem in found:
+        if problem:
+            print(f"buyer {buyer_id}: its secret {problem}. It is sent no ping and no post until you "
+                  f"load a tree that gives it a valid one ({HINT}).", file=sys.stderr)
+
+
+def cmd_buyer_secret(args) -> int:
+    from pipeline.domain.buyer_secret import new_secret
+    print(new_secret())
     return 0
 
 
@@ -46,6 +65,7 @@ def cmd_tree_show(args) -> int:
     from pipeline.adapters import db, store
     with db.transaction() as cur:
         _print_json(store.tree_document(cur))
+    _warn_invalid_secrets()
     return 0
 
 
@@ -208,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("file")
     load.set_defaults(func=cmd_tree_load)
     tree.add_parser("show", help="print the loaded tree (secrets masked)").set_defaults(func=cmd_tree_show)
+
+    buyer = sub.add_parser("buyer", help="buyers").add_subparsers(dest="buyer_cmd", required=True)
+    buyer.add_parser("secret", help="print a fresh signing secret for a buyer's tree entry"
+                     " (whsec_ + base64 of 32 random bytes)").set_defaults(func=cmd_buyer_secret)
 
     submit = sub.add_parser("submit", help="submit leads: one JSON object or JSON lines")
     submit.add_argument("file", help="a file, or - for standard input")

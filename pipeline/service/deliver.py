@@ -48,6 +48,8 @@ def deliver_post(lead_id) -> list:
         store.begin_post(cur, lead_id, ping["id"], buyer.id, attempt, token, settings.post_lease_s)
         store.touch(cur, lead_id)
         consent = store.consent(cur, lead_id)
+    if signing.secret_problem(buyer.secret):   # a tree from before secrets were checked
+        return settle_post(lead_id, ping, token, delivery.REJECTED, "invalid_secret", None, None)
     body = protocol.dumps(protocol.post_body(lead, consent, ping_id=ping["id"], ping_ref=ping["ref"],
                                              price_cents=ping["bid_cents"]))
     headers = {"Idempotency-Key": str(lead_id),

@@ -177,6 +177,11 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
             answers[i] = protocol.Answer("late" if kind == "ping" else "ineligible",
                                          reason="deadline_passed", latency_ms=0)
             continue
+        if signing.secret_problem(buyer.secret):
+            # Loaded before secrets were checked: such a buyer could not verify us; send it nothing.
+            answers[i] = protocol.Answer("error" if kind == "ping" else "ineligible",
+                                         reason="invalid_secret", latency_ms=0)
+            continue
         body = protocol.ping_body(view, ping_id=protocol.ping_id(auction_id, buyer.id, kind), cycle=cycle,
                                   bid_cents=buyer.bid_cents, expires_at=deadline)
         url = buyer.ping_url

@@ -1,14 +1,10 @@
 """A hostile buyer's answer never costs an honest buyer its sale: auction, waterfall and post."""
 from __future__ import annotations
 
-import threading
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from pipeline import submit_lead
-from tests.helpers import load_tree, make_lead, wait_for
+from tests.helpers import LocalBuyer, load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,60 +28,26 @@ POST_ANSWERS = {
 }
 
 
-class HostileBuyer:
-    """One local HTTP buyer whose answers the test sets, byte for byte; it counts what it gets."""
-
-    def __init__(self):
-        self.answers: dict[str, bytes] = {}
-        self.received: Counter = Counter()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                kind = self.path.rsplit("/", 1)[-1]
-                outer.received[kind] += 1
-                body = outer.answers.get(kind, b'{"accept": false}')
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def entry(self, **extra) -> dict:
-        return {"id": "hostile", "tier": 1, "verticals": ["solar"], "bid": 60.0,
-                "ping_url": f"{self.url}/ping", "post_url": f"{self.url}/post", **extra}
-
-
 @pytest.fixture(scope="module")
 def hostile_server():
-    server = HostileBuyer()
+    server = LocalBuyer()
     yield server
-    server.httpd.shutdown()
+    server.close()
 
 
 @pytest.fixture
 def hostile(hostile_server):
-    hostile_server.answers.clear()
-    hostile_server.received.clear()
+    hostile_server.reset()
     return hostile_server
 
 
-def network_of(buyers, hostile: HostileBuyer, mode: str, **hostile_fields) -> None:
+def network_of(buyers, hostile: LocalBuyer, mode: str, **hostile_fields) -> None:
     """The honest buyer (accepts every ping at $50) and the hostile one in one tier."""
     buyers.set_fleet({"defaults": {"latency_ms": 2},
                       "buyers": [{"id": "honest", "accept_rate": 1, "bid": 50.0,
                                   "tree": {"priority": 10}}]})
     tree = buyers.tree(tiers=[{"tier": 1, "mode": mode}], network=NETWORK)
-    tree["buyers"].append(hostile.entry(**hostile_fields))
+    tree["buyers"].append(hostile.entry("hostile", bid=60.0, **hostile_fields))
     load_tree(tree)
 
 

@@ -17,6 +17,7 @@ from pipeline.devtools.mockbuyers import (
     main,
     tree_for_fleet,
 )
+from pipeline.domain.buyer_secret import new_secret, secret_problem
 from pipeline.protocols import signing
 
 EXAMPLE_FLEET = str(Path(__file__).resolve().parents[2] / "config/examples/fleet.json")
@@ -104,7 +105,7 @@ def test_signatures_are_checked_with_the_buyer_secret(buyers):
     body = json.dumps(ping_body()).encode()
     now = int(time.time())
     good = signing.sign_headers(SECRET, "msg-1", now, body)
-    forged = signing.sign_headers("whsec_" + "A" * 32, "msg-1", now, body)
+    forged = signing.sign_headers(new_secret(), "msg-1", now, body)
     for headers in (good, forged, {}):
         response = requests.post(f"{buyers.url}/signed/ping", data=body, timeout=5,
                                  headers={**headers, "Content-Type": "application/json"})
@@ -112,6 +113,35 @@ def test_signatures_are_checked_with_the_buyer_secret(buyers):
     assert buyers.stats("signed")["bad_signatures"] == 2
     assert [p["signature_ok"] for p in buyers.pings("lead-1")] == [True, False, False]
     assert buyers.stats("eager")["bad_signatures"] == 0
+
+
+MALFORMED = {
+    "non_ascii_signature": {"webhook-signature": "v1,\u00e9\u00e9\u00e9".encode("utf-8")},
+    "huge_timestamp": {"webhook-timestamp": "9" * 400},
+    "non_numeric_timestamp": {"webhook-timestamp": "soon"},
+    "unicode_digit_timestamp": {"webhook-timestamp": "\u0661\u0662".encode("utf-8")},
+    "no_comma": {"webhook-signature": "v1"},
+    "not_base64": {"webhook-signature": "v1,@@@@"},
+    "missing_id": {"webhook-id": ""},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_buyer_that_enforces_signatures_refuses_malformed_headers_without_failing(buyers, name):
+    buyers.set_fleet({"buyers": [{"id": "strict", "accept_rate": 1, "bid": 9.0, "secret": SECRET,
+                                  "enforce_signature": True}]})
+    body = json.dumps(ping_body()).encode()
+    headers = {**signing.sign_headers(SECRET, "msg-1", int(time.time()), body), **MALFORMED[name]}
+    response = requests.post(f"{buyers.url}/strict/ping", data=body, timeout=5,
+                             headers={**headers, "Content-Type": "application/json"})
+    assert response.status_code == 401
+    assert buyers.stats("strict")["bad_signatures"] == 1
+
+
+def test_every_simulated_buyer_has_a_valid_secret_in_its_tree(buyers):
+    tree = buyers.tree()
+    assert all(secret_problem(b["secret"]) is None for b in tree["buyers"])
+    assert len({b["secret"] for b in tree["buyers"]}) == len(tree["buyers"])
 
 
 def test_a_post_is_idempotent_per_key(buyers):

@@ -49,7 +49,7 @@ def test_public_addresses_are_public(address):
 def tree_with(url: str) -> str:
     return json.dumps({"tiers": [{"tier": 1}], "buyers": [
         {"id": "b", "tier": 1, "verticals": ["solar"], "ping_url": url, "post_url": "https://buyer.example/p",
-         "secret": "whsec_" + "QUJD" * 8}]})
+         "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]})
 
 
 @pytest.mark.parametrize("host", NUMERIC_HOSTS + [f"[{h}]" for h in EMBEDDED_PRIVATE] + ["10.0.0.1"])
