@@ -59,6 +59,8 @@ class Settings:
     # `make demo` / `make test` on embedded PostgreSQL and Redis: True forces them, False forbids
     # them, None uses them only when nothing answers on the default local addresses.
     embedded: bool | None
+    # The window of the business figures /metrics computes at scrape (pingtree_window_*).
+    metrics_window_s: float
 
 
 def load() -> Settings:
@@ -92,6 +94,7 @@ def load() -> Settings:
         beat_late_s=float(env("PINGTREE_BEAT_LATE_S", "30")),
         worker_alive_file=env("PINGTREE_WORKER_ALIVE_FILE") or None,
         embedded=_tristate("PINGTREE_EMBEDDED"),
+        metrics_window_s=float(env("PINGTREE_METRICS_WINDOW_S", "300")),
     )
 
 

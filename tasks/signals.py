@@ -1,4 +1,4 @@
-"""Celery signal hooks: JSON logs with each task's context bound, and one line per task run."""
+"""Celery signal hooks: JSON logs with each task's context bound; each run logged and counted."""
 from __future__ import annotations
 
 import inspect
@@ -9,7 +9,7 @@ from functools import cache
 from celery import signals
 
 from config.settings import settings
-from pipeline.adapters import logs
+from pipeline.adapters import logs, taskstats
 from tasks.app import app
 
 log = logging.getLogger("pingtree.tasks")
@@ -44,6 +44,7 @@ def log_task(task_id=None, task=None, state=None, **_) -> None:
     started, token = _running.pop(task_id, (None, None))
     if started is None:
         return
-    log.info("task %s %s", task.name, state,
-             extra={"state": state, "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+    took = time.monotonic() - started
+    taskstats.record(task.name, state or "UNKNOWN", took)
+    log.info("task %s %s", task.name, state, extra={"state": state, "duration_ms": round(took * 1000, 1)})
     logs.unbind(token)

@@ -12,6 +12,7 @@ from flask import Flask, Response, request
 from config.settings import settings
 from pipeline.adapters import db, views
 from pipeline.domain.leads import InvalidLead
+from pipeline.entrypoints import metrics
 from pipeline.service import beat, intake
 
 log = logging.getLogger("pingtree.http")
@@ -163,6 +164,11 @@ def create_app() -> Flask:
         late = sorted(job for job, state in jobs.items() if state["late"])
         return _json({"status": "late" if late else "ok", "late": late, "jobs": jobs},
                      503 if late else 200)
+
+    # Prometheus scrapes this; like Flower's, keep it on the internal network.
+    @app.get("/metrics")
+    def prometheus():
+        return Response(metrics.render(), status=200, content_type=metrics.CONTENT_TYPE)
 
     @app.errorhandler(413)
     def too_large(_):
