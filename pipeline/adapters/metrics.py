@@ -83,7 +83,7 @@ def auctions(cur, window_s: float) -> dict:
 
 
 def posts(cur, window_s: float) -> list[dict]:
-    cur.execute("SELECT buyer_id, outcome, count(*) AS n FROM post_attempts"
+    cur.execute("SELECT buyer_id, coalesce(outcome, 'in_flight') AS outcome, count(*) AS n FROM post_attempts"
                 " WHERE at > clock_timestamp() - make_interval(secs => %s)"
                 " GROUP BY buyer_id, outcome", (window_s,))
     return [dict(r) for r in cur.fetchall()]
