@@ -40,6 +40,7 @@ bench-smoke: install services-or-embedded
 lint: install
 	$(BIN)/ruff check pipeline tasks config tests
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy pipeline/domain pipeline/protocols
 
 migrate: install services
 	$(BIN)/pingtree db migrate

@@ -85,7 +85,7 @@ class Qualifiers(fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs) -> dict:
         vertical = data.get("vertical") if isinstance(data, dict) else None
-        schema = QUALIFIER_SCHEMAS.get(vertical.strip() if isinstance(vertical, str) else None)
+        schema = QUALIFIER_SCHEMAS.get(vertical.strip()) if isinstance(vertical, str) else None
         if schema is None:
             # Unchecked, yet never accepted: the lead already fails on its `vertical`, and that
             # one error says what to fix.

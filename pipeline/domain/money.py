@@ -27,7 +27,7 @@ def from_cents(cents: int | None) -> Decimal | None:
 
 def as_number(cents: int | None) -> float | None:
     """For JSON output only: the price as a JSON number with two decimals."""
-    return None if cents is None else float(from_cents(cents))
+    return None if cents is None else float(Decimal(cents) / 100)
 
 
 def parse_bid(value: object, *, currency_sign: bool = False) -> int | None:

@@ -26,7 +26,7 @@ class Qualifiers(Strict):
 
 def fit(q: dict) -> float:
     # Lenders price on credit; an unanswered rating is a middling one.
-    return CREDIT_FIT.get(q.get("credit_rating"), 0.5)
+    return CREDIT_FIT.get(q.get("credit_rating") or "", 0.5)
 
 
 def sample(rng: random.Random, now: datetime) -> dict:
