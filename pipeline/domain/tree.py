@@ -18,17 +18,26 @@ from marshmallow import (
 
 from pipeline.domain.buyer_secret import HINT as SECRET_HINT
 from pipeline.domain.buyer_secret import secret_problem
+from pipeline.domain.buyers import zip_point
 from pipeline.domain.fields import Strict
 from pipeline.domain.hosts import host_problem, is_public_address
+from pipeline.domain.leads import STATES
 from pipeline.domain.modes import Mode
-from pipeline.domain.money import MAX_BID, to_cents
+from pipeline.domain.money import CENT, MAX_BID, to_cents
+from pipeline.domain.rules import RULE_OPS, rule_problem
 
 MODES = tuple(m.value for m in Mode)
-RULE_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CAP_COUNTS = ("hourly", "daily", "weekly", "monthly")
 CAP_BUDGETS = tuple(f"{p}_budget" for p in CAP_COUNTS)
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+# \Z, not $: a `$` pattern also accepts a trailing newline ("FL\n", "b1\n").
+HHMM = re.compile(r"(([01]\d|2[0-3]):[0-5]\d|24:00)\Z")
+BUYER_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z"
+ZIP5 = r"\d{5}\Z"
+# Integers are stored in PostgreSQL integer columns: anything wider fails there, not here.
+INT_MAX = 2**31 - 1
+# A spending cap is a budget, not a price: it may be far above any one bid.
+MAX_BUDGET = Decimal("100000000.00")
 
 
 class InvalidTree(ValueError):
@@ -39,43 +48,67 @@ class InvalidTree(ValueError):
         self.errors = errors
 
 
-Money = lambda **kw: fields.Decimal(  # noqa: E731 - a field factory reads best inline
-    validate=validate.Range(min=Decimal(0), max=MAX_BID), allow_nan=False, **kw)
+class Whole(fields.Integer):
+    """An integer written as one, within PostgreSQL's integer: 72.9, 72.0, "72", true and
+    2**31 are refused, never truncated or left for the database to refuse."""
+
+    def __init__(self, low: int = -INT_MAX - 1, high: int = INT_MAX, **kwargs):
+        super().__init__(strict=True, validate=validate.Range(low, min(high, INT_MAX)), **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+def _whole_cents(amount: Decimal) -> None:
+    if amount != amount.quantize(CENT):
+        raise ValidationError("Must be whole cents (at most 2 decimals).")
+
+
+def Money(high: Decimal = MAX_BID, **kw) -> fields.Decimal:  # noqa: N802 - a field factory
+    return fields.Decimal(validate=[validate.Range(min=Decimal(0), max=high), _whole_cents],
+                          allow_nan=False, **kw)
 
 
 class NetworkSchema(Strict):
-    score_floor = fields.Integer(load_default=50, validate=validate.Range(0, 100))
+    score_floor = Whole(0, 100, load_default=50)
     bid_floor = Money(load_default=Decimal("1.00"))
     auction_timeout_s = fields.Float(load_default=10.0, validate=validate.Range(0.1, 120))
-    max_cycles = fields.Integer(load_default=2, validate=validate.Range(1, 100))
-    rerun_interval_s = fields.Integer(load_default=300, validate=validate.Range(1, 7 * 86400))
-    duplicate_window_h = fields.Integer(load_default=24, validate=validate.Range(0, 24 * 365))
-    stuck_after_s = fields.Integer(load_default=60, validate=validate.Range(5, 86400))
+    max_cycles = Whole(1, 100, load_default=2)
+    rerun_interval_s = Whole(1, 7 * 86400, load_default=300)
+    duplicate_window_h = Whole(0, 24 * 365, load_default=24)
+    stuck_after_s = Whole(5, 86400, load_default=60)
     # A lead the sweep re-drove this many times without it moving ends unsold (stuck_<status>).
-    max_redrives = fields.Integer(load_default=5, validate=validate.Range(1, 1000))
+    max_redrives = Whole(1, 1000, load_default=5)
     # How many buyers may receive one lead's post; past it the lead is held or unsold.
-    max_post_buyers = fields.Integer(load_default=2, validate=validate.Range(1, 100))
+    max_post_buyers = Whole(1, 100, load_default=2)
 
 
 class TierSchema(Strict):
-    tier = fields.Integer(required=True, validate=validate.Range(1, 1000))
+    tier = Whole(1, 1000, required=True)
     name = fields.String(load_default=None, validate=validate.Length(max=100))
     mode = fields.String(load_default="auction", validate=validate.OneOf(MODES))
 
 
 class RadiusSchema(Strict):
-    zip = fields.String(required=True, validate=validate.Regexp(r"^\d{5}$"))
+    zip = fields.String(required=True, validate=validate.Regexp(ZIP5))
     miles = fields.Float(required=True, validate=validate.Range(0, 3000))
+
+    @validates("zip")
+    def _known_zip(self, value, **_):
+        if re.match(ZIP5, value) and zip_point(value) is None:
+            raise ValidationError(f"unknown ZIP {value}: no place to measure the radius from")
 
 
 class GeoSchema(Strict):
-    states = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2}$")), load_default=list)
-    zips = fields.List(fields.String(validate=validate.Regexp(r"^\d{5}$")), load_default=list)
+    states = fields.List(fields.String(validate=validate.OneOf(sorted(STATES))), load_default=list)
+    zips = fields.List(fields.String(validate=validate.Regexp(ZIP5)), load_default=list)
     radius = fields.Nested(RadiusSchema, load_default=None, allow_none=True)
 
 
 class RuleSchema(Strict):
-    field = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+(\.[a-z0-9_]+)*$"))
+    field = fields.String(required=True, validate=validate.Regexp(r"[a-z_]+(\.[a-z0-9_]+)*\Z"))
     op = fields.String(required=True, validate=validate.OneOf(RULE_OPS))
     value = fields.Raw(load_default=None, allow_none=True)
 
@@ -95,6 +128,14 @@ class ScheduleSchema(Strict):
     start = fields.String(load_default="00:00", validate=validate.Regexp(HHMM))
     end = fields.String(load_default="24:00", validate=validate.Regexp(HHMM))
 
+    @validates_schema
+    def _window_opens(self, data, **_):
+        if data.get("start") == "24:00":
+            raise ValidationError({"start": ["24:00 ends a day; a window starts at 00:00 to 23:59"]})
+        if data.get("start") == data.get("end"):
+            raise ValidationError({"end": ["equals start: the window would never open"
+                                           " (00:00 to 24:00 is the whole day)"]})
+
     @validates("timezone")
     def _known_zone(self, value, **_):
         try:
@@ -104,38 +145,39 @@ class ScheduleSchema(Strict):
 
 
 class CapsSchema(Strict):
-    hourly = fields.Integer(validate=validate.Range(min=0))
-    daily = fields.Integer(validate=validate.Range(min=0))
-    weekly = fields.Integer(validate=validate.Range(min=0))
-    monthly = fields.Integer(validate=validate.Range(min=0))
-    hourly_budget = Money()
-    daily_budget = Money()
-    weekly_budget = Money()
-    monthly_budget = Money()
+    hourly = Whole(0)
+    daily = Whole(0)
+    weekly = Whole(0)
+    monthly = Whole(0)
+    hourly_budget = Money(MAX_BUDGET)
+    daily_budget = Money(MAX_BUDGET)
+    weekly_budget = Money(MAX_BUDGET)
+    monthly_budget = Money(MAX_BUDGET)
 
 
 class BuyerSchema(Strict):
-    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"))
+    id = fields.String(required=True, validate=validate.Regexp(BUYER_ID))
     name = fields.String(load_default=None)
     active = fields.Boolean(load_default=True)
-    tier = fields.Integer(required=True)
-    priority = fields.Integer(load_default=0)
+    tier = Whole(1, 1000, required=True)
+    priority = Whole(load_default=0)
     bid = Money(load_default=None, allow_none=True)
     verticals = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
     geo = fields.Nested(GeoSchema, load_default=dict)
-    min_score = fields.Integer(load_default=0, validate=validate.Range(0, 100))
+    min_score = Whole(0, 100, load_default=0)
     rules = fields.List(fields.Nested(RuleSchema), load_default=list)
     schedule = fields.Nested(ScheduleSchema, load_default=None, allow_none=True)
     caps = fields.Nested(CapsSchema, load_default=dict)
     ping_url = fields.String(required=True)
     post_url = fields.String(required=True)
     pre_ping_url = fields.String(load_default=None, allow_none=True)
-    timeout_ms = fields.Integer(load_default=3000, validate=validate.Range(50, 120000))
+    timeout_ms = Whole(50, 120000, load_default=3000)
     secret = fields.String(load_default=None, allow_none=True)
 
 
 class TreeSchema(Strict):
-    network = fields.Nested(NetworkSchema, load_default=dict)
+    # The nested defaults apply to a file without "network" too.
+    network = fields.Nested(NetworkSchema, load_default=lambda: NetworkSchema().load({}))
     tiers = fields.List(fields.Nested(TierSchema), required=True, validate=validate.Length(min=1))
     buyers = fields.List(fields.Nested(BuyerSchema), required=True)
 
@@ -169,53 +211,126 @@ def _ip_literal(host: str) -> bool:
         return False
 
 
+class _Object(dict):
+    """A JSON object that remembers the keys it was given more than once."""
+    repeated: tuple[str, ...] = ()
+
+
+class _Constant:
+    """NaN or Infinity where the file had one: JSON has no such number."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _object(pairs: list[tuple[str, object]]) -> _Object:
+    doc = _Object(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        doc.repeated = tuple(k for k, _ in pairs if k in seen or seen.add(k))
+    return doc
+
+
+def _put(errors: dict, path: tuple, message: str) -> None:
+    node = errors
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):          # a field already refused whole: say it there too
+            return
+    node.setdefault(path[-1], []).append(message)
+
+
+def _merge(into: dict, more: dict) -> dict:
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        elif isinstance(value, list) and isinstance(into.get(key), list):
+            into[key] += [m for m in value if m not in into[key]]
+        elif key not in into:
+            into[key] = value
+    return into
+
+
+def _unreadable(node, path: tuple, errors: dict) -> None:
+    """Duplicate keys (which one counts is anyone's guess) and NaN / Infinity, by path."""
+    if isinstance(node, _Object):
+        for key in node.repeated:
+            _put(errors, (*path, key), "is given twice in one object: say it once")
+        for key, value in node.items():
+            _unreadable(value, (*path, key), errors)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _unreadable(value, (*path, i), errors)
+    elif isinstance(node, _Constant):
+        _put(errors, path, f"{node.name} is not a number")
+
+
 def parse_tree(text: str, verticals: tuple[str, ...], allow_private: bool = False) -> dict:
-    """The checked tree with money in cents, or InvalidTree listing every problem."""
+    """The checked tree with money in cents, or InvalidTree listing every problem at once."""
     try:
-        doc = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
+        doc = json.loads(text, parse_float=Decimal, object_pairs_hook=_object, parse_constant=_Constant)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise InvalidTree({"_file": [f"not JSON: {exc}"]}) from None
     if not isinstance(doc, dict):
         raise InvalidTree({"_file": ["must be a JSON object"]})
     errors: dict = {}
+    _unreadable(doc, (), errors)
+    tree = None
     try:
         tree = TreeSchema().load(doc)
     except ValidationError as exc:
-        errors = exc.messages_dict
-        tree = None
-    if tree is not None:
-        errors = _cross_check(tree, verticals, allow_private)
-    if errors:
+        _merge(errors, exc.messages_dict)
+    # The cross checks read the file as it is, so they report even when a field is refused.
+    _merge(errors, _cross_check(doc, verticals, allow_private))
+    if errors or tree is None:
         raise InvalidTree(errors)
     return _in_cents(tree)
 
 
-def _cross_check(tree: dict, verticals: tuple[str, ...], allow_private: bool) -> dict:
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> dict:
+    """What no one field can tell: duplicates, unknown tiers and verticals, URLs, rules that
+    cannot match the buyer's verticals. Reads the raw file: any part may be of a wrong type."""
     errors: dict = {}
-    tier_numbers = [t["tier"] for t in tree["tiers"]]
+    tiers = doc.get("tiers") if isinstance(doc.get("tiers"), list) else []
+    tier_numbers = [t.get("tier") if isinstance(t, dict) else None for t in tiers]
     for i, number in enumerate(tier_numbers):
-        if tier_numbers.index(number) != i:
-            errors.setdefault("tiers", {}).setdefault(i, {})["tier"] = [f"tier {number} is listed twice"]
+        if _whole(number) and tier_numbers.index(number) != i:
+            _put(errors, ("tiers", i, "tier"), f"tier {number} is listed twice")
+    buyers = doc.get("buyers") if isinstance(doc.get("buyers"), list) else []
     seen: set[str] = set()
-    for i, buyer in enumerate(tree["buyers"]):
-        problems: dict[str, list[str]] = {}
-        if buyer["id"] in seen:
-            problems["id"] = [f"buyer {buyer['id']} is listed twice"]
-        seen.add(buyer["id"])
-        if buyer["tier"] not in tier_numbers:
-            problems["tier"] = [f"unknown tier {buyer['tier']}"]
-        unknown = sorted(set(buyer["verticals"]) - set(verticals))
+    for i, buyer in enumerate(buyers):
+        if not isinstance(buyer, dict):
+            continue
+        at = ("buyers", i)
+        if isinstance(buyer.get("id"), str):
+            if buyer["id"] in seen:
+                _put(errors, (*at, "id"), f"buyer {buyer['id']} is listed twice")
+            seen.add(buyer["id"])
+        if _whole(buyer.get("tier")) and buyer["tier"] not in tier_numbers:
+            _put(errors, (*at, "tier"), f"unknown tier {buyer['tier']}")
+        names = [v for v in buyer.get("verticals") or () if isinstance(v, str)] \
+            if isinstance(buyer.get("verticals"), list) else []
+        unknown = sorted(set(names) - set(verticals))
         if unknown:
-            problems["verticals"] = [f"unknown vertical(s): {', '.join(unknown)}"]
+            _put(errors, (*at, "verticals"), f"unknown vertical(s): {', '.join(unknown)}")
         for key in ("ping_url", "post_url", "pre_ping_url"):
-            problem = _url_problem(buyer.get(key), allow_private)
+            problem = _url_problem(buyer.get(key), allow_private) if isinstance(buyer.get(key), str) else None
             if problem:
-                problems[key] = [problem]
+                _put(errors, (*at, key), problem)
         problem = secret_problem(buyer.get("secret"))
         if problem:
-            problems["secret"] = [f"buyer {buyer['id']}: the secret {problem}; {SECRET_HINT}"]
-        if problems:
-            errors.setdefault("buyers", {})[i] = problems
+            _put(errors, (*at, "secret"), f"buyer {buyer.get('id')}: the secret {problem}; {SECRET_HINT}")
+        known = [v for v in names if v in verticals]
+        for j, rule in enumerate(buyer.get("rules") if isinstance(buyer.get("rules"), list) else []):
+            if known and isinstance(rule, dict) and isinstance(rule.get("field"), str) \
+                    and rule.get("op") in RULE_OPS:
+                problem = rule_problem(rule, known)
+                if problem:
+                    _put(errors, (*at, "rules", j, problem[0]), problem[1])
     return errors
 
 

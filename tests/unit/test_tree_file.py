@@ -1,0 +1,149 @@
+"""The tree file's checks without a database: every mistake refused at load, by its path."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.domain.leads import VERTICALS
+from pipeline.domain.tree import InvalidTree, parse_tree
+
+BUYER = {"id": "b1", "tier": 1, "verticals": ["solar"], "bid": 34.00,
+         "ping_url": "https://buyer.example/ping", "post_url": "https://buyer.example/post"}
+TREE = {"network": {"score_floor": 50, "bid_floor": 1.00}, "tiers": [{"tier": 1}], "buyers": [BUYER]}
+
+
+def errors_of(text: str) -> dict:
+    with pytest.raises(InvalidTree) as caught:
+        parse_tree(text, VERTICALS)
+    return caught.value.errors
+
+
+def with_buyer(**changes) -> str:
+    return json.dumps({**TREE, "buyers": [{**BUYER, **changes}]})
+
+
+def test_a_file_without_network_takes_the_defaults():
+    tree = parse_tree(json.dumps({"tiers": [{"tier": 1}], "buyers": [BUYER]}), VERTICALS)
+    assert tree["network"] == {**tree["network"], "score_floor": 50, "bid_floor_cents": 100,
+                               "auction_timeout_ms": 10000, "max_cycles": 2, "rerun_interval_s": 300,
+                               "duplicate_window_h": 24, "stuck_after_s": 60}
+
+
+@pytest.mark.parametrize("changes,path", [
+    ({"min_score": 72.9}, ("min_score",)),
+    ({"min_score": 72.0}, ("min_score",)),
+    ({"min_score": "72"}, ("min_score",)),
+    ({"min_score": True}, ("min_score",)),
+    ({"tier": 1.9}, ("tier",)),
+    ({"caps": {"daily": 10.7}}, ("caps", "daily")),
+    ({"caps": {"daily": 2**31}}, ("caps", "daily")),
+    ({"priority": 2**31}, ("priority",)),
+    ({"priority": -(2**31) - 1}, ("priority",)),
+    ({"timeout_ms": 3000.5}, ("timeout_ms",)),
+])
+def test_an_integer_field_is_never_truncated_nor_too_wide_for_the_database(changes, path):
+    found = errors_of(with_buyer(**changes))["buyers"][0]
+    for key in path:
+        found = found[key]
+    assert found
+
+
+def test_a_network_integer_is_refused_by_name():
+    assert "max_cycles" in errors_of(json.dumps({**TREE, "network": {"max_cycles": 2.5}}))["network"]
+
+
+def test_the_widest_integers_the_database_takes_are_fine():
+    tree = parse_tree(with_buyer(priority=2**31 - 1, caps={"daily": 2**31 - 1}), VERTICALS)
+    assert tree["buyers"][0]["priority"] == 2**31 - 1
+
+
+def test_a_duplicate_key_is_refused_not_last_one_wins():
+    text = json.dumps(TREE).replace('"bid": 34.0', '"bid": 10, "bid": 1000')
+    assert '"bid": 10, "bid": 1000' in text
+    assert errors_of(text)["buyers"][0]["bid"] == ["is given twice in one object: say it once"]
+    nested = json.dumps(TREE).replace('"score_floor": 50', '"score_floor": 50, "score_floor": 0')
+    assert "score_floor" in errors_of(nested)["network"]
+
+
+@pytest.mark.parametrize("changes,path", [
+    ({"geo": {"radius": {"zip": "00000", "miles": 50}}}, ("geo", "radius", "zip")),
+    ({"geo": {"states": ["FL\n"]}}, ("geo", "states", 0)),
+    ({"geo": {"states": ["ZZ"]}}, ("geo", "states", 0)),
+    ({"geo": {"zips": ["33131\n"]}}, ("geo", "zips", 0)),
+    ({"id": "b1\n"}, ("id",)),
+    ({"schedule": {"start": "08:00\n"}}, ("schedule", "start")),
+    ({"schedule": {"start": "08:00", "end": "08:00"}}, ("schedule", "end")),
+    ({"schedule": {"start": "24:00", "end": "08:00"}}, ("schedule", "start")),
+    ({"rules": [{"field": "qualifiers.homeowner\n", "op": "exists"}]}, ("rules", 0, "field")),
+    ({"bid": 10.005}, ("bid",)),
+    ({"caps": {"daily_budget": 0.001}}, ("caps", "daily_budget")),
+])
+def test_a_value_that_cannot_work_is_refused_at_load(changes, path):
+    found = errors_of(with_buyer(**changes))["buyers"][0]
+    for key in path:
+        found = found[key]
+    assert found
+
+
+def test_nan_anywhere_is_refused_by_path():
+    text = with_buyer(rules=[{"field": "qualifiers.monthly_electric_bill", "op": "gt", "value": 1}])
+    text = text.replace('"value": 1', '"value": NaN')
+    assert errors_of(text)["buyers"][0]["rules"][0]["value"][0] == "NaN is not a number"
+    assert "bid_floor" in errors_of(json.dumps(TREE).replace("1.0", "Infinity"))["network"]
+
+
+def test_a_budget_is_not_bounded_by_the_largest_bid():
+    tree = parse_tree(with_buyer(caps={"monthly_budget": 250000.00}), VERTICALS)
+    assert tree["buyers"][0]["caps"] == {"monthly_budget": 25000000}
+
+
+def test_schema_mistakes_and_cross_checks_are_reported_together():
+    bad = {**TREE, "tiers": [{"tier": 1}, {"tier": 1}], "buyers": [
+        {**BUYER, "id": "x", "tier": 9},                     # a cross check: unknown tier
+        {**BUYER, "id": "y", "bid": -1},                     # a field
+        {**BUYER, "id": "x", "verticals": ["pets"], "colour": "red"},   # both kinds at once
+        {**BUYER, "id": "z", "ping_url": "ftp://nope", "min_score": 1.5}]}
+    errors = errors_of(json.dumps(bad))
+    assert errors["tiers"][1]["tier"] == ["tier 1 is listed twice"]
+    assert errors["buyers"][0] == {"tier": ["unknown tier 9"]}
+    assert list(errors["buyers"][1]) == ["bid"]
+    assert set(errors["buyers"][2]) == {"id", "verticals", "colour"}
+    assert set(errors["buyers"][3]) == {"ping_url", "min_score"}
+
+
+@pytest.mark.parametrize("verticals,rule,key", [
+    (["solar"], {"field": "qualifiers.homeowner", "op": "eq", "value": 1}, "value"),
+    (["solar"], {"field": "qualifiers.homeowner", "op": "gt", "value": 0}, "value"),
+    (["solar"], {"field": "qualifiers.homeowner", "op": "in", "value": [1, 0]}, "value"),
+    (["auto_insurance"], {"field": "qualifiers.drivers", "op": "eq", "value": True}, "value"),
+    (["auto_insurance"], {"field": "qualifiers.drivers", "op": "eq", "value": "2"}, "value"),
+    (["mortgage"], {"field": "qualifiers.credit_rating", "op": "eq", "value": "poorr"}, "value"),
+    (["mortgage"], {"field": "qualifiers.credit_rating", "op": "ne", "value": None}, "value"),
+    (["debt_relief"], {"field": "qualifiers.debt_types", "op": "eq", "value": "medical"}, "op"),
+    (["debt_relief"], {"field": "qualifiers.debt_types", "op": "not_in", "value": ["studentloan"]},
+     "value"),
+    (["solar"], {"field": "qualifiers.colour", "op": "exists"}, "field"),
+    (["solar"], {"field": "contact.email", "op": "exists"}, "field"),
+    (["solar"], {"field": "score", "op": "gte", "value": "50"}, "value"),
+    (["solar"], {"field": "qualifiers.homeowner", "op": "exists", "value": "yes"}, "value"),
+])
+def test_a_rule_that_cannot_match_the_verticals_types_is_refused_naming_it(verticals, rule, key):
+    errors = errors_of(with_buyer(verticals=verticals, rules=[{"field": "score", "op": "gte", "value": 1},
+                                                              rule]))
+    assert list(errors["buyers"][0]["rules"]) == [1]
+    assert key in errors["buyers"][0]["rules"][1]
+
+
+@pytest.mark.parametrize("verticals,rule", [
+    (["solar"], {"field": "qualifiers.homeowner", "op": "eq", "value": True}),
+    (["solar"], {"field": "qualifiers.monthly_electric_bill", "op": "gte", "value": 99.5}),
+    (["solar", "mortgage"], {"field": "qualifiers.credit_rating", "op": "in", "value": ["good", "fair"]}),
+    (["debt_relief"], {"field": "qualifiers.debt_types", "op": "not_in", "value": ["student_loan"]}),
+    (["debt_relief"], {"field": "qualifiers.debt_types", "op": "exists", "value": False}),
+    (["solar"], {"field": "geo.state", "op": "in", "value": ["FL", "GA"]}),
+    (["solar"], {"field": "vertical", "op": "eq", "value": "solar"}),
+    (["solar", "mortgage"], {"field": "qualifiers.loan_amount", "op": "gte", "value": 100000}),
+])
+def test_rules_that_can_match_load(verticals, rule):
+    assert parse_tree(with_buyer(verticals=verticals, rules=[rule]), VERTICALS)["buyers"][0]["rules"]
