@@ -23,6 +23,14 @@ def with_buyer(**changes) -> str:
     return json.dumps({**TREE, "buyers": [{**BUYER, **changes}]})
 
 
+def refused_at(changes: dict, path: tuple) -> list[str]:
+    """The messages at ``path`` of the one buyer changed by ``changes``."""
+    found = errors_of(with_buyer(**changes))["buyers"][0]
+    for key in path:
+        found = found[key]
+    return found
+
+
 def test_a_file_without_network_takes_the_defaults():
     tree = parse_tree(json.dumps({"tiers": [{"tier": 1}], "buyers": [BUYER]}), VERTICALS)
     assert tree["network"] == {**tree["network"], "score_floor": 50, "bid_floor_cents": 100,
@@ -43,10 +51,7 @@ def test_a_file_without_network_takes_the_defaults():
     ({"timeout_ms": 3000.5}, ("timeout_ms",)),
 ])
 def test_an_integer_field_is_never_truncated_nor_too_wide_for_the_database(changes, path):
-    found = errors_of(with_buyer(**changes))["buyers"][0]
-    for key in path:
-        found = found[key]
-    assert found
+    assert refused_at(changes, path)
 
 
 def test_a_network_integer_is_refused_by_name():
@@ -80,10 +85,7 @@ def test_a_duplicate_key_is_refused_not_last_one_wins():
     ({"caps": {"daily_budget": 0.001}}, ("caps", "daily_budget")),
 ])
 def test_a_value_that_cannot_work_is_refused_at_load(changes, path):
-    found = errors_of(with_buyer(**changes))["buyers"][0]
-    for key in path:
-        found = found[key]
-    assert found
+    assert refused_at(changes, path)
 
 
 def test_nan_anywhere_is_refused_by_path():
