@@ -9,7 +9,8 @@ from pipeline.domain.leads import VERTICALS
 from pipeline.domain.tree import InvalidTree, parse_tree
 
 BUYER = {"id": "b1", "tier": 1, "verticals": ["solar"], "bid": 34.00,
-         "ping_url": "https://buyer.example/ping", "post_url": "https://buyer.example/post"}
+         "ping_url": "https://buyer.example/ping", "post_url": "https://buyer.example/post",
+         "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 TREE = {"network": {"score_floor": 50, "bid_floor": 1.00}, "tiers": [{"tier": 1}], "buyers": [BUYER]}
 
 
