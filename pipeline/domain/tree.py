@@ -226,8 +226,8 @@ class _Constant:
 def _object(pairs: list[tuple[str, object]]) -> _Object:
     doc = _Object(pairs)
     if len(doc) != len(pairs):
-        seen: set[str] = set()
-        doc.repeated = tuple(k for k, _ in pairs if k in seen or seen.add(k))
+        keys = [k for k, _ in pairs]
+        doc.repeated = tuple(sorted({k for k in keys if keys.count(k) > 1}))
     return doc
 
 
@@ -291,16 +291,20 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> dict:
     """What no one field can tell: duplicates, unknown tiers and verticals, URLs, rules that
     cannot match the buyer's verticals. Reads the raw file: any part may be of a wrong type."""
     errors: dict = {}
-    tiers = doc.get("tiers") if isinstance(doc.get("tiers"), list) else []
+    tiers = _list(doc.get("tiers"))
     tier_numbers = [t.get("tier") if isinstance(t, dict) else None for t in tiers]
     for i, number in enumerate(tier_numbers):
         if _whole(number) and tier_numbers.index(number) != i:
             _put(errors, ("tiers", i, "tier"), f"tier {number} is listed twice")
-    buyers = doc.get("buyers") if isinstance(doc.get("buyers"), list) else []
+    buyers = _list(doc.get("buyers"))
     seen: set[str] = set()
     for i, buyer in enumerate(buyers):
         if not isinstance(buyer, dict):
@@ -312,25 +316,25 @@ def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> 
             seen.add(buyer["id"])
         if _whole(buyer.get("tier")) and buyer["tier"] not in tier_numbers:
             _put(errors, (*at, "tier"), f"unknown tier {buyer['tier']}")
-        names = [v for v in buyer.get("verticals") or () if isinstance(v, str)] \
-            if isinstance(buyer.get("verticals"), list) else []
+        names = [v for v in _list(buyer.get("verticals")) if isinstance(v, str)]
         unknown = sorted(set(names) - set(verticals))
         if unknown:
             _put(errors, (*at, "verticals"), f"unknown vertical(s): {', '.join(unknown)}")
         for key in ("ping_url", "post_url", "pre_ping_url"):
-            problem = _url_problem(buyer.get(key), allow_private) if isinstance(buyer.get(key), str) else None
+            url = buyer.get(key)
+            problem = _url_problem(url, allow_private) if isinstance(url, str) else None
             if problem:
                 _put(errors, (*at, key), problem)
-        problem = secret_problem(buyer.get("secret"))
-        if problem:
-            _put(errors, (*at, "secret"), f"buyer {buyer.get('id')}: the secret {problem}; {SECRET_HINT}")
+        secret = secret_problem(buyer.get("secret"))
+        if secret:
+            _put(errors, (*at, "secret"), f"buyer {buyer.get('id')}: the secret {secret}; {SECRET_HINT}")
         known = [v for v in names if v in verticals]
-        for j, rule in enumerate(buyer.get("rules") if isinstance(buyer.get("rules"), list) else []):
+        for j, rule in enumerate(_list(buyer.get("rules"))):
             if known and isinstance(rule, dict) and isinstance(rule.get("field"), str) \
                     and rule.get("op") in RULE_OPS:
-                problem = rule_problem(rule, known)
-                if problem:
-                    _put(errors, (*at, "rules", j, problem[0]), problem[1])
+                wrong = rule_problem(rule, known)
+                if wrong:
+                    _put(errors, (*at, "rules", j, wrong[0]), wrong[1])
     return errors
 
 
