@@ -51,9 +51,14 @@ demo: install services-or-embedded
 up: install services migrate
 	$(BIN)/pingtree up
 
+# A seeded fault run on its own redis-server and PostgreSQL cluster: CHAOS_SEEDS="1 2 3".
+CHAOS_SEEDS ?= 1
+chaos: install
+	@for seed in $(CHAOS_SEEDS); do $(BIN)/pingtree chaos --seed $$seed $(CHAOS_ARGS) || exit 1; done
+
 bench: install services
 	$(BIN)/pingtree bench --out bench-results $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache bench-results .demo *.egg-info .coverage .coverage.*
+	rm -rf $(VENV) .pytest_cache bench-results chaos-results .demo *.egg-info .coverage .coverage.*
 	@echo "kept .embedded/ (the embedded servers' data): rm -rf .embedded to wipe it"

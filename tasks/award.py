@@ -1,10 +1,10 @@
 """Queue `award`: the chord callback and the beat's deadline close try the one conditional close."""
 from pipeline.service import beat, lifecycle
-from tasks.app import app
+from tasks.app import STAGE_RETRY, app
 from tasks.dispatch import send
 
 
-@app.task(name="pingtree.award_auction")
+@app.task(name="pingtree.award_auction", **STAGE_RETRY)
 def award_auction(auction_id: str) -> None:
     send(lifecycle.award_auction(auction_id))
 

@@ -2,7 +2,7 @@
 import logging
 
 from pipeline.service import lifecycle
-from tasks.app import app
+from tasks.app import STAGE_RETRY, app
 from tasks.dispatch import send
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,6 @@ def ping_shard(auction_id: str, shard: int) -> int:
     return 1
 
 
-@app.task(name="pingtree.walk_waterfall")
+@app.task(name="pingtree.walk_waterfall", **STAGE_RETRY)
 def walk_waterfall(auction_id: str, step: int = 0) -> None:
     send(lifecycle.walk_waterfall(auction_id, step))

@@ -101,13 +101,14 @@ class ScriptedBuyers:
 
     def __init__(self):
         import threading
-        self.bids, self.scripts, self.posts = {}, {}, []
+        self.bids, self.scripts, self.posts, self.ping_delays = {}, {}, [], {}
         self.lock = threading.Lock()
         self.in_flight: dict[str, int] = {}
         self.most_in_flight: dict[str, int] = {}
 
-    def add(self, buyer_id: str, bid: float, script: list[tuple]) -> None:
+    def add(self, buyer_id: str, bid: float, script: list[tuple], ping_delay_s: float = 0) -> None:
         self.bids[buyer_id], self.scripts[buyer_id] = bid, list(script)
+        self.ping_delays[buyer_id] = ping_delay_s
 
     def _answer_post(self, buyer_id: str, headers) -> tuple[int, bytes, float]:
         with self.lock:
@@ -135,7 +136,8 @@ class ScriptedBuyers:
                 buyer_id, kind = self.path.strip("/").split("/")
                 if kind == "ping":
                     status, body, delay = 200, json.dumps(
-                        {"accept": True, "bid": scripted.bids[buyer_id]}).encode(), 0
+                        {"accept": True, "bid": scripted.bids[buyer_id]}).encode(), \
+                        scripted.ping_delays[buyer_id]
                     posting = False
                 else:
                     status, body, delay = scripted._answer_post(buyer_id, self.headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
@@ -81,6 +82,31 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
     finally:
         pool.putconn(conn, close=broken or conn.closed != 0)
         slot.release()
+        if broken:
+            _drop_idle(pool)
+
+
+def _drop_idle(pool: psycopg2.pool.ThreadedConnectionPool) -> None:
+    """One connection found dead means the server went away: every idle pooled connection is
+    from before, so close them all and let the next transaction open a fresh one (else each
+    would fail one more task after a PostgreSQL restart). psycopg2's pool keeps them in _pool."""
+    with pool._lock:
+        idle, pool._pool[:] = list(pool._pool), []
+    for conn in idle:
+        with contextlib.suppress(psycopg2.Error):
+            conn.close()
+
+
+def retrying(work, *, attempts: int = 3, wait_s: float = 0.2):
+    """``work()`` again on a fresh connection when PostgreSQL dropped it (DatabaseDown), up to
+    ``attempts`` times; ``work`` must be one whole transaction, safe to repeat."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except DatabaseDown:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(wait_s * (attempt + 1))
 
 
 def _is_outage(conn, exc: psycopg2.OperationalError) -> bool:

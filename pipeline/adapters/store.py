@@ -272,6 +272,18 @@ def claim_shard(cur, auction_id, shard: int) -> dict | None:
     return dict(row) if row else None
 
 
+def finish_shard(cur, auction_id, shard: int) -> None:
+    cur.execute("UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%s"
+                " AND shard=%s", (auction_id, shard))
+
+
+def unfinished_shards(cur, auction: dict) -> int:
+    """Shards of an auction whose answers are not all written yet (claimed or not)."""
+    cur.execute("SELECT count(*) AS n FROM auction_shards WHERE auction_id=%s"
+                " AND finished_at IS NOT NULL", (auction["id"],))
+    return auction["shards"] - cur.fetchone()["n"]
+
+
 def release_shard(cur, auction_id, shard: int) -> None:
     cur.execute("DELETE FROM auction_shards WHERE auction_id=%s AND shard=%s", (auction_id, shard))
 
@@ -321,7 +333,9 @@ def close_auction(cur, auction_id) -> dict | None:
 
 
 def overdue_auctions(cur, grace_s: float, limit: int) -> list:
-    cur.execute("SELECT id FROM auctions WHERE closed_at IS NULL"
+    # Auction tiers only: a waterfall walk outlives the pre-ping deadline, one step per
+    # buyer; a walk that stops moving is the sweep's (its steps touch the lead).
+    cur.execute("SELECT id FROM auctions WHERE closed_at IS NULL AND mode = 'auction'"
                 " AND deadline_at < clock_timestamp() - make_interval(secs => %s)"
                 " ORDER BY deadline_at LIMIT %s", (grace_s, limit))
     return [r["id"] for r in cur.fetchall()]

@@ -48,22 +48,55 @@ class Stack:
         self.env = {**os.environ, **(env or {})}
         self.log_dir, self.echo = log_dir, echo
         self.procs: dict[str, subprocess.Popen] = {}
+        self.restarts: dict[str, int] = {}
+        self.started_at: dict[str, float] = {}
+        self.held: set[str] = set()
 
     def start(self) -> Stack:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name, command in self.commands.items():
-            argv = _expand(command, self.env)
-            argv[0] = _bin(argv[0])
-            if self.log_dir:
-                out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-            else:
-                out = subprocess.PIPE if self.echo else subprocess.DEVNULL
-            self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=out,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
-            if self.echo and not self.log_dir:
-                threading.Thread(target=self._pump, args=(name,), daemon=True).start()
+        for name in self.commands:
+            self.spawn(name)
         return self
+
+    def spawn(self, name: str) -> None:
+        """Start (or start again) one process, appending to its log."""
+        argv = _expand(self.commands[name], self.env)
+        argv[0] = _bin(argv[0])
+        if self.log_dir:
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        else:
+            out = subprocess.PIPE if self.echo else subprocess.DEVNULL
+        self.procs[name] = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.started_at[name] = time.monotonic()
+        if self.echo and not self.log_dir:
+            threading.Thread(target=self._pump, args=(name,), daemon=True).start()
+
+    def supervise(self, stopping: threading.Event, *, say=print, on_exit=None, poll_s: float = 0.5,
+                  max_backoff_s: float = 30.0) -> None:
+        """Restart any process that exits until ``stopping`` is set; one that keeps dying at
+        once is restarted after a back-off doubling up to ``max_backoff_s``. Processes named
+        in ``self.held`` are left down; ``on_exit(name, code)`` hears of every exit."""
+        backoff = dict.fromkeys(self.commands, 0.5)
+        due: dict[str, float] = {}
+        while not stopping.wait(poll_s):
+            now = time.monotonic()
+            for name in self.dead():
+                if name in self.held:
+                    continue
+                if name not in due:
+                    if on_exit:
+                        on_exit(name, self.procs[name].returncode)
+                    quick = now - self.started_at.get(name, 0.0) < 60
+                    backoff[name] = min(max_backoff_s, backoff[name] * 2) if quick else 1.0
+                    due[name] = now + backoff[name]
+                    say(f"exited: {name} (code {self.procs[name].returncode});"
+                        f" restarting in {backoff[name]:.0f} s")
+                elif now >= due[name]:
+                    del due[name]
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    self.spawn(name)
 
     def _pump(self, name: str) -> None:
         for line in self.procs[name].stdout:
@@ -128,10 +161,7 @@ def _run(names: list[str], env: dict[str, str]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     with stack:
-        print(f"running: {', '.join(stack.commands)} (Ctrl-C stops all)", flush=True)
-        while not stopping.is_set():
-            if stack.dead():
-                print(f"exited: {', '.join(stack.dead())}; stopping the rest", flush=True)
-                break
-            stopping.wait(0.5)
+        print(f"running: {', '.join(stack.commands)} (Ctrl-C stops all; a process that exits"
+              " is restarted)", flush=True)
+        stack.supervise(stopping, say=lambda text: print(text, flush=True))
     return 0

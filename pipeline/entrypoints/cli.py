@@ -210,6 +210,11 @@ def cmd_demo(args) -> int:
     return demo.main_from_args(args)
 
 
+def cmd_chaos(args) -> int:
+    from pipeline.devtools import chaos
+    return chaos.main_from_args(args)
+
+
 def cmd_up(args) -> int:
     from pipeline.devtools import stack
     return stack.main_from_args(args)
@@ -273,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # while the bench module is being written
         bench = None
     _add_bench_demo(sub, bench, demo)
+
+    from pipeline.devtools import chaos
+    chaos_p = sub.add_parser("chaos", help="a seeded fault run on private Redis and PostgreSQL,"
+                             " checked against the invariants")
+    chaos.add_arguments(chaos_p)
+    chaos_p.set_defaults(func=cmd_chaos)
 
     up = sub.add_parser("up", help="run every process of deploy/Procfile in the foreground")
     stack.add_arguments(up)

@@ -40,9 +40,14 @@ def submit_lead(payload: dict, idempotency_key: str | None = None) -> str:
     lead = parse_lead(payload, datetime.now(UTC), max_future_s=settings.consent_max_future_s,
                       max_age_s=settings.consent_max_age_s)
     digest = payload_hash(payload)
-    with db.transaction() as cur:
-        lead_id, created, stored_digest = store.insert_lead(cur, uuid.uuid4(), lead, digest,
-                                                            idempotency_key)
+    new_id = uuid.uuid4()
+
+    def insert():
+        with db.transaction() as cur:
+            return store.insert_lead(cur, new_id, lead, digest, idempotency_key)
+    # A pooled connection that PostgreSQL dropped (a restart) is retried once on a fresh one,
+    # so the caller gets a 503 only while the server is really down.
+    lead_id, created, stored_digest = db.retrying(insert, attempts=2, wait_s=0.05)
     if not created:
         if stored_digest != digest:
             raise IdempotencyConflict(str(lead_id))

@@ -251,8 +251,14 @@ def ping_shard(auction_id, shard: int) -> Nudges:
                         deadline=claimed["deadline_at"])
     rows = [_ping_row(claimed, buyer, rank, answer, "ping")
             for (rank, buyer), answer in zip(ranked, answers, strict=True)]
-    with db.transaction() as cur:
-        store.record_pings(cur, auction_id, rows)
+
+    def record() -> None:
+        with db.transaction() as cur:
+            store.record_pings(cur, auction_id, rows)
+            store.finish_shard(cur, auction_id, shard)
+    # Answers are worth a retry on a fresh connection: a PostgreSQL blip must not write off
+    # buyers that accepted (the close would record them as time-outs).
+    db.retrying(record, attempts=6, wait_s=0.2)
     return award_auction(auction_id) if alone else []
 
 
@@ -301,6 +307,10 @@ def award_auction(auction_id) -> Nudges:
     with db.transaction() as cur:
         auction = store.auction(cur, auction_id)
         if auction is None:
+            return []
+        if (auction["closed_at"] is None and not tier_mode(auction["mode"]).walks
+                and auction["deadline_at"] > now_utc() and store.unfinished_shards(cur, auction)):
+            # A chord that counted a duplicated header: the deadline close awards instead.
             return []
         store.close_auction(cur, auction_id)
         lead = store.claim(cur, auction["lead_id"], "auctioning")

@@ -1,0 +1,113 @@
+"""When an auction may be awarded, and what the sweep does with a lead that stopped moving.
+
+Stages run in this process against buyers on a local HTTP server (tests/helpers.py).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pipeline import submit_lead
+from pipeline.adapters import db, store, views
+from pipeline.service import deliver, intake, lifecycle
+from pipeline.service.nudges import Fanout
+from tests.helpers import ScriptedBuyers, load_tree, make_lead
+
+NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 1,
+           "rerun_interval_s": 1, "duplicate_window_h": 0, "stuck_after_s": 5}
+ACCEPT = {"accepted": True}
+
+
+@pytest.fixture
+def scripted(clean_db, monkeypatch):
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)   # the stages run here
+    server = ScriptedBuyers().start()
+    yield server
+    server.stop()
+
+
+def scored(server, mode: str = "auction", **network) -> tuple[str, list]:
+    load_tree(server.tree({**NETWORK, **network}, mode=mode))
+    lead_id = submit_lead(make_lead("solar", seed=5))
+    lifecycle.validate_lead(lead_id)
+    return lead_id, lifecycle.score_lead(lead_id)
+
+
+def status(lead_id: str) -> str:
+    with db.transaction() as cur:
+        return views.lead_view(cur, lead_id)["status"]
+
+
+def auction_open(lead_id: str) -> bool:
+    with db.transaction() as cur:
+        cur.execute("SELECT closed_at FROM auctions WHERE lead_id=%s", (lead_id,))
+        return cur.fetchone()["closed_at"] is None
+
+
+def idle(lead_id: str) -> None:
+    """As if the lead had not moved for an hour."""
+    with db.transaction() as cur:
+        cur.execute("UPDATE leads SET status_at = status_at - interval '1 hour' WHERE id=%s", (lead_id,))
+
+
+def test_the_chord_awards_only_when_every_shard_has_answered(scripted):
+    for buyer, bid in (("a", 30.0), ("b", 20.0), ("c", 10.0)):      # two shards of two
+        scripted.add(buyer, bid, [(200, ACCEPT, 0)])
+    lead_id, [chord] = scored(scripted)
+    assert isinstance(chord, Fanout) and len(chord.header) == 2
+    lifecycle.ping_shard(*chord.header[0].args)
+    # A duplicated header found its shard claimed and returned: the chord fires too early.
+    assert lifecycle.award_auction(*chord.body.args) == []
+    assert auction_open(lead_id) and status(lead_id) == "auctioning"
+    lifecycle.ping_shard(*chord.header[1].args)
+    [post] = lifecycle.award_auction(*chord.body.args)
+    deliver.deliver_post(*post.args)
+    assert status(lead_id) == "sold"
+
+
+def test_the_deadline_close_leaves_a_walking_waterfall_alone(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)], ping_delay_s=1.2)   # answers after the deadline
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id, [walk] = scored(scripted, mode="waterfall", auction_timeout_s=0.3)
+    result = {}
+    walker = threading.Thread(target=lambda: result.update(n=lifecycle.walk_waterfall(*walk.args)))
+    walker.start()
+    time.sleep(0.8)                                   # past deadline + grace, the walk still on
+    assert lifecycle.close_overdue() == []
+    assert auction_open(lead_id)
+    walker.join()
+    assert [n.task for n in result["n"]] == [deliver.DELIVER]
+    deliver.deliver_post(lead_id)
+    with db.transaction() as cur:
+        view = views.lead_view(cur, lead_id)
+    assert view["status"] == "sold" and view["sale"]["buyer_id"] == "a"
+    assert [p["buyer_id"] for p in view["pings"]] == ["a"]           # b was never pinged
+    assert [p["buyer_id"] for p in scripted.posts] == ["a"]
+
+
+def test_the_sweep_re_drives_a_stuck_waterfall_walk(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    lead_id, _lost_walk = scored(scripted, mode="waterfall")
+    idle(lead_id)
+    [walk] = lifecycle.sweep_stuck()
+    assert walk.task == lifecycle.WALK
+    [post] = lifecycle.walk_waterfall(*walk.args)
+    deliver.deliver_post(*post.args)
+    assert status(lead_id) == "sold"
+
+
+def test_the_sweep_re_drives_a_stuck_scored_lead(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    load_tree(scripted.tree(NETWORK))
+    lead_id = submit_lead(make_lead("solar", seed=6))
+    lifecycle.validate_lead(lead_id)
+    with db.transaction() as cur:                     # scored, and its auction never opened
+        store.move(cur, lead_id, "scored", score=70, signals={})
+    idle(lead_id)
+    [ping] = lifecycle.sweep_stuck()
+    assert status(lead_id) == "auctioning"
+    [post] = lifecycle.ping_shard(*ping.args)
+    deliver.deliver_post(*post.args)
+    assert status(lead_id) == "sold"
