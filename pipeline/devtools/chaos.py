@@ -193,12 +193,13 @@ def drive(rng, stack, pg, broker, buyers, api_addr, db_url, logs, *, leads, rate
           drain_s, seed, out) -> dict:
     import requests
 
+    from pipeline.devtools.stack import wait_healthy
     from pipeline.domain import samples
     say = print
     say(f"chaos seed {seed}: {leads} leads at {rate}/s, PostgreSQL :{pg.port}, Redis :{broker.port},"
         f" logs in {logs}")
     stack.start()
-    wait_ready(api_addr, stack)
+    wait_healthy(api_addr, stack, timeout_s=90, logs=str(logs))
     span = leads / rate
     faults = Faults(stack, pg, broker, faults_for(rng, smoke, span), say)
     crashes: list[str] = []
@@ -247,19 +248,6 @@ def drive(rng, stack, pg, broker, buyers, api_addr, db_url, logs, *, leads, rate
     result["passed"] = passed(result)
     (out / f"chaos-{seed}.json").write_text(json.dumps(result, indent=2, default=str))
     return result
-
-
-def wait_ready(api_addr: str, stack) -> None:
-    import requests
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://{api_addr}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the API did not come up within 90 s")
 
 
 def wait_terminal(db_url: str, ids: list[str], limit_s: float) -> bool:

@@ -93,18 +93,8 @@ def _run(args, db_url: str, redis_url: str) -> None:
 
 
 def _wait_ready(api_addr: str, stack) -> None:
-    import requests
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if stack.dead():
-            raise SystemExit(f"a process exited early: {stack.dead()} (see .demo/logs)")
-        try:
-            if requests.get(f"http://{api_addr}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the API did not come up within 60 s (see .demo/logs/api.log)")
+    from pipeline.devtools.stack import wait_healthy
+    wait_healthy(api_addr, stack, timeout_s=60, logs=".demo/logs")
 
 
 def _submit(api_addr: str, args, samples, requests):

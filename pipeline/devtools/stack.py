@@ -125,6 +125,22 @@ class Stack:
         self.stop()
 
 
+def wait_healthy(api_addr: str, stack: Stack, *, timeout_s: float = 60, logs: str = "the logs") -> None:
+    """Until the API's /healthz answers 200 (PostgreSQL and Redis reachable)."""
+    import requests
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if stack.dead():
+            raise SystemExit(f"a process exited early: {stack.dead()} (see {logs})")
+        try:
+            if requests.get(f"http://{api_addr}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the API did not come up within {timeout_s:.0f} s (see {logs})")
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("names", nargs="*", help="Procfile entries to run (default: all)")
     parser.add_argument("--embedded", action="store_true",
