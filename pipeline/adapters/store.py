@@ -24,7 +24,9 @@ def load_tree(cur, tree: dict) -> dict:
         " auction_timeout_ms=%(auction_timeout_ms)s, max_cycles=%(max_cycles)s,"
         " rerun_interval_s=%(rerun_interval_s)s, duplicate_window_h=%(duplicate_window_h)s,"
         " stuck_after_s=%(stuck_after_s)s, max_redrives=%(max_redrives)s,"
-        " max_post_buyers=%(max_post_buyers)s, updated_at=now() WHERE id=1", net)
+        " max_post_buyers=%(max_post_buyers)s, post_reject_pause_rate=%(post_reject_pause_rate)s,"
+        " post_reject_pause_min_posts=%(post_reject_pause_min_posts)s,"
+        " post_reject_pause_h=%(post_reject_pause_h)s, updated_at=now() WHERE id=1", net)
     for tier in tree["tiers"]:
         cur.execute(
             "INSERT INTO tiers (tier, name, mode, active) VALUES (%(tier)s, %(name)s, %(mode)s, true)"
@@ -34,7 +36,7 @@ def load_tree(cur, tree: dict) -> dict:
                 ([t["tier"] for t in tree["tiers"]],))
     columns = ("id", "name", "active", "tier", "priority", "bid_cents", "verticals", "geo",
                "min_score", "rules", "schedule", "caps", "ping_url", "post_url", "pre_ping_url",
-               "timeout_ms", "secret")
+               "timeout_ms", "secret", "pre_ping_hashes")
     changed = 0
     for buyer in tree["buyers"]:
         row = {k: buyer.get(k) for k in columns}
@@ -83,14 +85,18 @@ def tree_document(cur) -> dict:
             "bid": as_number(b.bid_cents), "verticals": list(b.verticals), "geo": b.geo,
             "min_score": b.min_score, "rules": list(b.rules), "schedule": b.schedule, "caps": caps,
             "ping_url": b.ping_url, "post_url": b.post_url, "pre_ping_url": b.pre_ping_url,
-            "timeout_ms": b.timeout_ms, "secret": "***" if b.secret else None})
+            "timeout_ms": b.timeout_ms, "secret": "***" if b.secret else None,
+            "pre_ping_hashes": b.pre_ping_hashes})
     return {
         "network": {"score_floor": net["score_floor"], "bid_floor": as_number(net["bid_floor_cents"]),
                     "auction_timeout_s": net["auction_timeout_ms"] / 1000,
                     "max_cycles": net["max_cycles"], "rerun_interval_s": net["rerun_interval_s"],
                     "duplicate_window_h": net["duplicate_window_h"],
                     "stuck_after_s": net["stuck_after_s"], "max_redrives": net["max_redrives"],
-                    "max_post_buyers": net["max_post_buyers"]},
+                    "max_post_buyers": net["max_post_buyers"],
+                    "post_reject_pause_rate": net["post_reject_pause_rate"],
+                    "post_reject_pause_min_posts": net["post_reject_pause_min_posts"],
+                    "post_reject_pause_h": net["post_reject_pause_h"]},
         "tiers": [{"tier": t["tier"], "name": t["name"], "mode": t["mode"], "active": t["active"]}
                   for t in tier_rows],
         "buyers": out_buyers,
@@ -472,6 +478,24 @@ def posted_buyers(cur, lead_id) -> set[str]:
     """Every buyer this lead's post was sent to (in any cycle)."""
     cur.execute("SELECT DISTINCT buyer_id FROM post_attempts WHERE lead_id=%s", (lead_id,))
     return {r["buyer_id"] for r in cur.fetchall()}
+
+
+def pause_if_rejecting(cur, buyer_id: str):
+    """Pause a buyer whose share of rejected posts (post_rejected pings against sales) in the
+    network's window reached its threshold; the pause lasts the window. Its new end, or None."""
+    cur.execute(
+        "WITH net AS (SELECT post_reject_pause_rate AS rate, post_reject_pause_min_posts AS min_posts,"
+        "                    make_interval(hours => post_reject_pause_h) AS span, post_reject_pause_h AS h"
+        "             FROM network WHERE id = 1),"
+        " r AS (SELECT count(*) AS n FROM pings, net WHERE buyer_id = %(b)s AND outcome = 'post_rejected'"
+        "       AND at > now() - net.span),"
+        " s AS (SELECT count(*) AS n FROM sales, net WHERE buyer_id = %(b)s AND sold_at > now() - net.span)"
+        " UPDATE buyers SET paused_until = now() + net.span,"
+        "   pause_reason = format('post_rejects %%s of %%s in %%sh', r.n, r.n + s.n, net.h)"
+        " FROM net, r, s WHERE buyers.id = %(b)s AND r.n + s.n >= net.min_posts"
+        "   AND r.n >= net.rate * (r.n + s.n) RETURNING paused_until", {"b": buyer_id})
+    row = cur.fetchone()
+    return row and row["paused_until"]
 
 
 def record_sale(cur, lead_id, buyer_id: str, ping_id, price_cents: int) -> bool:

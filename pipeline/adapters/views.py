@@ -57,6 +57,8 @@ def report(cur) -> dict:
     """Leads per status, revenue, and per-buyer ping and sale figures (SPEC §7)."""
     cur.execute("SELECT status, count(*) AS n FROM leads GROUP BY status")
     leads = {r["status"]: r["n"] for r in cur.fetchall()}
+    cur.execute("SELECT now() AS now")
+    now = cur.fetchone()["now"]
     cur.execute("SELECT coalesce(sum(price_cents), 0) AS c FROM sales WHERE returned_at IS NULL")
     revenue = cur.fetchone()["c"]
     cur.execute("""
@@ -80,7 +82,8 @@ def report(cur) -> dict:
         s AS (SELECT buyer_id, count(*) AS sold,
                      coalesce(sum(price_cents) FILTER (WHERE returned_at IS NULL), 0) AS revenue
               FROM sales GROUP BY buyer_id)
-        SELECT b.id AS buyer_id, coalesce(p.pings, 0) AS pings, coalesce(p.accepts, 0) AS accepts,
+        SELECT b.id AS buyer_id, b.paused_until, b.pause_reason, coalesce(p.pings, 0) AS pings,
+               coalesce(p.accepts, 0) AS accepts,
                coalesce(p.timeouts, 0) AS timeouts, coalesce(p.errors, 0) AS errors,
                coalesce(w.wins, 0) AS wins, coalesce(s.sold, 0) AS sold,
                coalesce(p.post_rejects, 0) AS post_rejects, coalesce(s.revenue, 0) AS revenue,
@@ -96,7 +99,13 @@ def report(cur) -> dict:
                                              "late_accepts")},
                        "revenue": as_number(r["revenue"]),
                        "p50_ping_ms": None if r["p50"] is None else round(r["p50"], 1),
-                       "p95_ping_ms": None if r["p95"] is None else round(r["p95"], 1)})
+                       "p95_ping_ms": None if r["p95"] is None else round(r["p95"], 1),
+                       # Posts the buyer received and rejected, of those it received and kept.
+                       "post_reject_rate": _rate(r["post_rejects"], r["post_rejects"] + r["sold"]),
+                       "paused_until": r["paused_until"] if r["paused_until"]
+                       and r["paused_until"] > now else None,
+                       "pause_reason": r["pause_reason"] if r["paused_until"]
+                       and r["paused_until"] > now else None})
     # Leads ended for the operator to look at: a post never confirmed, a lead the sweep
     # could not move (stuck_<status>).
     cur.execute("SELECT r AS reason, count(*) AS n FROM leads, unnest(reject_reasons) AS r"
@@ -104,6 +113,10 @@ def report(cur) -> dict:
     unresolved = {r["reason"]: r["n"] for r in cur.fetchall()}
     return {"leads": leads, "revenue": as_number(revenue), "buyers": buyers,
             "unresolved": unresolved}
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return None if not whole else round(part / whole, 3)
 
 
 def billing(cur, month: str) -> dict:

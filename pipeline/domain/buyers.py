@@ -34,6 +34,8 @@ class Buyer:
     pre_ping_url: str | None = None
     timeout_ms: int = 3000
     secret: str | None = field(default=None, repr=False)
+    pre_ping_hashes: bool = False
+    paused_until: datetime | None = None      # set when it rejected too many posts it took
 
     @classmethod
     def from_row(cls, row: dict) -> Buyer:
@@ -141,6 +143,8 @@ def skip_reason(buyer: Buyer, lead: dict, now: datetime, usage: Usage) -> str | 
     """Why this buyer must not be pinged for this lead, or None when it may be."""
     if not buyer.active:
         return "inactive"
+    if buyer.paused_until is not None and buyer.paused_until > now:
+        return "paused_post_rejects"
     if lead["vertical"] not in buyer.verticals:
         return "vertical"
     if not geo_matches(buyer.geo, lead["geo"]["zip"], lead["geo"]["state"]):

@@ -83,6 +83,11 @@ class NetworkSchema(Strict):
     max_redrives = Whole(1, 1000, load_default=5)
     # How many buyers may receive one lead's post; past it the lead is held or unsold.
     max_post_buyers = Whole(1, 100, load_default=2)
+    # A buyer that rejected this share of the posts it received (at least min_posts of them)
+    # in the last post_reject_pause_h hours is paused for that long: it took the lead's data.
+    post_reject_pause_rate = fields.Float(load_default=0.5, validate=validate.Range(0.01, 1.0))
+    post_reject_pause_min_posts = Whole(1, 100000, load_default=20)
+    post_reject_pause_h = Whole(1, 24 * 90, load_default=24)
 
 
 class TierSchema(Strict):
@@ -173,6 +178,9 @@ class BuyerSchema(Strict):
     pre_ping_url = fields.String(load_default=None, allow_none=True)
     timeout_ms = Whole(50, 120000, load_default=3000)
     secret = fields.String(load_default=None, allow_none=True)
+    # Pre-pings carry phone_sha256 / email_sha256 only for a buyer with a data agreement: the
+    # hashes give the phone number away to anyone who tries its area code's 10^7 numbers.
+    pre_ping_hashes = fields.Boolean(load_default=False)
 
 
 class TreeSchema(Strict):

@@ -14,6 +14,15 @@ def _print_json(doc) -> None:
     print(json.dumps(doc, indent=2, default=str))
 
 
+def _shown(value) -> str:
+    """Text from a buyer as the terminal should show it: control and format characters
+    (escape sequences, bidi overrides) written as escapes, never acted on."""
+    text = "" if value is None else str(value)
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def cmd_db_migrate(args) -> int:
     from pipeline.adapters import db
     applied = db.migrate()
@@ -117,16 +126,16 @@ def cmd_lead(args) -> int:
     print(f"lead {view['lead_id']}  {view['status']}  {view['vertical']}  score {view['score']}"
           f"  cycles {view['cycles']}")
     if view["reject_reasons"]:
-        print(f"  rejected: {', '.join(view['reject_reasons'])}")
+        print(f"  rejected: {_shown(', '.join(view['reject_reasons']))}")
     if view["sale"]:
         print(f"  sold to {view['sale']['buyer_id']} for {view['sale']['price']:.2f}")
     for p in view["pings"]:
         bid = f"{p['bid']:.2f}" if p["bid"] is not None else "-"
         print(f"  {p['kind']:8} c{p['cycle']} t{p['tier']} {p['buyer_id']:16} {p['outcome']:13}"
               f" bid {bid:>8}  {p['latency_ms'] if p['latency_ms'] is not None else '-':>5} ms"
-              f"  {p['reason'] or ''}")
+              f"  {_shown(p['reason'])}")
     for s in view["skipped"]:
-        print(f"  skipped  {s['buyer_id']:16} {s['reason']}")
+        print(f"  skipped  {s['buyer_id']:16} {_shown(s['reason'])}")
     for p in view["posts"]:
         late = f"  late answer: {p['late_outcome']}" if p["late_outcome"] else ""
         print(f"  post     #{p['attempt']} {p['buyer_id']:16} {p['outcome'] or 'in flight':13}"
@@ -152,6 +161,10 @@ def cmd_report(args) -> int:
               f" {b['wins']:>5} {b['sold']:>5} {b['post_rejects']:>8} {b['revenue']:>10.2f}"
               f" {b['p50_ping_ms'] if b['p50_ping_ms'] is not None else '-':>7}"
               f" {b['p95_ping_ms'] if b['p95_ping_ms'] is not None else '-':>7}")
+    for b in doc["buyers"]:
+        if b["paused_until"]:
+            print(f"{b['buyer_id']}: paused until {b['paused_until']:%Y-%m-%d %H:%M} UTC"
+                  f" ({b['pause_reason']}; post reject rate {b['post_reject_rate']:.0%})")
     late = {b["buyer_id"]: b["late_accepts"] for b in doc["buyers"] if b["late_accepts"]}
     if doc["unresolved"] or late:
         print("for the operator: " + ", ".join(

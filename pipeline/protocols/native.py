@@ -58,7 +58,9 @@ def ping_body(lead: dict, *, ping_id: str, cycle: int, bid_cents: int | None,
 
 
 def pre_ping_body(ping: dict, phone_sha256: str | None, email_sha256: str | None) -> dict:
-    return {**ping, "phone_sha256": phone_sha256, "email_sha256": email_sha256}
+    """The ping, plus the contact hashes when given (only to a buyer that opted in)."""
+    hashes = {"phone_sha256": phone_sha256, "email_sha256": email_sha256}
+    return {**ping, **{k: v for k, v in hashes.items() if v is not None}}
 
 
 def read_ping_answer(status: int, body: bytes, standing_bid_cents: int | None,

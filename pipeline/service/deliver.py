@@ -102,6 +102,8 @@ def after_post(cur, lead: dict, ping: dict, history: list[str], reason: str | No
     if history[-1] != delivery.REJECTED:
         reason = f"gave_up:{reason}"
     store.mark_ping(cur, ping["id"], "post_rejected", reason)
+    if store.pause_if_rejecting(cur, buyer_id):
+        log.warning("buyer %s paused: it rejected too many of the posts it received", buyer_id)
     store.move(cur, lead_id, "auctioning", {"post_rejected_by": buyer_id, "reason": reason},
                award_ping_id=None)
     return lifecycle.award(cur, lead, store.auction(cur, lead["auction_id"]))

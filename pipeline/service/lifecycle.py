@@ -186,7 +186,9 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
                                   bid_cents=buyer.bid_cents, expires_at=deadline)
         url = buyer.ping_url
         if kind == "pre_ping":
-            body, url = protocol.pre_ping_body(body, *hashes), buyer.pre_ping_url
+            # The hashes are personal data: only for a buyer whose tree entry opted in.
+            body = protocol.pre_ping_body(body, *(hashes if buyer.pre_ping_hashes else (None, None)))
+            url = buyer.pre_ping_url
         raw = protocol.dumps(body)
         headers = signing.sign_headers(buyer.secret, protocol.webhook_id(view["lead_id"], buyer.id, kind),
                                        int(time.time()), raw)

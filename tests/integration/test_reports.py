@@ -35,7 +35,8 @@ def test_report_billing_and_returns_after_real_sales(clean_db, workers, buyers):
     rows = {b["buyer_id"]: b for b in report["buyers"]}
     assert set(rows["winner"]) == {"buyer_id", "pings", "accepts", "timeouts", "errors", "wins", "sold",
                                    "post_rejects", "revenue", "p50_ping_ms", "p95_ping_ms",
-                                   "posted", "late_accepts"}
+                                   "posted", "late_accepts", "post_reject_rate", "paused_until",
+                                   "pause_reason"}
     assert (rows["winner"]["posted"], rows["loser"]["posted"]) == (3, 0)
     assert report["unresolved"] == {}
     assert (rows["winner"]["pings"], rows["winner"]["accepts"], rows["winner"]["wins"],
