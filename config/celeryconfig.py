@@ -50,3 +50,8 @@ worker_hijack_root_logger = False
 worker_redirect_stdouts = False
 timezone = "UTC"
 enable_utc = True
+
+# Beat keeps its schedule in memory: every entry is an interval, so nothing is worth keeping
+# across restarts, and the default scheduler's file is a pickle (shelve) that beat opens as
+# it finds it, so a file planted in a shared directory ran code as beat's user.
+beat_scheduler = "celery.beat:Scheduler"

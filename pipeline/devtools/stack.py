@@ -165,8 +165,7 @@ def main_from_args(args) -> int:
               f"\n  export PINGTREE_DATABASE_URL='{servers.database_url}'"
               f" PINGTREE_REDIS_URL='{servers.redis_url}'", flush=True)
         return _run(args.names, {"PINGTREE_DATABASE_URL": servers.database_url,
-                                 "PINGTREE_REDIS_URL": servers.redis_url,
-                                 "PINGTREE_BEAT_FILE": str(embedded.FOLDER / "beat-schedule")})
+                                 "PINGTREE_REDIS_URL": servers.redis_url})
     finally:
         servers.stop()
 

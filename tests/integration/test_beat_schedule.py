@@ -1,0 +1,46 @@
+"""Beat keeps its schedule in memory: no pickle file anyone could plant is ever opened."""
+from __future__ import annotations
+
+import os
+import shelve
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from config import celeryconfig
+
+
+class Planted:
+    """What another local user could leave where beat keeps its schedule: unpickling runs it."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_beat_opens_no_schedule_file_even_one_planted_for_it(tmp_path: Path, broker):
+    marker = tmp_path / "code-ran"
+    planted = tmp_path / "pingtree-beat"
+    with shelve.open(str(planted)) as shelf:
+        for key in ("entries", "tz", "utc_enabled", "__version__"):
+            shelf[key] = Planted(str(marker))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    # As the Procfile used to start it: the schedule in a fixed, shared path.
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "INFO",
+                             "--schedule", str(planted)], cwd=str(Path(__file__).parents[2]),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(4)
+    finally:
+        beat.terminate()
+        output = beat.communicate(timeout=20)[0]
+    assert "Scheduler: Sending due task" in output or "beat: Starting" in output, output
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_beat_uses_the_in_memory_scheduler():
+    assert celeryconfig.beat_scheduler == "celery.beat:Scheduler"
