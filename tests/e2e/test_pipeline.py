@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
+from config import queues
 from config.settings import settings
 from pipeline import submit_lead
-from pipeline.adapters import db, views
+from pipeline.adapters import db, store, views
+from pipeline.domain.leads import parse_lead
+from pipeline.domain.validation import normalise
 from tests.helpers import fleet_of, make_lead, setup, wait_for
 
 pytestmark = pytest.mark.integration
@@ -19,10 +23,11 @@ def drain(timeout: float = 15.0) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     until = time.monotonic() + timeout
     while time.monotonic() < until:
-        queued = sum(client.llen(q) for q in ("validate", "score", "ping", "award", "deliver", "rerun"))
-        active = app.control.inspect(timeout=0.5).active() or {}
-        reserved = app.control.inspect(timeout=0.5).reserved() or {}
-        if not queued and not any(active.values()) and not any(reserved.values()):
+        queued = sum(client.llen(q) for q in queues.ALL)
+        inspect = app.control.inspect(timeout=0.5)
+        # Scheduled: retries and countdowns a worker holds until their time.
+        busy = [inspect.active() or {}, inspect.reserved() or {}, inspect.scheduled() or {}]
+        if not queued and not any(tasks for found in busy for tasks in found.values()):
             return
         time.sleep(0.1)
     raise AssertionError("the workers did not go idle")
@@ -98,6 +103,48 @@ def test_duplicated_task_messages_change_nothing(clean_db, workers, buyers):
     assert len(buyers.pings(lead_id)) == 1
 
 
+def test_duplicated_messages_while_the_lead_is_in_flight_change_nothing(clean_db, workers, buyers):
+    from tasks.app import app
+    # A buyer slow enough (ping and post) that the lead is seen auctioning and delivering.
+    setup(buyers, fleet_of({"id": "slow", "accept_rate": 1, "bid": 10.0, "latency_ms": 400}),
+          network={"auction_timeout_s": 3})
+    lead_id = submit_lead(make_lead("solar", seed=21))
+    seen: list[str] = []
+    until = time.monotonic() + 20
+    while time.monotonic() < until:
+        with db.transaction() as cur:
+            cur.execute("SELECT l.status, a.id AS auction_id FROM leads l LEFT JOIN auctions a"
+                        " ON a.lead_id = l.id WHERE l.id=%s ORDER BY a.started_at DESC LIMIT 1",
+                        (lead_id,))
+            row = cur.fetchone()
+        status, auction_id = row["status"], row["auction_id"] and str(row["auction_id"])
+        if status in ("sold", "rejected", "held", "unsold"):
+            break
+        if status not in seen:
+            seen.append(status)
+            # Every message a broker could duplicate at this point, twice, while the lead moves.
+            replays = {"received": [("pingtree.validate_lead", (lead_id,))],
+                       "validated": [("pingtree.score_lead", (lead_id,))],
+                       "auctioning": [("pingtree.ping_shard", (auction_id, 0)),
+                                      ("pingtree.award_auction", (auction_id,)),
+                                      ("pingtree.score_lead", (lead_id,))],
+                       "delivering": [("pingtree.deliver_post", (lead_id,)),
+                                      ("pingtree.award_auction", (auction_id,))]}.get(status, [])
+            for name, args in replays * 2:
+                app.send_task(name, args=args)
+        time.sleep(0.01)
+    assert {"auctioning", "delivering"} <= set(seen), (seen, status)
+    view = wait_for(lead_id, ("sold",))
+    drain()
+    assert view["sale"]["buyer_id"] == "slow"
+    # Not closed early by a duplicated award: the slow buyer's accept was on time.
+    assert [(p["buyer_id"], p["outcome"]) for p in view["pings"]] == [("slow", "accept")]
+    assert len(sales_of(lead_id)) == 1
+    assert len(buyers.posts(lead_id)) == 1 and len(buyers.pings(lead_id)) == 1
+    statuses = [t["status"] for t in wait_for(lead_id, ("sold",))["timeline"]]
+    assert all(statuses.count(s) == 1 for s in ("validated", "scored", "sold")), statuses
+
+
 def test_post_rejection_falls_back_to_the_next_bid(clean_db, workers, buyers):
     setup(buyers, fleet_of(
         {"id": "picky", "accept_rate": 1, "bid": 50.0, "post_reject_rate": 1.0,
@@ -128,8 +175,12 @@ def test_a_hanging_buyer_does_not_hold_the_auction_past_its_deadline(clean_db, w
 
 def test_unbought_lead_is_held_rerun_then_unsold_and_never_billed(clean_db, workers, buyers):
     from tasks.app import app
-    setup(buyers, fleet_of({"id": "nope", "accept_rate": 0, "reason": "not_interested"}),
+    setup(buyers, fleet_of({"id": "nope", "accept_rate": 0, "reason": "not_interested"},
+                           {"id": "homes", "accept_rate": 1, "bid": 20.0,
+                            "tree": {"verticals": ["home_insurance"]}}),
           network={"max_cycles": 2, "rerun_interval_s": 1})
+    sold = submit_lead(make_lead("home_insurance", seed=15))   # billed beside the unsold one
+    assert wait_for(sold, ("sold",))["sale"]["buyer_id"] == "homes"
     lead_id = submit_lead(make_lead("auto_insurance", seed=5))
     wait_for(lead_id, ("held",))
     time.sleep(1.1)
@@ -139,8 +190,10 @@ def test_unbought_lead_is_held_rerun_then_unsold_and_never_billed(clean_db, work
     assert [p["cycle"] for p in view["pings"]] == [1, 2]
     assert view["sale"] is None
     with db.transaction() as cur:
-        bill = views.billing(cur, time.strftime("%Y-%m"))
-    assert bill["leads"] == 0
+        cur.execute("SELECT to_char(sold_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month FROM sales")
+        bill = views.billing(cur, cur.fetchone()["month"])
+    assert bill["leads"] == 1 and bill["total"] == 20.0
+    assert bill["buyers"] == [{"buyer_id": "homes", "leads": 1, "amount": 20.0}]
 
 
 def test_waterfall_stops_at_the_first_accept(clean_db, workers, buyers):
@@ -189,7 +242,21 @@ def test_the_same_consumer_twice_at_once_is_sold_once_and_rejected_once(clean_db
     setup(buyers, fleet_of({"id": "only", "accept_rate": 1, "bid": 10.0}),
           network={"duplicate_window_h": 24})
     lead = make_lead("solar", seed=12)
-    first, second = submit_lead(lead), submit_lead(lead)   # validated concurrently by 12 threads
+    found = normalise(parse_lead(lead, datetime.now(UTC)))
+    # Hold the consumer's validation lock so both validations are in flight at once, then let go.
+    with db.transaction() as cur:
+        store.lock_contact(cur, "solar", found.phone_sha256, found.email_sha256)
+        first, second = submit_lead(lead), submit_lead(lead)
+        until = time.monotonic() + 10
+        with db.transaction() as watch:
+            while True:
+                watch.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype='advisory'"
+                              " AND NOT granted AND database = (SELECT oid FROM pg_database"
+                              " WHERE datname = current_database())")
+                if watch.fetchone()["n"] >= 2:
+                    break
+                assert time.monotonic() < until, "the two validations never waited side by side"
+                time.sleep(0.02)
     views_ = [wait_for(i, ("sold", "rejected")) for i in (first, second)]
     assert sorted(v["status"] for v in views_) == ["rejected", "sold"]
     rejected = next(v for v in views_ if v["status"] == "rejected")
