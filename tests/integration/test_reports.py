@@ -43,7 +43,12 @@ def test_report_billing_and_returns_after_real_sales(clean_db, workers, buyers):
             rows["winner"]["sold"], rows["winner"]["revenue"]) == (3, 3, 3, 3, 90.0)
     assert (rows["loser"]["accepts"], rows["loser"]["sold"]) == (3, 0)
     assert (rows["shy"]["pings"], rows["shy"]["accepts"]) == (3, 0)
-    assert rows["winner"]["p50_ping_ms"] is not None
+    # The percentiles are those of the winner's own ping latencies, as each lead view shows them.
+    latencies = sorted(p["latency_ms"] for lead_id in sold
+                       for p in json.loads(cli("lead", lead_id, "--json").stdout)["pings"]
+                       if p["buyer_id"] == "winner")
+    assert rows["winner"]["p50_ping_ms"] == latencies[1]
+    assert rows["winner"]["p95_ping_ms"] == round(latencies[1] + 0.9 * (latencies[2] - latencies[1]), 1)
 
     month = time.strftime("%Y-%m", time.gmtime())
     bill = json.loads(cli("billing", "--month", month, "--json").stdout)
