@@ -61,6 +61,16 @@ class Settings:
     embedded: bool | None
     # The window of the business figures /metrics computes at scrape (pingtree_window_*).
     metrics_window_s: float
+    # An Idempotency-Key is the publisher's own and is free again after this many hours.
+    idempotency_window_h: float
+    # Requests per API key, and failed authentications per client address ("limits" syntax).
+    rate_limit: str
+    auth_fail_limit: str
+    # waitress: open connections at most, and how long an idle or half-sent one is kept.
+    http_connection_limit: int
+    http_channel_timeout_s: int
+    # The reverse proxy whose X-Forwarded-For names the client (unset: the peer is the client).
+    trusted_proxy: str | None
 
 
 def load() -> Settings:
@@ -95,6 +105,12 @@ def load() -> Settings:
         worker_alive_file=env("PINGTREE_WORKER_ALIVE_FILE") or None,
         embedded=_tristate("PINGTREE_EMBEDDED"),
         metrics_window_s=float(env("PINGTREE_METRICS_WINDOW_S", "300")),
+        idempotency_window_h=float(env("PINGTREE_IDEMPOTENCY_WINDOW_H", "24")),
+        rate_limit=env("PINGTREE_RATE_LIMIT", "6000/minute"),
+        auth_fail_limit=env("PINGTREE_AUTH_FAIL_LIMIT", "30/minute"),
+        http_connection_limit=int(env("PINGTREE_HTTP_CONNECTION_LIMIT", "1000")),
+        http_channel_timeout_s=int(env("PINGTREE_HTTP_CHANNEL_TIMEOUT_S", "15")),
+        trusted_proxy=env("PINGTREE_TRUSTED_PROXY") or None,
     )
 
 

@@ -39,7 +39,8 @@ from pipeline.adapters import db  # noqa: E402
 from tests.helpers import settle  # noqa: E402
 
 TABLES = ("sales", "cap_reservations", "cap_usage", "post_attempts", "pings", "auction_shards",
-          "auctions", "lead_events", "consents", "leads", "buyers", "tiers", "suppressions")
+          "auctions", "lead_events", "consents", "idempotency_keys", "leads", "buyers", "tiers",
+          "suppressions", "api_keys", "publishers")
 
 
 @pytest.fixture(scope="session")

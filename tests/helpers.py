@@ -2,21 +2,29 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
 
 from pipeline.adapters import db, store, views
+from pipeline.devtools.mockbuyers import free_port
 from pipeline.domain import samples
 from pipeline.domain.leads import VERTICALS
 from pipeline.domain.tree import parse_tree
 
 # A valid buyer secret for tests (Standard Webhooks' own example: 24 bytes).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ROOT = Path(__file__).resolve().parents[1]
 MOVING = ("received", "validated", "scored", "auctioning", "delivering")
 
 
@@ -225,3 +233,53 @@ class LocalBuyer:
 
     def close(self) -> None:
         self.httpd.shutdown()
+class Server:
+    """`python -m pipeline.entrypoints.cli serve` on a free port, with its own environment."""
+
+    def __init__(self, log_path: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.entrypoints.cli", "serve", "--addr", f"127.0.0.1:{self.port}"],
+            env={**os.environ, **env}, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pingtree serve exited: {log_path.read_text()[-2000:]}")
+            try:
+                requests.get(f"{self.url}/healthz", timeout=2)
+                return
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("pingtree serve did not answer /healthz") from None
+                time.sleep(0.05)
+
+    def post(self, body, headers: dict | None = None) -> requests.Response:
+        data = body if isinstance(body, bytes | str) or hasattr(body, "__next__") \
+            else json.dumps(body)
+        return requests.post(f"{self.url}/v1/leads", data=data,
+                             headers={"Content-Type": "application/json", **(headers or {})},
+                             timeout=10)
+
+    def get(self, path: str, headers: dict | None = None) -> requests.Response:
+        return requests.get(f"{self.url}{path}", headers=headers, timeout=10, allow_redirects=False)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`pingtree ARGS` in a subprocess, as an operator would run it."""
+    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)

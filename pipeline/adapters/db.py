@@ -27,6 +27,15 @@ class DatabaseDown(RuntimeError):
     """PostgreSQL does not answer."""
 
 
+class DataRefused(ValueError):
+    """PostgreSQL refused a value (SQLSTATE class 22). The server's message quotes the value,
+    which may be personal data, so only the SQLSTATE travels on."""
+
+    def __init__(self, pgcode: str | None):
+        super().__init__(f"PostgreSQL refused a value (SQLSTATE {pgcode})")
+        self.pgcode = pgcode
+
+
 def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
     # Keyed by pid: a prefork child must never reuse its parent's sockets.
     key = (os.getpid(), url)
@@ -73,6 +82,9 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
             raise DatabaseDown(str(exc).strip()) from exc
         conn.rollback()          # a deadlock or lock time-out: the caller sees it as it is
         raise
+    except psycopg2.DataError as exc:
+        conn.rollback()
+        raise DataRefused(exc.pgcode) from None
     except BaseException:
         try:
             conn.rollback()

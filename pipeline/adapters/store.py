@@ -106,21 +106,34 @@ def tree_document(cur) -> dict:
 # ---- leads --------------------------------------------------------------------------------
 
 def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
-                idempotency_key: str | None) -> tuple[uuid.UUID, bool, str]:
+                idempotency_key: str | None, idempotency_window_h: float = 24) -> tuple[uuid.UUID, bool, str]:
     """Store a received lead and its consent; on a known idempotency key return the first lead.
 
+    The key is scoped to the lead's publisher and expires after ``idempotency_window_h``.
     Returns (lead id, created, payload hash of the stored lead).
     """
+    if idempotency_key is not None:
+        # The key row first: a concurrent twin waits here on the primary key, then sees ours.
+        cur.execute(
+            "INSERT INTO idempotency_keys (publisher_id, key, lead_id, payload_sha256)"
+            " VALUES (%(p)s, %(k)s, %(id)s, %(h)s) ON CONFLICT (publisher_id, key) DO UPDATE"
+            " SET lead_id=EXCLUDED.lead_id, payload_sha256=EXCLUDED.payload_sha256,"
+            " created_at=clock_timestamp()"
+            " WHERE idempotency_keys.created_at < clock_timestamp() - make_interval(secs => %(w)s)"
+            " RETURNING lead_id",
+            {"p": lead["source"]["publisher_id"], "k": idempotency_key, "id": lead_id,
+             "h": payload_sha256, "w": idempotency_window_h * 3600})
+        if cur.fetchone() is None:
+            cur.execute("SELECT lead_id, payload_sha256 FROM idempotency_keys"
+                        " WHERE publisher_id=%s AND key=%s",
+                        (lead["source"]["publisher_id"], idempotency_key))
+            row = cur.fetchone()
+            return row["lead_id"], False, row["payload_sha256"]
     cur.execute(
         "INSERT INTO leads (id, status, vertical, idempotency_key, payload_sha256, contact,"
-        " qualifiers, source, form) VALUES (%s, 'received', %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        " qualifiers, source, form) VALUES (%s, 'received', %s, %s, %s, %s, %s, %s, %s)",
         (lead_id, lead["vertical"], idempotency_key, payload_sha256, Json(lead["contact"]),
          Json(lead["qualifiers"]), Json(lead["source"]), Json(lead.get("form"))))
-    if cur.fetchone() is None:
-        cur.execute("SELECT id, payload_sha256 FROM leads WHERE idempotency_key=%s", (idempotency_key,))
-        row = cur.fetchone()
-        return row["id"], False, row["payload_sha256"]
     consent = lead["consent"]
     cur.execute(
         "INSERT INTO consents (lead_id, ip, consented_at, text, text_sha256, page_url, user_agent,"

@@ -12,11 +12,28 @@ def _iso(at: datetime | None) -> str | None:
     return iso(at) if at else None
 
 
-def lead_view(cur, lead_id) -> dict | None:
-    """SPEC §7 lead view: status, score, signals, pings, skips and timeline; no personal data."""
+# What a publisher may read of its own lead: no buyer, bid, price or other lead's id.
+PUBLISHER_FIELDS = ("lead_id", "status", "vertical", "score", "signals", "reject_reasons", "cycles",
+                    "sale", "timeline")
+
+
+def lead_view(cur, lead_id, publisher_id: str | None = None) -> dict | None:
+    """The lead view: status, score, signals, pings, skips and timeline; no personal data.
+
+    With ``publisher_id``: that publisher's view of its own lead, None for anyone else's.
+    """
     lead = store.lead_row(cur, lead_id)
-    if lead is None:
+    if lead is None or (publisher_id is not None and lead["publisher_id"] != publisher_id):
         return None
+    view = _operator_view(cur, lead)
+    if publisher_id is None:
+        return view
+    sale = view["sale"]
+    return {**{k: view[k] for k in PUBLISHER_FIELDS},
+            "sale": {"sold_at": sale["sold_at"], "returned": sale["returned"]} if sale else None}
+
+
+def _operator_view(cur, lead: dict) -> dict:
     history = store.lead_history(cur, lead["id"])
     sale = history["sale"]
     skipped, seen = [], set()

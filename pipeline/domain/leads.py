@@ -52,9 +52,13 @@ class IPAddress(Text):
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
         try:
-            return str(ipaddress.ip_address(super()._deserialize(value, attr, data, **kwargs)))
+            address = ipaddress.ip_address(super()._deserialize(value, attr, data, **kwargs))
         except ValueError as exc:
             raise ValidationError("Not a valid IPv4 or IPv6 address.") from exc
+        if getattr(address, "scope_id", None) is not None:
+            # fe80::1%eth0 names an interface of the sender's host: not where a consumer was.
+            raise ValidationError("An IPv6 zone (%...) is not allowed: send the address alone.")
+        return str(address)
 
 
 class StateCode(Text):

@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock.set_defaults(func=cmd_mock_buyers)
 
     from pipeline.devtools import demo, stack
-    from pipeline.entrypoints import suppression
+    from pipeline.entrypoints import publishers, suppression
     try:
         from pipeline.devtools import bench
     except ImportError:  # while the bench module is being written
@@ -303,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
 
     suppression.add_parser(sub)
+    publishers.add_parsers(sub)
     return parser
 
 

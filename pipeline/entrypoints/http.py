@@ -1,18 +1,20 @@
-"""The HTTP intake API (`pingtree serve`): /v1/leads, and the probes /livez, /readyz, /healthz."""
+"""The HTTP intake API (`pingtree serve`): /v1/leads, /openapi.json, and the probes /livez, /readyz,
+/healthz."""
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
 
 import redis
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from config.settings import settings
 from pipeline.adapters import db, views
 from pipeline.domain.leads import InvalidLead
-from pipeline.entrypoints import metrics
+from pipeline.entrypoints import metrics, openapi
+from pipeline.entrypoints.access import Gate, Refused
 from pipeline.service import beat, intake
 
 log = logging.getLogger("pingtree.http")
@@ -82,20 +84,24 @@ def create_app() -> Flask:
     app = Flask("pingtree")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
 
+    gate = Gate(settings.api_keys, settings.redis_url, settings.rate_limit, settings.auth_fail_limit)
+    description = openapi.document()
+
     @app.before_request
-    def require_key():
-        if settings.api_keys and request.path.startswith("/v1"):
-            offered = request.headers.get("Authorization", "")
-            scheme, _, token = offered.partition(" ")
-            token = token.strip().encode() if scheme.lower() == "bearer" else b""
-            # Bytes: compare_digest refuses non-ASCII str, and a header may carry any latin-1.
-            if not any(hmac.compare_digest(token, key.encode()) for key in settings.api_keys):
-                return _json({"error": "missing or wrong API key"}, 401,
-                             **{"WWW-Authenticate": "Bearer"})
+    def admit():
+        if request.path.startswith("/v1"):
+            try:
+                g.caller = gate.admit(request.headers.get("Authorization", ""),
+                                      request.remote_addr or "unknown")
+            except Refused as refused:
+                return _json({"error": refused.message}, refused.status, **refused.headers)
         return None
 
     @app.post("/v1/leads")
     def post_lead():
+        # Only JSON: a browser can send text/plain cross-site without asking first.
+        if request.mimetype != "application/json":
+            return _json({"error": "Content-Type must be application/json"}, 415)
         length = request.content_length
         if length is not None and length > settings.max_body_bytes:
             return _json({"error": f"body over {settings.max_body_bytes} bytes"}, 413)
@@ -107,7 +113,8 @@ def create_app() -> Flask:
         except BadBody as exc:
             return _json({"error": str(exc)}, 400)
         try:
-            lead_id = intake.submit_lead(payload, request.headers.get("Idempotency-Key"))
+            lead_id = intake.submit_lead(payload, request.headers.get("Idempotency-Key"),
+                                         publisher=g.caller.publisher)
         except InvalidLead as exc:
             return _json({"errors": exc.errors}, 422)
         except intake.IdempotencyConflict as exc:
@@ -117,13 +124,17 @@ def create_app() -> Flask:
             return _json({"error": "storage unavailable, retry later"}, 503, **{"Retry-After": "5"})
         return _json({"lead_id": lead_id, "status": "received"}, 202)
 
+    @app.get("/openapi.json")
+    def openapi_json():
+        return _json(description, 200)
+
     @app.get("/v1/leads/<lead_id>")
     def get_lead(lead_id: str):
         try:
             with db.transaction() as cur:
-                view = views.lead_view(cur, lead_id)
+                view = views.lead_view(cur, lead_id, g.caller.publisher and g.caller.publisher.id)
         except db.DatabaseDown:
-            return _json({"error": "storage unavailable"}, 503)
+            return _json({"error": "storage unavailable, retry later"}, 503, **{"Retry-After": "5"})
         if view is None:
             return _json({"error": "no such lead"}, 404)
         return _json(view, 200)
@@ -179,11 +190,20 @@ def create_app() -> Flask:
         return _json({"error": "not found"}, 404)
 
     @app.errorhandler(405)
-    def not_allowed(_):
-        return _json({"error": "method not allowed"}, 405)
+    def not_allowed(exc):
+        return _json({"error": "method not allowed"}, 405, Allow=", ".join(exc.valid_methods or ()))
 
-    @app.errorhandler(500)
-    def internal(_):
+    @app.errorhandler(Exception)
+    def internal(exc):
+        if isinstance(exc, HTTPException):          # any other HTTP error, as JSON
+            return _json({"error": exc.name.lower()}, exc.code or 500)
+        # Never the exception's text: a database or library message may quote personal data.
+        frame = exc.__traceback__
+        while frame is not None and frame.tb_next is not None:
+            frame = frame.tb_next
+        where = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else "?"
+        log.error("internal error on %s %s: %s at %s", request.method, request.url_rule,
+                  type(exc).__name__, where)
         return _json({"error": "internal error"}, 500)
 
     return app
@@ -209,6 +229,14 @@ def serve(addr: str | None = None, threads: int = 16) -> None:
     from waitress import serve as waitress_serve
 
     host, _, port = (addr or settings.http_addr).rpartition(":")
+    proxy = {"trusted_proxy": settings.trusted_proxy, "trusted_proxy_count": 1,
+             "trusted_proxy_headers": {"x-forwarded-for"}} if settings.trusted_proxy else {}
+    # Slow clients: waitress reads requests asynchronously and hands only whole ones to the
+    # threads; an idle or half-sent connection is closed after channel_timeout, and
+    # connection_limit bounds the open sockets (each costs a file descriptor, not a thread).
     waitress_serve(create_app(), host=host or "127.0.0.1", port=int(port), threads=threads,
                    ident="pingtree", max_request_body_size=settings.max_body_bytes + 1,
-                   clear_untrusted_proxy_headers=True)
+                   connection_limit=settings.http_connection_limit,
+                   channel_timeout=settings.http_channel_timeout_s,
+                   cleanup_interval=max(1, settings.http_channel_timeout_s // 2),
+                   clear_untrusted_proxy_headers=True, **proxy)

@@ -6,69 +6,21 @@ import os
 import random
 import subprocess
 import sys
-import time
 import unicodedata
 import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
 from config import schedule
 from pipeline import submit_lead
 from pipeline.adapters import db
-from pipeline.devtools.mockbuyers import free_port
 from pipeline.domain.leads import InvalidLead
-from tests.helpers import make_lead, settle
+from tests.helpers import Server, make_lead, settle
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 1024
 JSON = {"Content-Type": "application/json"}
-
-
-class Server:
-    """`python -m pipeline.entrypoints.cli serve` on a free port, with its own environment."""
-
-    def __init__(self, log_path: Path, **env: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.entrypoints.cli", "serve", "--addr", f"127.0.0.1:{self.port}"],
-            env={**os.environ, **env}, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pingtree serve exited: {log_path.read_text()[-2000:]}")
-            try:
-                requests.get(f"{self.url}/healthz", timeout=2)
-                return
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("pingtree serve did not answer /healthz") from None
-                time.sleep(0.05)
-
-    def post(self, body, headers: dict | None = None) -> requests.Response:
-        data = body if isinstance(body, bytes | str) or hasattr(body, "__next__") \
-            else json.dumps(body)
-        return requests.post(f"{self.url}/v1/leads", data=data, headers={**JSON, **(headers or {})},
-                             timeout=10)
-
-    def get(self, path: str, headers: dict | None = None) -> requests.Response:
-        return requests.get(f"{self.url}{path}", headers=headers, timeout=10, allow_redirects=False)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +256,9 @@ def test_idempotency_key_replays_the_first_lead_and_refuses_another_body(api, cl
     assert again.json()["lead_id"] == first.json()["lead_id"]
     assert counts()["leads"] == 1
 
-    other = api.post(raw_lead(), key)
+    # The key is the publisher's: the same publisher's other lead under it is a conflict.
+    publisher = json.loads(body)["source"]["publisher_id"]
+    other = api.post(raw_lead(source__publisher_id=publisher), key)
     assert other.status_code == 409
     assert other.json()["lead_id"] == first.json()["lead_id"]
     assert counts()["leads"] == 1 and counts()["consents"] == 1
@@ -437,14 +391,15 @@ def test_api_keys_guard_v1_but_not_healthz(keyed_api, clean_db):
 
 @pytest.fixture(scope="module")
 def api_without_db(database, tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("serve") / "nodb.log",
+    server = Server(tmp_path_factory.mktemp("serve") / "nodb.log", PINGTREE_API_KEYS="op-key",
                     PINGTREE_DATABASE_URL="postgresql://postgres@127.0.0.1:1/pingtree_test")
     yield server
     server.stop()
 
 
 def test_postgresql_down_is_503_never_a_false_202(api_without_db, clean_db):
-    for headers in ({}, {"Idempotency-Key": f"k-{uuid.uuid4()}"}):
+    operator = {"Authorization": "Bearer op-key"}
+    for headers in (operator, {**operator, "Idempotency-Key": f"k-{uuid.uuid4()}"}):
         answer = api_without_db.post(make_lead(), headers)
         assert answer.status_code == 503, answer.text
         assert answer.headers["Retry-After"] == "5"
@@ -452,9 +407,12 @@ def test_postgresql_down_is_503_never_a_false_202(api_without_db, clean_db):
     health = api_without_db.get("/healthz")
     assert health.status_code == 503
     assert health.json()["postgresql"].startswith("down") and health.json()["redis"] == "ok"
-    assert api_without_db.get(f"/v1/leads/{uuid.uuid4()}").status_code == 503
+    assert api_without_db.get(f"/v1/leads/{uuid.uuid4()}", operator).status_code == 503
+    # A publisher's key cannot be checked without PostgreSQL: 503, never let in unchecked.
+    publisher = api_without_db.get(f"/v1/leads/{uuid.uuid4()}", {"Authorization": "Bearer ptk_x_y"})
+    assert publisher.status_code == 503
     # Bad input is still bad input: judged before storage is needed.
-    assert api_without_db.post(b"[]").status_code == 400
+    assert api_without_db.post(b"[]", operator).status_code == 400
     assert counts() == NOTHING
 
 
