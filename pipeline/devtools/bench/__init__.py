@@ -15,9 +15,12 @@ import json
 from pathlib import Path
 
 from pipeline.devtools.bench.measure import pct
-from pipeline.devtools.bench.report import plot, report
+from pipeline.devtools.bench.report import NOISE, against_baseline, plot, report
 from pipeline.devtools.bench.scenarios import Bench
 from pipeline.devtools.bench.system import BENCH_DB, SCENARIOS
+from pipeline.devtools.stack import ROOT
+
+BASELINE = ROOT / "bench-results" / "baseline.json"
 
 __all__ = ["add_arguments", "main", "main_from_args", "pct"]
 
@@ -40,6 +43,12 @@ def add_arguments(parser) -> None:
                         help="skip the second run with Celery task events off")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy record each worker during the 10-buyer throughput hold")
+    parser.add_argument("--network-rtt-ms", type=float, default=1.0,
+                        help="the round trip the network scenario adds to Redis and PostgreSQL")
+    parser.add_argument("--baseline", default=str(BASELINE),
+                        help="compare every summary figure with this earlier bench.json")
+    parser.add_argument("--save-baseline", action="store_true",
+                        help="write this run's results as the new baseline")
 
 
 
@@ -52,6 +61,15 @@ def main_from_args(args) -> int:
     out = Path(args.out)
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
     print(report(results))
+    baseline = Path(args.baseline)
+    if baseline.exists():
+        text, worse = against_baseline(results, json.loads(baseline.read_text()))
+        print(f"\nAgainst the baseline ({baseline}; changes within ±{NOISE:.0%} are noise):\n{text}")
+        if worse:
+            print("worse than the baseline: " + "; ".join(worse))
+    if args.save_baseline:
+        baseline.write_text(json.dumps(results, indent=2, default=str))
+        print(f"saved as the baseline: {baseline}")
     drew = plot(results, out / "latency.png")
     print(f"\nwrote {out / 'bench.json'}{' and ' + str(out / 'latency.png') if drew else ''}"
           f" in {results['elapsed_s']} s")

@@ -42,6 +42,31 @@ def summary(results: dict) -> list[dict]:
     return rows
 
 
+# Run-to-run noise on one shared box: a change inside this band is not called better or worse.
+NOISE = 0.20
+
+
+def against_baseline(results: dict, baseline: dict) -> tuple[str, list[str]]:
+    """A table of each summary figure now against the committed baseline, and the figures that
+    got worse by more than the noise band (lower is better for times and CPU, higher for rates)."""
+    before = {(r["run"], r["metric"]): r for r in baseline.get("summary", [])}
+    rows, worse = [], []
+    for now in results.get("summary", []):
+        old = before.get((now["run"], now["metric"]))
+        if old is None or not old["measured"]:
+            continue
+        change = (now["measured"] - old["measured"]) / old["measured"]
+        higher_is_better = now["target"].startswith(">=")
+        regressed = (-change if higher_is_better else change) > NOISE
+        verdict = "WORSE" if regressed else "better" if abs(change) > NOISE else "same"
+        if regressed:
+            worse.append(f"{now['run']}: {now['metric']}")
+        rows.append([now["run"], now["metric"], old["measured"], now["measured"],
+                     f"{change:+.0%}", verdict])
+    text = table(["run", "metric", "baseline", "now", "change", ""], rows) if rows else ""
+    return text, worse
+
+
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[("" if c is None else str(c)) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
@@ -124,6 +149,14 @@ def report(results: dict) -> str:
                 if "tasks_per_lead" in c[n]:
                     out.append(f"   tasks per lead ({n} buyers): {c[n]['tasks_per_lead']}")
                     out.append(f"   top Redis commands per lead ({n} buyers): {c[n]['redis_commands_top']}")
+        if "network" in run:
+            n = run["network"]
+            out.append(f"\n6. network: one lead at a time, Redis and PostgreSQL {n['rtt_ms']} ms"
+                       " (measured) round trip away")
+            out.append(table(["leads", "sold", "p50 ms", "p99 ms", "extra ms (p50)", "round trips on path"],
+                             [[n["leads"], n["sold"], n["p50_ms"], n["p99_ms"], n.get("extra_ms"),
+                               n.get("round_trips_on_path")]]))
+            out.append(table(["stage", "p50 ms"], [[k, v["p50_ms"]] for k, v in n["stages"].items()]))
     if results.get("summary"):
         out.append("\nTargets (2 cores, everything on one box)")
         out.append(table(["run", "metric", "target", "measured", "floor", "x floor", "met"],

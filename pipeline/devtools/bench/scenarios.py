@@ -7,8 +7,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipeline.adapters import db
+from pipeline.devtools.bench.delay import DelayProxy, measured_rtt
 from pipeline.devtools.bench.measure import pct
 from pipeline.devtools.bench.report import summary
 from pipeline.devtools.bench.system import HANG, MAX_BUYERS, NETWORK, System
@@ -196,6 +198,35 @@ class Bench(System):
             out[str(n)] = self.hold(50)
         return out
 
+    def scenario_network(self, events: bool, direct: dict | None) -> dict:
+        """One lead at a time with Redis and PostgreSQL behind a fixed delay: every round trip on
+        a lead's path then costs what it will across machines."""
+        rtt_ms = self.args.network_rtt_ms
+        proxies = []
+        try:
+            for url, default_port in ((self.db_url, 5432), (self.redis_url, 6379)):
+                where = urlsplit(url)
+                proxies.append(DelayProxy(where.hostname or "127.0.0.1", where.port or default_port,
+                                          rtt_ms / 2).start())
+            self.via = (proxies[0].url_for(self.db_url), proxies[1].url_for(self.redis_url))
+            # What the proxy really adds per round trip here (a busy box adds to the nominal).
+            rtt_ms = measured_rtt(self.redis_url, self.via[1])
+            self.start_stack(events=events, flower=False)
+            far = self.scenario_latency()
+        finally:
+            self.stop_stack()
+            self.via = None
+            for proxy in proxies:
+                proxy.stop()
+        out = {"rtt_ms": round(rtt_ms, 2), "nominal_rtt_ms": self.args.network_rtt_ms,
+               **{k: far[k] for k in ("leads", "sold", "p50_ms", "p95_ms", "p99_ms")},
+               "stages": far["stages"]}
+        if direct and direct.get("p50_ms") and far.get("p50_ms"):
+            extra = far["p50_ms"] - direct["p50_ms"]
+            # Round trips on the critical path of a lead (to Redis or PostgreSQL), from the delay.
+            out.update(extra_ms=round(extra, 1), round_trips_on_path=round(extra / rtt_ms, 1))
+        return out
+
     # -- the run ---------------------------------------------------------------------------------
 
     def run_config(self, label: str, events: bool, scenarios: list[str]) -> dict:
@@ -205,7 +236,7 @@ class Bench(System):
         self.start_stack(events=events, flower=flower)
         run: dict = {"events": events, "flower": flower}
         for name in scenarios:
-            if name == "scaling":
+            if name in ("scaling", "network"):
                 continue
             t = time.monotonic()
             print(f"-- {name} ...", flush=True)
@@ -215,6 +246,11 @@ class Bench(System):
             t = time.monotonic()
             print("-- scaling ...", flush=True)
             run["scaling"] = self.scenario_scaling(events)
+            print(f"   {time.monotonic() - t:.1f} s", flush=True)
+        if "network" in scenarios:
+            t = time.monotonic()
+            print(f"-- network (Redis and PostgreSQL {self.args.network_rtt_ms} ms away) ...", flush=True)
+            run["network"] = self.scenario_network(events, run.get("latency"))
             print(f"   {time.monotonic() - t:.1f} s", flush=True)
         self.stop_stack()
         return run

@@ -23,7 +23,7 @@ from pipeline.domain import samples
 from pipeline.domain.leads import VERTICALS
 from pipeline.domain.tree import parse_tree
 
-SCENARIOS = ("latency", "throughput", "deadline", "scaling", "cost")
+SCENARIOS = ("latency", "throughput", "deadline", "scaling", "cost", "network")
 BENCH_DB = "postgresql://postgres@127.0.0.1:5432/pingtree_bench"
 MAX_BUYERS = 50
 HANG = "hang-01"
@@ -54,6 +54,7 @@ class System:
         self.rng = __import__("random").Random(4)
         self.submitted_at: dict[str, float] = {}
         self.fleet = self._fleet()
+        self.via: tuple[str, str] | None = None
 
     @staticmethod
     def _machine() -> dict:
@@ -70,7 +71,9 @@ class System:
     # -- set-up ------------------------------------------------------------------------------
 
     def env(self, events: bool) -> dict[str, str]:
-        return {"PINGTREE_DATABASE_URL": self.db_url, "PINGTREE_REDIS_URL": self.redis_url,
+        # Through the delay proxies while the network scenario runs, else straight.
+        db_url, redis_url = self.via or (self.db_url, self.redis_url)
+        return {"PINGTREE_DATABASE_URL": db_url, "PINGTREE_REDIS_URL": redis_url,
                 "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_HTTP_ADDR": f"127.0.0.1:{self.api_port}",
                 "FLOWER_PORT": str(self.flower_port), "PINGTREE_LOG_LEVEL": "WARNING",
                 "PINGTREE_TASK_EVENTS": "1" if events else "0",
