@@ -260,12 +260,15 @@ def usage(cur, buyer_list: list[Buyer], now: datetime) -> dict[str, Usage]:
 
 
 def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: str, buyer_ids: list[str],
-                 shard_count: int, deadline_at: datetime, skipped: list[dict]) -> uuid.UUID:
+                 shard_count: int, deadline_at: datetime, skipped: list[dict],
+                 timeout_ms: int | None = None) -> uuid.UUID:
+    """``deadline_at`` holds until the first ping starts; then it is that moment + ``timeout_ms``."""
     auction_id = uuid.uuid4()
     cur.execute(
-        "INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shards, skipped)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (auction_id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shard_count, Json(skipped)))
+        "INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shards, skipped,"
+        " timeout_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (auction_id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shard_count, Json(skipped),
+         timeout_ms))
     return auction_id
 
 
@@ -282,6 +285,12 @@ def claim_shard(cur, auction_id, shard: int) -> dict | None:
         " ON CONFLICT DO NOTHING RETURNING shard", (auction_id, shard))
     if cur.fetchone() is None:
         return None
+    # The clock starts at the first ping: a ping task that waited in the queue takes nothing
+    # from the buyers' time (an auction still open, not closed by the deadline close).
+    cur.execute("UPDATE auctions SET first_ping_at=clock_timestamp(),"
+                " deadline_at=clock_timestamp() + make_interval(secs => timeout_ms / 1000.0)"
+                " WHERE id=%s AND first_ping_at IS NULL AND closed_at IS NULL"
+                " AND timeout_ms IS NOT NULL", (auction_id,))
     cur.execute(
         "SELECT a.id AS auction_id, a.lead_id, a.cycle, a.tier, a.mode, a.deadline_at, a.closed_at,"
         " a.buyer_ids, a.shards, l.vertical, l.score, l.qualifiers, l.facts, l.source, l.phone_sha256,"
@@ -339,24 +348,31 @@ def close_auction(cur, auction_id) -> dict | None:
         return None
     row = dict(row)
     if tier_mode(row["mode"]).deadline_binds:
-        # Buyers whose answer never arrived passed: written off so the record is complete.
+        # Buyers whose answer never arrived passed: written off so the record is complete. A
+        # buyer whose shard (buyer i is in shard i % shards) never started was never pinged.
         cur.execute(
             "INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, outcome, reason)"
             " SELECT md5(%(a)s::text || b.id)::uuid, %(a)s, %(lead)s, b.id, %(tier)s, %(cycle)s,"
-            "   b.ord - 1, 'timeout', 'no_answer'"
+            "   b.ord - 1, CASE WHEN s.shard IS NULL THEN 'not_pinged' ELSE 'timeout' END,"
+            "   CASE WHEN s.shard IS NULL THEN 'never_pinged' ELSE 'no_answer' END"
             " FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS b(id, ord)"
+            " LEFT JOIN auction_shards s ON s.auction_id = %(a)s"
+            "   AND s.shard = (b.ord - 1) %% %(shards)s"
             " ON CONFLICT DO NOTHING",
             {"a": auction_id, "lead": row["lead_id"], "tier": row["tier"], "cycle": row["cycle"],
-             "ids": row["buyer_ids"]})
+             "ids": row["buyer_ids"], "shards": row["shards"]})
     return row
 
 
-def overdue_auctions(cur, grace_s: float, limit: int) -> list:
-    # Auction tiers only: a waterfall walk outlives the pre-ping deadline, one step per
-    # buyer; a walk that stops moving is the sweep's (its steps touch the lead).
+def overdue_auctions(cur, grace_s: float, lost_after_s: float, limit: int) -> list:
+    """Auction tiers past deadline + grace; one whose first ping never started only after
+    ``lost_after_s`` (its ping message was lost, or is waiting in a backlog: its clock has not
+    started). Walks are left alone: a waterfall outlives the pre-ping deadline, one step per
+    buyer, and a walk that stops moving is the sweep's (its steps touch the lead)."""
     cur.execute("SELECT id FROM auctions WHERE closed_at IS NULL AND mode = 'auction'"
-                " AND deadline_at < clock_timestamp() - make_interval(secs => %s)"
-                " ORDER BY deadline_at LIMIT %s", (grace_s, limit))
+                " AND deadline_at < clock_timestamp() - make_interval(secs => CASE WHEN"
+                "   first_ping_at IS NULL AND timeout_ms IS NOT NULL THEN %s ELSE %s END)"
+                " ORDER BY deadline_at LIMIT %s", (lost_after_s, grace_s, limit))
     return [r["id"] for r in cur.fetchall()]
 
 

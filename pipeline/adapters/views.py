@@ -80,16 +80,18 @@ def report(cur) -> dict:
     revenue = cur.fetchone()["c"]
     cur.execute("""
         WITH p AS (
-            SELECT buyer_id, count(*) FILTER (WHERE kind = 'ping') AS pings,
+            SELECT buyer_id, count(*) FILTER (WHERE kind = 'ping' AND outcome <> 'not_pinged') AS pings,
                    count(*) FILTER (WHERE kind = 'ping' AND (outcome IN ('accept', 'post_rejected')
                        OR (outcome = 'late' AND bid_cents IS NOT NULL))) AS accepts,
                    count(*) FILTER (WHERE kind = 'ping' AND outcome IN ('timeout', 'late')) AS timeouts,
                    count(*) FILTER (WHERE kind = 'ping' AND outcome = 'error') AS errors,
                    count(*) FILTER (WHERE kind = 'ping' AND outcome = 'post_rejected') AS post_rejects,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
-                       FILTER (WHERE kind = 'ping' AND reason IS DISTINCT FROM 'no_answer') AS p50,
+                       FILTER (WHERE kind = 'ping' AND outcome <> 'not_pinged'
+                               AND reason IS DISTINCT FROM 'no_answer') AS p50,
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
-                       FILTER (WHERE kind = 'ping' AND reason IS DISTINCT FROM 'no_answer') AS p95
+                       FILTER (WHERE kind = 'ping' AND outcome <> 'not_pinged'
+                               AND reason IS DISTINCT FROM 'no_answer') AS p95
             FROM pings GROUP BY buyer_id),
         w AS (SELECT detail->>'buyer_id' AS buyer_id, count(*) AS wins FROM lead_events
               WHERE status = 'delivering' GROUP BY 1),

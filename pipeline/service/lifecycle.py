@@ -132,6 +132,7 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
         deadline = now + timedelta(milliseconds=net["auction_timeout_ms"])
         auction_id = store.open_auction(
             cur, lead_id=lead["id"], cycle=cycle, tier=tier["tier"], mode=tier["mode"],
+            timeout_ms=net["auction_timeout_ms"],
             buyer_ids=ids, shard_count=count, deadline_at=deadline,
             skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped])
         store.move(cur, lead["id"], "auctioning", {"cycle": cycle, "tier": tier["tier"]},
@@ -174,8 +175,9 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
     for i, buyer in enumerate(buyers):
         budget = min(buyer.timeout_ms / 1000, (deadline - now).total_seconds())
         if budget <= 0:
-            answers[i] = protocol.Answer("late" if kind == "ping" else "ineligible",
-                                         reason="deadline_passed", latency_ms=0)
+            # Never sent: the buyer is not charged a time-out for our own queueing.
+            answers[i] = protocol.Answer("not_pinged" if kind == "ping" else "ineligible",
+                                         reason="deadline_passed", latency_ms=None)
             continue
         if signing.secret_problem(buyer.secret):
             # Loaded before secrets were checked: such a buyer could not verify us; send it nothing.
@@ -360,7 +362,8 @@ def close_overdue(limit: int = 200) -> Nudges:
     task started late (a backlog) or never finished (a lost message, a killed worker).
     """
     with db.transaction() as cur:
-        overdue = store.overdue_auctions(cur, settings.close_grace_s, limit)
+        overdue = store.overdue_auctions(cur, settings.close_grace_s,
+                                         store.network(cur)["stuck_after_s"], limit)
     nudges: Nudges = []
     for auction_id in overdue:
         nudges += award_auction(auction_id)

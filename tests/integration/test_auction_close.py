@@ -111,3 +111,33 @@ def test_the_sweep_re_drives_a_stuck_scored_lead(scripted):
     [post] = lifecycle.ping_shard(*ping.args)
     deliver.deliver_post(*post.args)
     assert status(lead_id) == "sold"
+
+
+def test_the_auction_clock_starts_at_the_first_ping(scripted):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)], ping_delay_s=0.3)
+    lead_id, [ping] = scored(scripted, auction_timeout_s=0.5)
+    time.sleep(1.0)                                   # the ping task waited in a backlog
+    assert lifecycle.close_overdue() == []            # its clock has not started
+    [post] = lifecycle.ping_shard(*ping.args)         # a full 0.5 s for the buyer's 0.3 s
+    with db.transaction() as cur:
+        view = views.lead_view(cur, lead_id)
+    assert [(p["buyer_id"], p["outcome"]) for p in view["pings"]] == [("a", "accept")]
+    deliver.deliver_post(*post.args)
+    assert status(lead_id) == "sold"
+
+
+def test_a_buyer_whose_shard_never_started_is_recorded_as_never_pinged(scripted):
+    for buyer, bid in (("a", 30.0), ("b", 20.0), ("c", 10.0)):      # shards {a, c} and {b}
+        scripted.add(buyer, bid, [(200, ACCEPT, 0)])
+    lead_id, [chord] = scored(scripted, auction_timeout_s=0.3)
+    lifecycle.ping_shard(*chord.header[0].args)       # the other shard's message is lost
+    time.sleep(0.3 + lifecycle.settings.close_grace_s + 0.2)
+    [post] = lifecycle.close_overdue()
+    deliver.deliver_post(*post.args)
+    with db.transaction() as cur:
+        view = views.lead_view(cur, lead_id)
+        report = {b["buyer_id"]: b for b in views.report(cur)["buyers"]}
+    assert view["status"] == "sold" and view["sale"]["buyer_id"] == "a"
+    assert sorted((p["buyer_id"], p["outcome"], p["reason"]) for p in view["pings"]) == [
+        ("a", "accept", None), ("b", "not_pinged", "never_pinged"), ("c", "accept", None)]
+    assert (report["b"]["pings"], report["b"]["timeouts"]) == (0, 0)  # not charged a time-out
