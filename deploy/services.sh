@@ -9,7 +9,7 @@ or_embedded=0
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
 missing() {
-  if [ "$or_embedded" = 1 ]; then echo "$1 does not answer on $2: pingtree uses its embedded one"; return 0; fi
+  [ "$or_embedded" = 1 ] && return 0   # pingtree's own line says which servers it uses
   echo "$1 does not answer on $2" >&2; exit 1
 }
 wait_for() { for _ in $(seq 1 30); do "$1" && return 0; sleep 1; done; return 1; }

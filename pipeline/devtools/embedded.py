@@ -1,12 +1,15 @@
 """Embedded PostgreSQL and Redis (Valkey) from the `embedded` extra, for a machine with only Python."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shlex
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +90,13 @@ class Servers:
     persist: bool = False        # Redis appends to disk (pingtree up --embedded); PostgreSQL always does
     started: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # As root the servers run as UNPRIVILEGED, who may not get through the checkout's parents
+        # (a clone under a 0700 folder): then the data lives in a folder of its own under /tmp.
+        if os.geteuid() == 0 and not _reachable(self.folder.parent, _unprivileged()):
+            digest = hashlib.sha256(str(self.folder.resolve()).encode()).hexdigest()[:12]
+            self.folder = Path(tempfile.gettempdir()) / f"pingtree-embedded-{digest}"
+
     @property
     def run(self) -> Path:
         return self.folder / "run"
@@ -105,14 +115,16 @@ class Servers:
 
     def _prepare(self) -> None:
         self.folder.mkdir(mode=0o700, exist_ok=True)
+        owner = self.folder.lstat()
+        if stat.S_ISLNK(owner.st_mode) or owner.st_uid not in (os.geteuid(), _unprivileged().pw_uid):
+            raise Unavailable(f"{self.folder} is not ours (a link, or another user's): remove it")
         self.folder.chmod(0o700)
         for sub in ("run", "redis"):
             (self.folder / sub).mkdir(mode=0o700, exist_ok=True)
         if len(str(self.run / ".s.PGSQL.5432")) > 100:
             raise Unavailable(f"{self.run} is too long a path for a Unix socket: move the checkout")
         if os.geteuid() == 0:
-            import pwd
-            user = pwd.getpwnam(UNPRIVILEGED)
+            user = _unprivileged()
             for path in (self.folder, self.run, self.folder / "redis"):
                 os.chown(path, user.pw_uid, user.pw_gid)
 
@@ -120,8 +132,7 @@ class Servers:
     def _run_as() -> dict:
         if os.geteuid() != 0:
             return {}
-        import pwd
-        user = pwd.getpwnam(UNPRIVILEGED)
+        user = _unprivileged()
         return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
     def _owner_alive(self) -> bool:
@@ -192,6 +203,24 @@ class Servers:
         if self.started:
             (self.run / "owner").unlink(missing_ok=True)
         self.started.clear()
+
+
+def _unprivileged():
+    import pwd
+    return pwd.getpwnam(UNPRIVILEGED)
+
+
+def _reachable(path: Path, user) -> bool:
+    """Whether this user may walk down into path (the right x bit on it and every parent)."""
+    for folder in [path.resolve(), *path.resolve().parents]:
+        if not folder.exists():
+            continue   # made later, by us
+        info = folder.stat()
+        bit = (stat.S_IXUSR if info.st_uid == user.pw_uid else
+               stat.S_IXGRP if info.st_gid == user.pw_gid else stat.S_IXOTH)
+        if not info.st_mode & bit:
+            return False
+    return True
 
 
 def _check(argv: list[str], what: str, **kwargs) -> None:

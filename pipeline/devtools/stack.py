@@ -154,20 +154,21 @@ def main_from_args(args) -> int:
     from pipeline.adapters import db
     from pipeline.devtools import embedded
     try:
-        servers = embedded.choose(settings.database_url, settings.redis_url, force=True, persist=True)
+        choice = embedded.choose(settings.database_url, settings.redis_url, force=True, persist=True)
     except embedded.Unavailable as exc:
         raise SystemExit(f"pingtree up: {exc}") from exc
     try:
-        print(servers.line("pingtree up"), flush=True)
-        applied = db.migrate(servers.database_url)
+        print(choice.line("pingtree up"), flush=True)
+        applied = db.migrate(choice.database_url)
         print(f"migrated: {', '.join(applied)}" if applied else "database is up to date")
-        print(f"data stays in {embedded.FOLDER} between runs (rm -rf it to start afresh); other commands:"
-              f"\n  export PINGTREE_DATABASE_URL='{servers.database_url}'"
-              f" PINGTREE_REDIS_URL='{servers.redis_url}'", flush=True)
-        return _run(args.names, {"PINGTREE_DATABASE_URL": servers.database_url,
-                                 "PINGTREE_REDIS_URL": servers.redis_url})
+        folder = choice.servers.folder
+        print(f"data stays in {folder} between runs (rm -rf it to start afresh); other commands:"
+              f"\n  export PINGTREE_DATABASE_URL='{choice.database_url}'"
+              f" PINGTREE_REDIS_URL='{choice.redis_url}'", flush=True)
+        return _run(args.names, {"PINGTREE_DATABASE_URL": choice.database_url,
+                                 "PINGTREE_REDIS_URL": choice.redis_url})
     finally:
-        servers.stop()
+        choice.stop()
 
 
 def _run(names: list[str], env: dict[str, str]) -> int:

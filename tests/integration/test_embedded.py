@@ -1,6 +1,7 @@
 """The embedded servers: a private folder, real PostgreSQL and Redis, Celery over the Unix socket."""
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import tempfile
@@ -72,3 +73,18 @@ def test_kombu_over_the_unix_socket_uses_the_db_of_the_url(folder):
             assert again.payload == {"lead_id": "x"}
     finally:
         servers.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the servers to another user")
+def test_as_root_a_checkout_the_server_user_cannot_reach_keeps_its_data_under_tmp(folder):
+    closed = folder / "closed"
+    closed.mkdir(mode=0o700)   # a clone under a 0700 folder: nobody cannot get through
+    servers = embedded.Servers(closed / ".embedded")
+    assert servers.folder.parent == Path(tempfile.gettempdir())
+    try:
+        servers.start_redis()
+        assert redis.Redis.from_url(servers.redis_url(0)).ping()
+        assert stat.S_IMODE(servers.folder.stat().st_mode) == 0o700
+    finally:
+        servers.stop()
+        shutil.rmtree(servers.folder, ignore_errors=True)

@@ -63,8 +63,8 @@ def test_a_missing_wheel_says_how_to_install_it(monkeypatch, nothing_answers, tm
 
 def test_the_embedded_urls_keep_the_database_name_and_redis_db(tmp_path):
     servers = embedded.Servers(tmp_path)
-    assert servers.database_url("pingtree_demo") == f"postgresql://postgres@/pingtree_demo?host={tmp_path}/run"
-    assert servers.redis_url(3) == f"unix://{tmp_path}/run/redis.sock?db=3"
+    assert servers.database_url("pingtree_demo") == f"postgresql://postgres@/pingtree_demo?host={servers.run}"
+    assert servers.redis_url(3) == f"unix://{servers.run}/redis.sock?db=3"
 
 
 def test_celery_reads_the_unix_socket_url_with_its_db():
