@@ -29,15 +29,22 @@ def test_beat_opens_no_schedule_file_even_one_planted_for_it(tmp_path: Path, bro
             shelf[key] = Planted(str(marker))
     before = sorted(p.name for p in tmp_path.iterdir())
     # As the Procfile used to start it: the schedule in a fixed, shared path.
-    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "INFO",
-                             "--schedule", str(planted)], cwd=str(Path(__file__).parents[2]),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path.parent / f"{tmp_path.name}-beat.log"
+    with open(log, "w") as out:
+        beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "INFO",
+                                 "--schedule", str(planted)], cwd=str(Path(__file__).parents[2]),
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(4)
+        # Until beat has sent a task (it has loaded its schedule by then), however slow the box.
+        until = time.monotonic() + 60
+        while "Sending due task" not in log.read_text() and beat.poll() is None:
+            assert time.monotonic() < until, log.read_text()
+            time.sleep(0.1)
     finally:
         beat.terminate()
-        output = beat.communicate(timeout=20)[0]
-    assert "Scheduler: Sending due task" in output or "beat: Starting" in output, output
+        beat.wait(timeout=20)
+    output = log.read_text()
+    assert "Sending due task" in output, output
     assert not marker.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
