@@ -11,7 +11,8 @@ install: $(BIN)/pingtree
 $(BIN)/pingtree: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,embedded]'
+	# setuptools' editable-install notice is a screenful of warnings about nothing to act on.
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[test,embedded]'
 	@touch $@
 
 services:

@@ -1,17 +1,27 @@
-"""Settings read once from the environment; nothing else in pingtree reads os.environ."""
+"""Settings read once from the environment and checked whole; nothing else in pingtree reads os.environ."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from environs import Env, EnvValidationError
+from marshmallow.validate import OneOf, Range, Regexp
 
-def _flag(name: str, default: str = "0") -> bool:
-    return os.environ.get(name, default).strip().lower() in {"1", "true", "yes", "on"}
+DATABASE_URL = Regexp(r"^postgres(ql)?://", error="must be a postgresql:// URL")
+REDIS_URL = Regexp(r"^(rediss?|unix)://", error="must be a redis://, rediss:// or unix:// URL")
+HOST_PORT = Regexp(r"^.*:\d{1,5}$", error="must be host:port, e.g. 127.0.0.1:8000")
+RATE = Regexp(r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$",
+              error="must be a rate like 6000/minute")
+BASIC_AUTH = Regexp(r"^[^:,]+:[^,]+(,[^:,]+:[^,]+)*$", error="must be user:password[,user:password]")
 
 
-def _tristate(name: str) -> bool | None:
-    """Unset (or empty): None, decide by what answers; otherwise a flag."""
-    return _flag(name) if os.environ.get(name, "").strip() else None
+class InvalidSettings(SystemExit):
+    """Bad settings, one line per variable. A SystemExit: whatever process imports config
+    (`pingtree`, a Celery worker, a script) stops with those lines and no traceback."""
+
+    def __init__(self, problems: dict[str, list[str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"bad setting {name}: {' '.join(messages)}"
+                                   for name, messages in sorted(problems.items())))
 
 
 @dataclass(frozen=True)
@@ -21,10 +31,11 @@ class Settings:
     http_addr: str
     api_keys: tuple[str, ...]
     flower_basic_auth: str | None
+    flower_port: int
     allow_private_buyers: bool
-    # Buyers per ping task: one task pings a shard of the tier concurrently (DESIGN.md).
+    # Buyers per ping task: one task pings a shard of the tier concurrently.
     ping_shard_size: int
-    # The close task fires this long after the auction deadline, in case the chord never does.
+    # The beat closes an auction this long after its deadline, in case its ping tasks never do.
     close_grace_s: float
     # Post delivery: attempts and back-off for 5xx / time-out / connection errors.
     post_attempts: int
@@ -39,7 +50,7 @@ class Settings:
     consent_max_future_s: int
     consent_max_age_s: int
     max_body_bytes: int
-    log_level: str
+    log_level: int | str
     # Log lines: json (one object per line, allow-listed fields) or text (for a terminal).
     log_format: str
     # PostgreSQL connections one process keeps open (threads beyond it wait for one).
@@ -74,44 +85,56 @@ class Settings:
 
 
 def load() -> Settings:
-    env = os.environ.get
-    keys = tuple(k.strip() for k in env("PINGTREE_API_KEYS", "").split(",") if k.strip())
-    return Settings(
-        redis_url=env("PINGTREE_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        database_url=env("PINGTREE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree"),
-        http_addr=env("PINGTREE_HTTP_ADDR", "127.0.0.1:8000"),
-        api_keys=keys,
-        flower_basic_auth=env("FLOWER_BASIC_AUTH") or None,
-        allow_private_buyers=_flag("PINGTREE_ALLOW_PRIVATE_BUYERS"),
-        ping_shard_size=int(env("PINGTREE_PING_SHARD_SIZE", "50")),
-        close_grace_s=float(env("PINGTREE_CLOSE_GRACE_S", "0.25")),
-        post_attempts=int(env("PINGTREE_POST_ATTEMPTS", "4")),
-        post_backoff_s=float(env("PINGTREE_POST_BACKOFF_S", "0.5")),
-        post_timeout_s=float(env("PINGTREE_POST_TIMEOUT_S", "10")),
-        post_lease_s=float(env("PINGTREE_POST_LEASE_S")
-                           or float(env("PINGTREE_POST_TIMEOUT_S", "10")) + 5),
-        max_answer_bytes=int(env("PINGTREE_MAX_ANSWER_BYTES", "65536")),
-        consent_max_future_s=int(env("PINGTREE_CONSENT_MAX_FUTURE_S", "300")),
-        consent_max_age_s=int(env("PINGTREE_CONSENT_MAX_AGE_S", "86400")),
+    """Every setting from the environment, or InvalidSettings naming each bad one."""
+    env = Env(eager=False)   # collect every problem, then report them all at once
+    values = dict(
+        redis_url=env.str("PINGTREE_REDIS_URL", "redis://127.0.0.1:6379/0", validate=REDIS_URL),
+        database_url=env.str("PINGTREE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree",
+                             validate=DATABASE_URL),
+        http_addr=env.str("PINGTREE_HTTP_ADDR", "127.0.0.1:8000", validate=HOST_PORT),
+        api_keys=tuple(k.strip() for k in env.list("PINGTREE_API_KEYS", []) if k.strip()),
+        flower_basic_auth=env.str("FLOWER_BASIC_AUTH", None, validate=BASIC_AUTH) or None,
+        flower_port=env.int("FLOWER_PORT", 5555, validate=Range(1, 65535)),
+        allow_private_buyers=env.bool("PINGTREE_ALLOW_PRIVATE_BUYERS", False),
+        ping_shard_size=env.int("PINGTREE_PING_SHARD_SIZE", 50, validate=Range(1, 1000)),
+        close_grace_s=env.float("PINGTREE_CLOSE_GRACE_S", 0.25, validate=Range(0, 60)),
+        post_attempts=env.int("PINGTREE_POST_ATTEMPTS", 4, validate=Range(1, 20)),
+        post_backoff_s=env.float("PINGTREE_POST_BACKOFF_S", 0.5, validate=Range(0, 60)),
+        post_timeout_s=env.float("PINGTREE_POST_TIMEOUT_S", 10.0,
+                                 validate=Range(0, 300, min_inclusive=False)),
+        post_lease_s=env.float("PINGTREE_POST_LEASE_S", None, validate=Range(0, 3600, min_inclusive=False)),
+        max_answer_bytes=env.int("PINGTREE_MAX_ANSWER_BYTES", 65536, validate=Range(1024, 16 << 20)),
+        consent_max_future_s=env.int("PINGTREE_CONSENT_MAX_FUTURE_S", 300, validate=Range(0, 86400)),
+        consent_max_age_s=env.int("PINGTREE_CONSENT_MAX_AGE_S", 86400, validate=Range(1, 400 * 86400)),
         max_body_bytes=65536,
-        log_level=env("PINGTREE_LOG_LEVEL", "INFO"),
-        log_format=env("PINGTREE_LOG_FORMAT", "json").strip().lower(),
-        db_pool_size=int(env("PINGTREE_DB_POOL_SIZE", "8")),
-        dispatcher=env("PINGTREE_DISPATCHER", "tasks.dispatch:send"),
-        task_events=_flag("PINGTREE_TASK_EVENTS", "1"),
-        demo_database_url=env("PINGTREE_DEMO_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree_demo"),
-        demo_redis_url=env("PINGTREE_DEMO_REDIS_URL", "redis://127.0.0.1:6379/3"),
-        beat_late_s=float(env("PINGTREE_BEAT_LATE_S", "30")),
-        worker_alive_file=env("PINGTREE_WORKER_ALIVE_FILE") or None,
-        embedded=_tristate("PINGTREE_EMBEDDED"),
-        metrics_window_s=float(env("PINGTREE_METRICS_WINDOW_S", "300")),
-        idempotency_window_h=float(env("PINGTREE_IDEMPOTENCY_WINDOW_H", "24")),
-        rate_limit=env("PINGTREE_RATE_LIMIT", "6000/minute"),
-        auth_fail_limit=env("PINGTREE_AUTH_FAIL_LIMIT", "30/minute"),
-        http_connection_limit=int(env("PINGTREE_HTTP_CONNECTION_LIMIT", "1000")),
-        http_channel_timeout_s=int(env("PINGTREE_HTTP_CHANNEL_TIMEOUT_S", "15")),
-        trusted_proxy=env("PINGTREE_TRUSTED_PROXY") or None,
+        log_level=env.log_level("PINGTREE_LOG_LEVEL", "INFO"),
+        log_format=env.str("PINGTREE_LOG_FORMAT", "json", validate=OneOf(("json", "text"))),
+        db_pool_size=env.int("PINGTREE_DB_POOL_SIZE", 8, validate=Range(1, 1000)),
+        dispatcher=env.str("PINGTREE_DISPATCHER", "tasks.dispatch:send"),
+        task_events=env.bool("PINGTREE_TASK_EVENTS", True),
+        demo_database_url=env.str("PINGTREE_DEMO_DATABASE_URL",
+                                  "postgresql://postgres@127.0.0.1:5432/pingtree_demo",
+                                  validate=DATABASE_URL),
+        demo_redis_url=env.str("PINGTREE_DEMO_REDIS_URL", "redis://127.0.0.1:6379/3", validate=REDIS_URL),
+        beat_late_s=env.float("PINGTREE_BEAT_LATE_S", 30.0, validate=Range(0, 86400, min_inclusive=False)),
+        worker_alive_file=env.str("PINGTREE_WORKER_ALIVE_FILE", None) or None,
+        embedded=env.bool("PINGTREE_EMBEDDED", None),   # unset: decide by what answers
+        metrics_window_s=env.float("PINGTREE_METRICS_WINDOW_S", 300.0, validate=Range(1, 7 * 86400)),
+        idempotency_window_h=env.float("PINGTREE_IDEMPOTENCY_WINDOW_H", 24.0,
+                                       validate=Range(0, 24 * 365, min_inclusive=False)),
+        rate_limit=env.str("PINGTREE_RATE_LIMIT", "6000/minute", validate=RATE),
+        auth_fail_limit=env.str("PINGTREE_AUTH_FAIL_LIMIT", "30/minute", validate=RATE),
+        http_connection_limit=env.int("PINGTREE_HTTP_CONNECTION_LIMIT", 1000, validate=Range(1, 100_000)),
+        http_channel_timeout_s=env.int("PINGTREE_HTTP_CHANNEL_TIMEOUT_S", 15, validate=Range(1, 3600)),
+        trusted_proxy=env.str("PINGTREE_TRUSTED_PROXY", None) or None,
     )
+    try:
+        env.seal()
+    except EnvValidationError as exc:
+        raise InvalidSettings(exc.error_messages) from None
+    if values["post_lease_s"] is None:   # unset: the post's own budget and some slack
+        values["post_lease_s"] = values["post_timeout_s"] + 5
+    return Settings(**values)
 
 
 settings = load()

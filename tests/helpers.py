@@ -1,6 +1,8 @@
 """What tests share: leads, trees, waits (fixtures stay in conftest.py)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -10,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -279,7 +282,35 @@ class Server:
         self._log.close()
 
 
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    """`pingtree ARGS` in a subprocess, as an operator would run it."""
-    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], cwd=ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, stdin: str = "") -> Ran:
+    """`pingtree ARGS` in this process (fast): for commands whose behaviour is the point."""
+    from pipeline.entrypoints.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    real_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:   # argparse: --help, --version, a bad argument
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        sys.stdin = real_stdin
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def pingtree(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess:
+    """The real `pingtree` command in a subprocess: for what only a process shows (exit codes
+    from settings, broken pipes, tracebacks that would escape)."""
+    command = Path(sys.executable).parent / "pingtree"
+    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run([str(command), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, **feed)

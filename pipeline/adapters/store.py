@@ -10,6 +10,7 @@ from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
 from pipeline.domain.instants import iso
 from pipeline.domain.modes import tier_mode
 from pipeline.domain.money import as_number
+from pipeline.domain.tree import MASKED_SECRET, InvalidTree
 
 TERMINAL = ("sold", "rejected", "unsold")
 
@@ -17,7 +18,12 @@ TERMINAL = ("sold", "rejected", "unsold")
 # ---- the tree -----------------------------------------------------------------------------
 
 def load_tree(cur, tree: dict) -> dict:
-    """Upsert network, tiers and buyers; buyers left out are deactivated, never deleted."""
+    """Upsert network, tiers and buyers; buyers left out are deactivated, never deleted.
+
+    A secret given as the mask `tree show` prints keeps the stored secret; InvalidTree when
+    there is none to keep (nothing is written then: the caller's transaction rolls back).
+    """
+    secrets = _kept_secrets(cur, [b["id"] for b in tree["buyers"] if b.get("secret") == MASKED_SECRET])
     net = tree["network"]
     cur.execute(
         "UPDATE network SET score_floor=%(score_floor)s, bid_floor_cents=%(bid_floor_cents)s,"
@@ -29,9 +35,9 @@ def load_tree(cur, tree: dict) -> dict:
         " post_reject_pause_h=%(post_reject_pause_h)s, updated_at=now() WHERE id=1", net)
     for tier in tree["tiers"]:
         cur.execute(
-            "INSERT INTO tiers (tier, name, mode, active) VALUES (%(tier)s, %(name)s, %(mode)s, true)"
-            " ON CONFLICT (tier) DO UPDATE SET name=EXCLUDED.name, mode=EXCLUDED.mode, active=true",
-            tier)
+            "INSERT INTO tiers (tier, name, mode, active) VALUES (%(tier)s, %(name)s, %(mode)s, %(active)s)"
+            " ON CONFLICT (tier) DO UPDATE SET name=EXCLUDED.name, mode=EXCLUDED.mode,"
+            " active=EXCLUDED.active", {"active": True, **tier})
     cur.execute("UPDATE tiers SET active=false WHERE NOT (tier = ANY(%s))",
                 ([t["tier"] for t in tree["tiers"]],))
     columns = ("id", "name", "active", "tier", "priority", "bid_cents", "verticals", "geo",
@@ -40,6 +46,7 @@ def load_tree(cur, tree: dict) -> dict:
     changed = 0
     for buyer in tree["buyers"]:
         row = {k: buyer.get(k) for k in columns}
+        row["secret"] = secrets.get(buyer["id"], row["secret"])
         for k in ("geo", "rules", "schedule", "caps"):
             row[k] = Json(row[k]) if row[k] is not None else None
         updates = ", ".join(f"{c}=EXCLUDED.{c}" for c in columns[1:])
@@ -52,6 +59,19 @@ def load_tree(cur, tree: dict) -> dict:
     cur.execute("UPDATE buyers SET active=false, updated_at=now() WHERE active AND NOT (id = ANY(%s))",
                 ([b["id"] for b in tree["buyers"]],))
     return {"buyers_changed": changed, "buyers_deactivated": cur.rowcount}
+
+
+def _kept_secrets(cur, buyer_ids: list[str]) -> dict[str, str]:
+    if not buyer_ids:
+        return {}
+    cur.execute("SELECT id, secret FROM buyers WHERE id = ANY(%s) AND secret IS NOT NULL", (buyer_ids,))
+    stored = {r["id"]: r["secret"] for r in cur.fetchall()}
+    missing = [i for i in buyer_ids if i not in stored]
+    if missing:
+        raise InvalidTree({"buyers": {i: {"secret": [f'"{MASKED_SECRET}" keeps the stored secret,'
+                                                     " but none is stored for this buyer"]}
+                                      for i in missing}})
+    return stored
 
 
 def network(cur) -> dict:
@@ -85,7 +105,7 @@ def tree_document(cur) -> dict:
             "bid": as_number(b.bid_cents), "verticals": list(b.verticals), "geo": b.geo,
             "min_score": b.min_score, "rules": list(b.rules), "schedule": b.schedule, "caps": caps,
             "ping_url": b.ping_url, "post_url": b.post_url, "pre_ping_url": b.pre_ping_url,
-            "timeout_ms": b.timeout_ms, "secret": "***" if b.secret else None,
+            "timeout_ms": b.timeout_ms, "secret": MASKED_SECRET if b.secret else None,
             "pre_ping_hashes": b.pre_ping_hashes})
     return {
         "network": {"score_floor": net["score_floor"], "bid_floor": as_number(net["bid_floor_cents"]),
@@ -586,7 +606,7 @@ def lead_history(cur, lead_id) -> dict:
     cur.execute("SELECT buyer_id, tier, cycle, kind, outcome, bid_cents, latency_ms, reason, at"
                 " FROM pings WHERE lead_id=%s ORDER BY at, rank", (lead_id,))
     pings = [dict(r) for r in cur.fetchall()]
-    cur.execute("SELECT cycle, tier, skipped FROM auctions WHERE lead_id=%s ORDER BY started_at",
+    cur.execute("SELECT id, cycle, tier, mode, skipped FROM auctions WHERE lead_id=%s ORDER BY started_at",
                 (lead_id,))
     auctions = [dict(r) for r in cur.fetchall()]
     cur.execute("SELECT * FROM sales WHERE lead_id=%s", (lead_id,))

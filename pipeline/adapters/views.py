@@ -55,7 +55,12 @@ def _operator_view(cur, lead: dict) -> dict:
         "cycles": lead["cycle"],
         "sale": {"buyer_id": sale["buyer_id"], "price": as_number(sale["price_cents"]),
                  "sold_at": _iso(sale["sold_at"]),
-                 "returned": sale["returned_at"] is not None} if sale else None,
+                 "returned": sale["returned_at"] is not None, "returned_at": _iso(sale["returned_at"]),
+                 "return_reason": sale["return_reason"]} if sale else None,
+        # Flower finds a lead's validate, score and deliver tasks by the lead id, and its ping
+        # and award tasks by these auction ids.
+        "auctions": [{"auction_id": str(a["id"]), "cycle": a["cycle"], "tier": a["tier"],
+                      "mode": a["mode"]} for a in history["auctions"]],
         "pings": [{"buyer_id": p["buyer_id"], "tier": p["tier"], "cycle": p["cycle"],
                    "kind": p["kind"], "outcome": p["outcome"], "bid": as_number(p["bid_cents"]),
                    "latency_ms": p["latency_ms"], "reason": p["reason"]} for p in history["pings"]],
@@ -66,7 +71,9 @@ def _operator_view(cur, lead: dict) -> dict:
                    "latency_ms": p["latency_ms"], "late_outcome": p["late_outcome"],
                    "at": _iso(p["at"])} for p in history["posts"]],
         "redrives": lead["redrives"],
-        "timeline": [{"status": e["status"], "at": _iso(e["at"])} for e in history["events"]],
+        "timeline": [{"status": e["status"], "at": _iso(e["at"]),
+                      **({"note": e["detail"]["reason"]} if e["status"] == "returned" else {})}
+                     for e in history["events"]],
     }
 
 
@@ -76,8 +83,11 @@ def report(cur) -> dict:
     leads = {r["status"]: r["n"] for r in cur.fetchall()}
     cur.execute("SELECT now() AS now")
     now = cur.fetchone()["now"]
-    cur.execute("SELECT coalesce(sum(price_cents), 0) AS c FROM sales WHERE returned_at IS NULL")
-    revenue = cur.fetchone()["c"]
+    cur.execute("SELECT coalesce(sum(price_cents) FILTER (WHERE returned_at IS NULL), 0) AS net,"
+                " count(*) FILTER (WHERE returned_at IS NOT NULL) AS returns,"
+                " coalesce(sum(price_cents) FILTER (WHERE returned_at IS NOT NULL), 0) AS returned"
+                " FROM sales")
+    totals = cur.fetchone()
     cur.execute("""
         WITH p AS (
             SELECT buyer_id, count(*) FILTER (WHERE kind = 'ping' AND outcome <> 'not_pinged') AS pings,
@@ -99,14 +109,15 @@ def report(cur) -> dict:
                       count(DISTINCT lead_id) FILTER (WHERE late_outcome = 'accepted') AS late_accepts
                FROM post_attempts GROUP BY buyer_id),
         s AS (SELECT buyer_id, count(*) AS sold,
+                     count(*) FILTER (WHERE returned_at IS NOT NULL) AS returns,
                      coalesce(sum(price_cents) FILTER (WHERE returned_at IS NULL), 0) AS revenue
               FROM sales GROUP BY buyer_id)
         SELECT b.id AS buyer_id, b.paused_until, b.pause_reason, coalesce(p.pings, 0) AS pings,
                coalesce(p.accepts, 0) AS accepts,
                coalesce(p.timeouts, 0) AS timeouts, coalesce(p.errors, 0) AS errors,
                coalesce(w.wins, 0) AS wins, coalesce(s.sold, 0) AS sold,
-               coalesce(p.post_rejects, 0) AS post_rejects, coalesce(s.revenue, 0) AS revenue,
-               p.p50, p.p95, coalesce(po.posted, 0) AS posted,
+               coalesce(p.post_rejects, 0) AS post_rejects, coalesce(s.returns, 0) AS returns,
+               coalesce(s.revenue, 0) AS revenue, p.p50, p.p95, coalesce(po.posted, 0) AS posted,
                coalesce(po.late_accepts, 0) AS late_accepts
         FROM buyers b LEFT JOIN p ON p.buyer_id = b.id LEFT JOIN w ON w.buyer_id = b.id
         LEFT JOIN po ON po.buyer_id = b.id
@@ -114,7 +125,7 @@ def report(cur) -> dict:
     buyers = []
     for r in cur.fetchall():
         buyers.append({**{k: r[k] for k in ("buyer_id", "pings", "accepts", "timeouts", "errors",
-                                             "wins", "sold", "post_rejects", "posted",
+                                             "wins", "sold", "post_rejects", "returns", "posted",
                                              "late_accepts")},
                        "revenue": as_number(r["revenue"]),
                        "p50_ping_ms": None if r["p50"] is None else round(r["p50"], 1),
@@ -130,8 +141,9 @@ def report(cur) -> dict:
     cur.execute("SELECT r AS reason, count(*) AS n FROM leads, unnest(reject_reasons) AS r"
                 " WHERE status = 'unsold' GROUP BY r")
     unresolved = {r["reason"]: r["n"] for r in cur.fetchall()}
-    return {"leads": leads, "revenue": as_number(revenue), "buyers": buyers,
-            "unresolved": unresolved}
+    # Revenue is net of returns, overall and per buyer: a returned lead is never billed.
+    return {"leads": leads, "revenue": as_number(totals["net"]), "returns": totals["returns"],
+            "returned": as_number(totals["returned"]), "buyers": buyers, "unresolved": unresolved}
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -19,10 +19,11 @@ PROCESSES = ["api", "validate", "score", "ping", "award", "deliver", "rerun", "b
 def add_arguments(parser) -> None:
     parser.add_argument("--leads", type=int, default=300, help="how many leads to submit")
     parser.add_argument("--rate", type=float, default=40.0, help="leads per second offered")
-    parser.add_argument("--fleet", default=str(ROOT / "config/examples/fleet.json"))
+    parser.add_argument("--fleet", default=str(ROOT / "config/examples/fleet.json"),
+                        help="the simulated buyers (a mock-buyers fleet file; default the example fleet)")
     parser.add_argument("--flower", action="store_true", help="also run Flower on :5555")
     parser.add_argument("--keep", action="store_true", help="leave the demo running until Ctrl-C")
-    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the generated leads and answers")
 
 
 def main_from_args(args) -> int:

@@ -731,8 +731,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hang-s", type=float, help="how long a hang lasts")
     parser.add_argument("--error-rate", type=float, help="share of pings answered 500")
     parser.add_argument("--post-reject-rate", type=float, help="share of posts rejected")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=9100, help="port to listen on (default %(default)s)")
     parser.add_argument("--seed", type=int, help="make every answer reproducible")
     parser.add_argument("--print-tree", action="store_true",
                         help="print the tree JSON for this fleet and exit")

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "deploy" / "Procfile"
@@ -142,14 +143,51 @@ def wait_healthy(api_addr: str, stack: Stack, *, timeout_s: float = 60, logs: st
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("names", nargs="*", help="Procfile entries to run (default: all)")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"Procfile entries to run, from: {', '.join(procfile())} (default: all)")
+    parser.add_argument("--logs", metavar="DIR", type=Path,
+                        help="write each process's output to DIR/NAME.log instead of this terminal")
     parser.add_argument("--embedded", action="store_true",
                         help="a single-box trial on embedded PostgreSQL and Redis, data kept in .embedded/")
 
 
+def _wait_for_database(stopping: threading.Event) -> bool:
+    """Say plainly that we wait for PostgreSQL, instead of starting workers that cannot work."""
+    from config.settings import settings
+    from pipeline.adapters import db
+    told = False
+    while not stopping.is_set():
+        try:
+            with db.transaction() as cur:
+                cur.execute("SELECT 1 FROM network LIMIT 1")
+            if told:
+                print("PostgreSQL is up", flush=True)
+            return True
+        except db.DatabaseDown as exc:
+            if not told:
+                parts = urlsplit(settings.database_url)
+                reason = (str(exc).splitlines() or ["down"])[0]
+                print(f"waiting for PostgreSQL at {parts.hostname}:{parts.port or 5432}{parts.path}"
+                      f" ({reason}); check PINGTREE_DATABASE_URL. Ctrl-C gives up.", flush=True)
+                told = True
+            db.reset_pools()
+            stopping.wait(2)
+        except Exception as exc:  # psycopg2's UndefinedTable: the schema is missing
+            print(f"the database is not ready ({str(exc).splitlines()[0]}): run `pingtree db migrate`",
+                  file=sys.stderr)
+            return False
+    return False
+
+
 def main_from_args(args) -> int:
+    known = procfile()
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        print(f"pingtree up: no process {', '.join(unknown)} in deploy/Procfile"
+              f" (known: {', '.join(known)})", file=sys.stderr)
+        return 2
     if not args.embedded:
-        return _run(args.names, {})
+        return _run(args.names, {}, args.logs, wait=True)
     from config.settings import settings
     from pipeline.adapters import db
     from pipeline.devtools import embedded
@@ -166,18 +204,23 @@ def main_from_args(args) -> int:
               f"\n  export PINGTREE_DATABASE_URL='{choice.database_url}'"
               f" PINGTREE_REDIS_URL='{choice.redis_url}'", flush=True)
         return _run(args.names, {"PINGTREE_DATABASE_URL": choice.database_url,
-                                 "PINGTREE_REDIS_URL": choice.redis_url})
+                                 "PINGTREE_REDIS_URL": choice.redis_url},
+                    args.logs, wait=False)
     finally:
         choice.stop()
 
 
-def _run(names: list[str], env: dict[str, str]) -> int:
-    stack = Stack(names or None, env=env, echo=True)
+def _run(names: list[str], env: dict[str, str], logs: Path | None, wait: bool) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
+    if wait and not _wait_for_database(stopping):
+        return 1
+    stack = Stack(names or None, env=env, echo=True, log_dir=logs)
     with stack:
-        print(f"running: {', '.join(stack.commands)} (Ctrl-C stops all; a process that exits"
-              " is restarted)", flush=True)
+        where = f"logs in {logs}/" if logs else "their output below"
+        print(f"running: {', '.join(stack.commands)}; {where}. Ctrl-C stops all; a process that"
+              " exits is restarted. Run the next commands (submit, lead, report) in another terminal.",
+              flush=True)
         stack.supervise(stopping, say=lambda text: print(text, flush=True))
     return 0

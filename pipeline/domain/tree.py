@@ -31,21 +31,48 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CAP_COUNTS = ("hourly", "daily", "weekly", "monthly")
 CAP_BUDGETS = tuple(f"{p}_budget" for p in CAP_COUNTS)
 # \Z, not $: a `$` pattern also accepts a trailing newline ("FL\n", "b1\n").
-HHMM = re.compile(r"(([01]\d|2[0-3]):[0-5]\d|24:00)\Z")
+HHMM = re.compile(r"(([01]?\d|2[0-3]):[0-5]\d|24:00)\Z")
 BUYER_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z"
 ZIP5 = r"\d{5}\Z"
 # Integers are stored in PostgreSQL integer columns: anything wider fails there, not here.
 INT_MAX = 2**31 - 1
 # A spending cap is a budget, not a price: it may be far above any one bid.
 MAX_BUDGET = Decimal("100000000.00")
+# `tree show` prints a stored secret as this; in a loaded file it means "keep the stored one".
+MASKED_SECRET = "***"
 
 
 class InvalidTree(ValueError):
-    """A tree file refused whole; ``errors`` lists every problem by path."""
+    """A tree file refused whole; ``errors`` lists every problem by path (buyers by id).
 
-    def __init__(self, errors: dict):
-        super().__init__(f"invalid tree file: {json.dumps(errors, sort_keys=True)}")
+    ``private_urls`` is set when a buyer URL was refused only because it is plain http or
+    private, which the operator may allow for buyers on a private network.
+    """
+
+    def __init__(self, errors: dict, private_urls: bool = False):
+        super().__init__(f"invalid tree file: {json.dumps(errors, default=str)}")
         self.errors = errors
+        self.private_urls = private_urls
+
+
+class StateField(fields.String):
+    """A USPS state code; "fl" is read as "FL", as intake reads it."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not re.fullmatch(r"[A-Za-z]{2}", text) or text.upper() not in STATES:
+            raise ValidationError("Not a 2-letter USPS state code, e.g. FL.")
+        return text.upper()
+
+
+class ClockTime(fields.String):
+    """A wall-clock time HH:MM (24-hour; 24:00 ends the day); "8:00" is taken as "08:00"."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not HHMM.match(text):
+            raise ValidationError("Must be a 24-hour time HH:MM, e.g. 08:00 (24:00 ends the day).")
+        return text.zfill(5)
 
 
 class Whole(fields.Integer):
@@ -94,10 +121,14 @@ class TierSchema(Strict):
     tier = Whole(1, 1000, required=True)
     name = fields.String(load_default=None, validate=validate.Length(max=100))
     mode = fields.String(load_default="auction", validate=validate.OneOf(MODES))
+    active = fields.Boolean(load_default=True)
+
+
+FIVE_DIGITS = "Must be a 5-digit ZIP code, e.g. 33131."
 
 
 class RadiusSchema(Strict):
-    zip = fields.String(required=True, validate=validate.Regexp(ZIP5))
+    zip = fields.String(required=True, validate=validate.Regexp(ZIP5, error=FIVE_DIGITS))
     miles = fields.Float(required=True, validate=validate.Range(0, 3000))
 
     @validates("zip")
@@ -107,8 +138,9 @@ class RadiusSchema(Strict):
 
 
 class GeoSchema(Strict):
-    states = fields.List(fields.String(validate=validate.OneOf(sorted(STATES))), load_default=list)
-    zips = fields.List(fields.String(validate=validate.Regexp(ZIP5)), load_default=list)
+    # As intake takes them: "fl" is read as "FL".
+    states = fields.List(StateField(), load_default=list)
+    zips = fields.List(fields.String(validate=validate.Regexp(ZIP5, error=FIVE_DIGITS)), load_default=list)
     radius = fields.Nested(RadiusSchema, load_default=None, allow_none=True)
 
 
@@ -130,8 +162,8 @@ class RuleSchema(Strict):
 class ScheduleSchema(Strict):
     timezone = fields.String(load_default="UTC")
     days = fields.List(fields.String(validate=validate.OneOf(DAYS)), load_default=lambda: list(DAYS))
-    start = fields.String(load_default="00:00", validate=validate.Regexp(HHMM))
-    end = fields.String(load_default="24:00", validate=validate.Regexp(HHMM))
+    start = ClockTime(load_default="00:00")
+    end = ClockTime(load_default="24:00")
 
     @validates_schema
     def _window_opens(self, data, **_):
@@ -190,24 +222,30 @@ class TreeSchema(Strict):
     buyers = fields.List(fields.Nested(BuyerSchema), required=True)
 
 
-def _url_problem(url: str | None, allow_private: bool) -> str | None:
+def _url_problem(url: str | None, allow_private: bool) -> tuple[str, bool] | None:
+    """(problem, whether allowing private buyers would cure it), or None for a good URL."""
     if url is None:
         return None
     try:
         parts = urlsplit(url)
         host, _ = parts.hostname, parts.port
     except ValueError as exc:
-        return f"is not a URL: {exc}"
-    schemes = ("https", "http") if allow_private else ("https",)
-    if parts.scheme not in schemes or not host:
-        return "must be an https URL" if not allow_private else "must be an http(s) URL"
+        return f"is not a URL: {exc}", False
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an http(s) URL with a host", False
     if parts.username or parts.password:
-        return "must not carry credentials"
+        return "must not carry credentials", False
     problem = host_problem(host)
     if problem:
-        return f"host {host!r} {problem}"
-    if not allow_private and _ip_literal(host) and not is_public_address(host):
-        return f"host {host} is not a public address (PINGTREE_ALLOW_PRIVATE_BUYERS is off)"
+        return f"host {host!r} {problem}", False
+    if allow_private:
+        return None
+    if parts.scheme != "https":
+        return "must be https", True
+    name = host.rstrip(".").lower()
+    local_name = name == "localhost" or name.endswith(".localhost")
+    if local_name or (_ip_literal(host) and not is_public_address(host)):
+        return f"host {host} is not a public address", True
     return None
 
 
@@ -289,10 +327,24 @@ def parse_tree(text: str, verticals: tuple[str, ...], allow_private: bool = Fals
     except ValidationError as exc:
         _merge(errors, exc.messages_dict)
     # The cross checks read the file as it is, so they report even when a field is refused.
-    _merge(errors, _cross_check(doc, verticals, allow_private))
+    crossed, private_urls = _cross_check(doc, verticals, allow_private)
+    _merge(errors, crossed)
     if errors or tree is None:
-        raise InvalidTree(errors)
+        raise InvalidTree(_buyers_by_id(errors, doc.get("buyers")), private_urls)
     return _in_cents(tree)
+
+
+def _buyers_by_id(errors: dict, buyers) -> dict:
+    """Errors name a buyer by its id (by its place in the list when the id is missing or twice)."""
+    if not isinstance(errors.get("buyers"), dict) or not isinstance(buyers, list):
+        return errors
+    ids = [b.get("id") if isinstance(b, dict) else None for b in buyers]
+    named = {}
+    for index, problems in errors["buyers"].items():
+        buyer_id = ids[index] if isinstance(index, int) and index < len(ids) else None
+        unique = isinstance(buyer_id, str) and buyer_id and ids.count(buyer_id) == 1
+        named[buyer_id if unique else index] = problems
+    return {**errors, "buyers": named}
 
 
 def _whole(value) -> bool:
@@ -303,10 +355,11 @@ def _list(value) -> list:
     return value if isinstance(value, list) else []
 
 
-def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> dict:
+def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> tuple[dict, bool]:
     """What no one field can tell: duplicates, unknown tiers and verticals, URLs, rules that
     cannot match the buyer's verticals. Reads the raw file: any part may be of a wrong type."""
     errors: dict = {}
+    private_urls = False
     tiers = _list(doc.get("tiers"))
     tier_numbers = [t.get("tier") if isinstance(t, dict) else None for t in tiers]
     for i, number in enumerate(tier_numbers):
@@ -330,10 +383,12 @@ def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> 
             _put(errors, (*at, "verticals"), f"unknown vertical(s): {', '.join(unknown)}")
         for key in ("ping_url", "post_url", "pre_ping_url"):
             url = buyer.get(key)
-            problem = _url_problem(url, allow_private) if isinstance(url, str) else None
-            if problem:
-                _put(errors, (*at, key), problem)
-        secret = secret_problem(buyer.get("secret"))
+            found = _url_problem(url, allow_private) if isinstance(url, str) else None
+            if found:
+                _put(errors, (*at, key), found[0])
+                private_urls = private_urls or found[1]
+        # The mask `tree show` prints keeps the stored secret (checked against the database).
+        secret = None if buyer.get("secret") == MASKED_SECRET else secret_problem(buyer.get("secret"))
         if secret:
             _put(errors, (*at, "secret"), f"buyer {buyer.get('id')}: the secret {secret}; {SECRET_HINT}")
         known = [v for v in names if v in verticals]
@@ -343,7 +398,7 @@ def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> 
                 wrong = rule_problem(rule, known)
                 if wrong:
                     _put(errors, (*at, "rules", j, wrong[0]), wrong[1])
-    return errors
+    return errors, private_urls
 
 
 def _in_cents(tree: dict) -> dict:
@@ -359,8 +414,8 @@ def _in_cents(tree: dict) -> dict:
         buyer["caps"] = {k: (to_cents(v) if k.endswith("_budget") else v)
                          for k, v in buyer["caps"].items()}
         buyer["rules"] = [_json_safe(rule) for rule in buyer["rules"]]
-        if buyer["geo"].get("radius") is None:
-            buyer["geo"].pop("radius", None)
+        # Only the filters given: an empty one matches everything, and `tree show` stays stable.
+        buyer["geo"] = {k: v for k, v in buyer["geo"].items() if v}
         buyers.append(buyer)
     tiers = [dict(t, name=t["name"] or f"tier {t['tier']}") for t in tree["tiers"]]
     return {"network": network, "tiers": tiers, "buyers": buyers}

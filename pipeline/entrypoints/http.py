@@ -62,7 +62,13 @@ def parse_body(raw: bytes) -> dict:
                          parse_constant=_reject_constant, parse_float=_finite_float)
     except BadBody:
         raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except UnicodeDecodeError as exc:
+        raise BadBody(f"body is not UTF-8: byte {exc.start} is {raw[exc.start:exc.start + 1]!r}") from None
+    except json.JSONDecodeError as exc:
+        # Where it broke, so a hand-written body can be mended.
+        raise BadBody(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                      f" (character {exc.pos})") from None
+    except (ValueError, RecursionError) as exc:
         raise BadBody(f"body is not valid JSON: {type(exc).__name__}") from None
     if not isinstance(doc, dict):
         raise BadBody("body must be a JSON object")
@@ -225,8 +231,33 @@ def _dependencies() -> dict[str, str]:
     return checks
 
 
+def _json_error_task():
+    from waitress.task import ErrorTask
+
+    class JsonErrorTask(ErrorTask):
+        """waitress answers a body over the limit or a malformed request itself, before the app
+        sees it: in JSON, like every other error of the API."""
+
+        def execute(self):
+            error = self.request.error
+            message = (f"body over {settings.max_body_bytes} bytes" if error.code == 413
+                       else f"{error.reason}: {error.body}")
+            body = json.dumps({"error": message}).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    return JsonErrorTask
+
+
 def serve(addr: str | None = None, threads: int = 16) -> None:
     from waitress import serve as waitress_serve
+    from waitress.channel import HTTPChannel
+
+    # waitress has no option for its error bodies; its channel names the class that writes them.
+    HTTPChannel.error_task_class = _json_error_task()
 
     host, _, port = (addr or settings.http_addr).rpartition(":")
     proxy = {"trusted_proxy": settings.trusted_proxy, "trusted_proxy_count": 1,

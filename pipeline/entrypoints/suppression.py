@@ -55,16 +55,16 @@ def cmd(args) -> int:
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("suppress", help="the do-not-contact list (stored as hashes)")
-    verbs = parser.add_subparsers(dest="suppress_cmd", required=True)
+    verbs = parser.add_subparsers(dest="suppress_cmd", required=True, metavar="VERB", help="what to do")
     add = verbs.add_parser("add", help="suppress phones or emails")
-    add.add_argument("values", nargs="+")
-    add.add_argument("--reason", default=None)
+    add.add_argument("values", nargs="+", metavar="VALUE", help="a phone number or an email")
+    add.add_argument("--reason", default=None, help="why, for the record (e.g. \"asked by phone\")")
     imp = verbs.add_parser("import",
                            help="suppress one phone or email per line of FILE (- for stdin)")
-    imp.add_argument("file")
-    imp.add_argument("--reason", default=None)
+    imp.add_argument("file", help="one phone or email per line, or - for standard input")
+    imp.add_argument("--reason", default=None, help="why, for the record")
     rem = verbs.add_parser("remove", help="lift a suppression")
-    rem.add_argument("values", nargs="+")
+    rem.add_argument("values", nargs="+", metavar="VALUE", help="a phone number or an email")
     lst = verbs.add_parser("list", help="the newest entries (hashes, never raw values)")
-    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--limit", type=int, default=100, help="how many (default %(default)s)")
     parser.set_defaults(func=cmd)

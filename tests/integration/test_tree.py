@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from pipeline.adapters import db, store
 from pipeline.domain.leads import VERTICALS
 from pipeline.domain.tree import InvalidTree, parse_tree
+from tests.helpers import cli
 
 BUYER = {"id": "provider-a", "tier": 1, "verticals": ["solar"], "bid": 34.00,
          "ping_url": "https://buyer.example/ping", "post_url": "https://buyer.example/post",
@@ -41,7 +40,7 @@ def test_every_problem_is_listed_at_once():
         parse_tree(json.dumps(bad), VERTICALS)
     errors = caught.value.errors["buyers"]
     # Field problems are reported first (marshmallow), cross checks after a clean load.
-    assert "bid" in errors[2] and "colour" in errors[3]
+    assert "bid" in errors["z"] and "colour" in errors["w"]
 
 
 def test_cross_checks_name_unknown_tier_and_insecure_url():
@@ -51,9 +50,11 @@ def test_cross_checks_name_unknown_tier_and_insecure_url():
     with pytest.raises(InvalidTree) as caught:
         parse_tree(json.dumps(bad), VERTICALS)
     errors = caught.value.errors["buyers"]
-    assert errors[0] == {"tier": ["unknown tier 9"]}
-    assert errors[1] == {"ping_url": ["must be an https URL"]}
+    # Buyers are named by id; one whose id is listed twice, by its place in the list.
+    assert errors[0] == {"tier": ["unknown tier 9 (tiers: 1)"]}
+    assert errors["y"] == {"ping_url": ["must be https"]}
     assert "listed twice" in errors[2]["id"][0] and "pets" in errors[2]["verticals"][0]
+    assert caught.value.private_urls
 
 
 def test_private_flag_allows_plain_http_for_local_buyers():
@@ -63,15 +64,10 @@ def test_private_flag_allows_plain_http_for_local_buyers():
         parse_tree(json.dumps(local), VERTICALS, allow_private=False)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True,
-                          text=True, timeout=60)
-
-
 def test_bad_tree_file_is_refused_whole_and_nothing_changes(clean_db, tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(TREE))
-    assert _cli("tree", "load", str(good)).returncode == 0
+    assert cli("tree", "load", str(good)).returncode == 0
     with db.transaction() as cur:
         before = store.tree_document(cur)
 
@@ -82,10 +78,10 @@ def test_bad_tree_file_is_refused_whole_and_nothing_changes(clean_db, tmp_path):
                                           {**BUYER, "id": "c", "bid": -5},
                                           {**BUYER, "id": "d", "post_url": "not a url"},
                                           {**BUYER, "id": "e", "mystery": 1}]}))
-    result = _cli("tree", "load", str(bad))
+    result = cli("tree", "load", str(bad))
     assert result.returncode == 2
     assert "nothing was loaded" in result.stderr
-    for expected in ("buyers.2.bid", "buyers.4.mystery"):
+    for expected in ("buyers.c.bid", "buyers.e.mystery"):
         assert expected in result.stderr
     with db.transaction() as cur:
         assert store.tree_document(cur) == before
@@ -93,10 +89,10 @@ def test_bad_tree_file_is_refused_whole_and_nothing_changes(clean_db, tmp_path):
     cross = tmp_path / "cross.json"
     cross.write_text(json.dumps({**TREE, "buyers": [{**BUYER, "id": "b", "tier": 7},
                                                     {**BUYER, "id": "d", "post_url": "not a url"}]}))
-    result = _cli("tree", "load", str(cross))
+    result = cli("tree", "load", str(cross))
     assert result.returncode == 2
-    assert "buyers.0.tier: unknown tier 7" in result.stderr
-    assert "buyers.1.post_url" in result.stderr
+    assert "buyers.b.tier: unknown tier 7" in result.stderr
+    assert "buyers.d.post_url" in result.stderr
     with db.transaction() as cur:
         assert store.tree_document(cur) == before
 
@@ -105,9 +101,9 @@ def test_loading_twice_changes_nothing_and_left_out_buyers_are_deactivated(clean
     two = {**TREE, "buyers": [BUYER, {**BUYER, "id": "provider-b"}]}
     path = tmp_path / "tree.json"
     path.write_text(json.dumps(two))
-    assert "2 changed" in _cli("tree", "load", str(path)).stdout
-    assert "0 changed, 0 deactivated" in _cli("tree", "load", str(path)).stdout
+    assert "2 changed" in cli("tree", "load", str(path)).stdout
+    assert "0 changed, 0 deactivated" in cli("tree", "load", str(path)).stdout
     path.write_text(json.dumps(TREE))
-    assert "1 deactivated" in _cli("tree", "load", str(path)).stdout
-    shown = json.loads(_cli("tree", "show").stdout)
+    assert "1 deactivated" in cli("tree", "load", str(path)).stdout
+    shown = json.loads(cli("tree", "show").stdout)
     assert {b["id"]: b["active"] for b in shown["buyers"]} == {"provider-a": True, "provider-b": False}

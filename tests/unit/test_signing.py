@@ -57,7 +57,7 @@ def tree_with_secret(secret) -> str:
 def test_tree_load_refuses_a_missing_short_or_plain_secret_with_the_buyer_and_a_hint(name):
     with pytest.raises(InvalidTree) as refused:
         parse_tree(tree_with_secret(BAD_SECRETS[name]), VERTICALS)
-    [message] = refused.value.errors["buyers"][0]["secret"]
+    [message] = refused.value.errors["buyers"]["acme-1"]["secret"]   # named by id
     assert "acme-1" in message and "pingtree buyer secret" in message
 
 

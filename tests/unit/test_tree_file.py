@@ -26,7 +26,7 @@ def with_buyer(**changes) -> str:
 
 def refused_at(changes: dict, path: tuple) -> list[str]:
     """The messages at ``path`` of the one buyer changed by ``changes``."""
-    found = errors_of(with_buyer(**changes))["buyers"][0]
+    [found] = errors_of(with_buyer(**changes))["buyers"].values()   # by id, or place if no id
     for key in path:
         found = found[key]
     return found
@@ -67,7 +67,7 @@ def test_the_widest_integers_the_database_takes_are_fine():
 def test_a_duplicate_key_is_refused_not_last_one_wins():
     text = json.dumps(TREE).replace('"bid": 34.0', '"bid": 10, "bid": 1000')
     assert '"bid": 10, "bid": 1000' in text
-    assert errors_of(text)["buyers"][0]["bid"] == ["is given twice in one object: say it once"]
+    assert errors_of(text)["buyers"]["b1"]["bid"] == ["is given twice in one object: say it once"]
     nested = json.dumps(TREE).replace('"score_floor": 50', '"score_floor": 50, "score_floor": 0')
     assert "score_floor" in errors_of(nested)["network"]
 
@@ -92,7 +92,7 @@ def test_a_value_that_cannot_work_is_refused_at_load(changes, path):
 def test_nan_anywhere_is_refused_by_path():
     text = with_buyer(rules=[{"field": "qualifiers.monthly_electric_bill", "op": "gt", "value": 1}])
     text = text.replace('"value": 1', '"value": NaN')
-    assert errors_of(text)["buyers"][0]["rules"][0]["value"][0] == "NaN is not a number"
+    assert errors_of(text)["buyers"]["b1"]["rules"][0]["value"][0] == "NaN is not a number"
     assert "bid_floor" in errors_of(json.dumps(TREE).replace("1.0", "Infinity"))["network"]
 
 
@@ -110,9 +110,9 @@ def test_schema_mistakes_and_cross_checks_are_reported_together():
     errors = errors_of(json.dumps(bad))
     assert errors["tiers"][1]["tier"] == ["tier 1 is listed twice"]
     assert errors["buyers"][0] == {"tier": ["unknown tier 9"]}
-    assert list(errors["buyers"][1]) == ["bid"]
+    assert list(errors["buyers"]["y"]) == ["bid"]
     assert set(errors["buyers"][2]) == {"id", "verticals", "colour"}
-    assert set(errors["buyers"][3]) == {"ping_url", "min_score"}
+    assert set(errors["buyers"]["z"]) == {"ping_url", "min_score"}
 
 
 @pytest.mark.parametrize("verticals,rule,key", [
@@ -134,8 +134,8 @@ def test_schema_mistakes_and_cross_checks_are_reported_together():
 def test_a_rule_that_cannot_match_the_verticals_types_is_refused_naming_it(verticals, rule, key):
     errors = errors_of(with_buyer(verticals=verticals, rules=[{"field": "score", "op": "gte", "value": 1},
                                                               rule]))
-    assert list(errors["buyers"][0]["rules"]) == [1]
-    assert key in errors["buyers"][0]["rules"][1]
+    assert list(errors["buyers"]["b1"]["rules"]) == [1]
+    assert key in errors["buyers"]["b1"]["rules"][1]
 
 
 @pytest.mark.parametrize("verticals,rule", [
@@ -150,3 +150,37 @@ def test_a_rule_that_cannot_match_the_verticals_types_is_refused_naming_it(verti
 ])
 def test_rules_that_can_match_load(verticals, rule):
     assert parse_tree(with_buyer(verticals=verticals, rules=[rule]), VERTICALS)["buyers"][0]["rules"]
+
+
+def _parse(**buyer) -> dict:
+    return parse_tree(with_buyer(**buyer), VERTICALS)
+
+
+def test_state_codes_and_times_are_taken_as_intake_takes_them():
+    buyer = _parse(geo={"states": ["fl", "Ny"]}, schedule={"start": "8:00", "end": "20:30"})["buyers"][0]
+    assert buyer["geo"] == {"states": ["FL", "NY"]}
+    assert (buyer["schedule"]["start"], buyer["schedule"]["end"]) == ("08:00", "20:30")
+
+
+@pytest.mark.parametrize("buyer, path, words", [
+    ({"geo": {"states": ["Florida"]}}, ("geo", "states", 0), "2-letter USPS state code"),
+    ({"schedule": {"start": "8am"}}, ("schedule", "start"), "HH:MM, e.g. 08:00"),
+    ({"geo": {"zips": ["3313"]}}, ("geo", "zips", 0), "5-digit ZIP code"),
+])
+def test_a_pattern_error_says_what_the_pattern_is(buyer, path, words):
+    with pytest.raises(InvalidTree) as caught:
+        _parse(**buyer)
+    node = caught.value.errors["buyers"]["b1"]
+    for key in path:
+        node = node[key]
+    assert words in " ".join(node)
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1/ping", "https://10.1.2.3/p", "https://localhost/p",
+                                 "https://[::1]/p", "http://buyer.example/p"])
+def test_private_or_plain_urls_are_refused_unless_allowed(url):
+    with pytest.raises(InvalidTree) as caught:
+        _parse(ping_url=url)
+    assert caught.value.private_urls
+    assert parse_tree(json.dumps({"tiers": [{"tier": 1}], "buyers": [{**BUYER, "ping_url": url}]}),
+                      VERTICALS, allow_private=True)

@@ -1,0 +1,78 @@
+"""`pingtree db migrate`, `serve`, `up` and the developer commands (mock buyers, demo, bench)."""
+from __future__ import annotations
+
+from pipeline.entrypoints.cli.buyers import warn_invalid_secrets
+
+
+def cmd_db_migrate(args) -> int:
+    from pipeline.adapters import db
+    applied = db.migrate()
+    print(f"migrated: {', '.join(applied)}" if applied else "database is up to date")
+    warn_invalid_secrets()
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from pipeline.entrypoints.http import serve
+    serve(args.addr, threads=args.threads)
+    return 0
+
+
+def cmd_mock_buyers(args) -> int:
+    from pipeline.devtools import mockbuyers
+    return mockbuyers.main_from_args(args)
+
+
+def cmd_bench(args) -> int:
+    from pipeline.devtools import bench
+    return bench.main_from_args(args)
+
+
+def cmd_demo(args) -> int:
+    from pipeline.devtools import demo
+    return demo.main_from_args(args)
+
+
+def cmd_chaos(args) -> int:
+    from pipeline.devtools import chaos
+    return chaos.main_from_args(args)
+
+
+def cmd_up(args) -> int:
+    from pipeline.devtools import stack
+    return stack.main_from_args(args)
+
+
+def add_parsers(sub) -> None:
+    from pipeline.devtools import bench, chaos, demo, mockbuyers, stack
+
+    dbp = sub.add_parser("db", help="the database schema")
+    verbs = dbp.add_subparsers(dest="db_cmd", required=True, metavar="VERB", help="what to do")
+    verbs.add_parser("migrate", help="create the database if missing, apply migrations"
+                     ).set_defaults(func=cmd_db_migrate)
+
+    serve = sub.add_parser("serve", help="the HTTP intake API (PINGTREE_HTTP_ADDR)")
+    serve.add_argument("--addr", default=None, help="host:port (default from PINGTREE_HTTP_ADDR)")
+    serve.add_argument("--threads", type=int, default=16, help="request threads (default %(default)s)")
+    serve.set_defaults(func=cmd_serve)
+
+    up = sub.add_parser("up", help="run every process of deploy/Procfile (api, workers, beat, flower)")
+    stack.add_arguments(up)
+    up.set_defaults(func=cmd_up)
+
+    mock = sub.add_parser("mock-buyers", help="a simulated buyer fleet speaking the buyer protocol")
+    mockbuyers.add_arguments(mock)
+    mock.set_defaults(func=cmd_mock_buyers)
+
+    demo_p = sub.add_parser("demo", help="run the whole system with simulated buyers, then report")
+    demo.add_arguments(demo_p)
+    demo_p.set_defaults(func=cmd_demo)
+
+    bench_p = sub.add_parser("bench", help="measure latency, throughput, deadline, scaling, cost")
+    bench.add_arguments(bench_p)
+    bench_p.set_defaults(func=cmd_bench)
+
+    chaos_p = sub.add_parser("chaos", help="a seeded fault run on private Redis and PostgreSQL,"
+                             " checked against the invariants")
+    chaos.add_arguments(chaos_p)
+    chaos_p.set_defaults(func=cmd_chaos)
