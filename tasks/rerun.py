@@ -2,13 +2,16 @@
 from pipeline.service import beat, lifecycle
 from tasks.app import app
 from tasks.dispatch import send
+from tasks.outage import housekeeping
 
 
 @app.task(name="pingtree.rerun_held")
 def rerun_held(scheduled: bool = False) -> None:
-    send(beat.run_job("pingtree.rerun_held", lifecycle.rerun_held, once_per_tick=scheduled))
+    with housekeeping.watch():
+        send(beat.run_job("pingtree.rerun_held", lifecycle.rerun_held, once_per_tick=scheduled))
 
 
 @app.task(name="pingtree.sweep_stuck")
 def sweep_stuck(scheduled: bool = False) -> None:
-    send(beat.run_job("pingtree.sweep_stuck", lifecycle.sweep_stuck, once_per_tick=scheduled))
+    with housekeeping.watch():
+        send(beat.run_job("pingtree.sweep_stuck", lifecycle.sweep_stuck, once_per_tick=scheduled))

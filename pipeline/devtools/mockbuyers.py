@@ -735,7 +735,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=9100, help="port to listen on (default %(default)s)")
     parser.add_argument("--seed", type=int, help="make every answer reproducible")
     parser.add_argument("--print-tree", action="store_true",
-                        help="print the tree JSON for this fleet and exit")
+                        help="print the tree file for this fleet and exit (serve it with the same"
+                             " flags without --print-tree)")
 
 
 def fleet_from_args(args: argparse.Namespace) -> dict:
@@ -765,6 +766,10 @@ def main_from_args(args: argparse.Namespace) -> int:
         return 2
     if args.print_tree:
         print(json.dumps(tree_for_fleet(fleet, f"http://{args.host}:{args.port}"), indent=2))
+        # The tree names this fleet's buyers: a server started with other flags answers 404.
+        same = " ".join(a for a in sys.argv[1:] if a not in ("--print-tree", "mock-buyers"))
+        print(f"mock-buyers: this tree's buyers are served by `pingtree mock-buyers {same}` (the same flags"
+              f" without --print-tree) on {args.host}:{args.port}, not by another fleet", file=sys.stderr)
         return 0
     run(args.host, args.port, fleet, args.seed)
     return 0

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +153,18 @@ def test_submit_takes_objects_arrays_and_json_lines_and_sums_up(clean_db, worker
     empty.write_text("\n")
     result = cli("submit", str(empty))
     assert result.returncode == 2 and "no leads in it" in result.stderr
+
+
+def test_up_says_plainly_that_it_waits_for_postgresql():
+    command = Path(sys.executable).parent / "pingtree"
+    env = {**os.environ, "PINGTREE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/pingtree"}
+    proc = subprocess.Popen([str(command), "up", "api"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=env)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("waiting for PostgreSQL at 127.0.0.1:1/pingtree")
+        assert "PINGTREE_DATABASE_URL" in first
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert "Traceback" not in proc.stderr.read()

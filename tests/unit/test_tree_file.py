@@ -184,3 +184,20 @@ def test_private_or_plain_urls_are_refused_unless_allowed(url):
     assert caught.value.private_urls
     assert parse_tree(json.dumps({"tiers": [{"tier": 1}], "buyers": [{**BUYER, "ping_url": url}]}),
                       VERTICALS, allow_private=True)
+
+
+def test_the_json_schema_takes_what_tree_load_takes_and_refuses_what_it_refuses():
+    import jsonschema
+
+    from pipeline.entrypoints.cli.tree import json_schema
+    from tests.unit.test_docs import ROOT, _json_blocks
+    validator = jsonschema.Draft7Validator(json_schema())
+    trees = [json.loads((ROOT / "config" / "examples" / "tree.json").read_text())]
+    trees += [json.loads(block) for _, block in _json_blocks(ROOT / "docs" / "tree.md") if '"tiers"' in block]
+    for tree in trees:
+        assert not list(validator.iter_errors(tree))
+    good = {"tiers": [{"tier": 1}], "buyers": [BUYER]}
+    for bad in ({**good, "colour": "red"}, {"buyers": [BUYER]},
+                {**good, "buyers": [{**BUYER, "timeout_ms": 10}]},
+                {**good, "tiers": [{"tier": 1, "mode": "lottery"}]}):
+        assert list(validator.iter_errors(bad)), bad

@@ -93,6 +93,20 @@ def cmd_submit(args) -> int:
     return 2 if refused else 0
 
 
+def cmd_sample_leads(args) -> int:
+    import random
+    from datetime import UTC, datetime
+
+    from pipeline.domain import samples
+    from pipeline.domain.leads import VERTICALS
+    if args.vertical and args.vertical not in VERTICALS:
+        raise UserError(f"--vertical must be one of: {', '.join(VERTICALS)}")
+    rng = random.Random(args.seed)
+    for _ in range(args.count):
+        print(json.dumps(samples.make_lead(rng, args.vertical, now=datetime.now(UTC))))
+    return 0
+
+
 def cmd_lead(args) -> int:
     from pipeline.adapters import db, views
     with db.transaction() as cur:
@@ -145,6 +159,13 @@ def add_parsers(sub) -> None:
     submit = sub.add_parser("submit", help="submit leads from a file: JSON lines, objects, or an array")
     submit.add_argument("file", help="the leads file (see config/examples/leads.jsonl), or - for stdin")
     submit.set_defaults(func=cmd_submit)
+
+    sample = sub.add_parser("sample-leads", help="print generated leads (consent given now) as JSON lines,"
+                            " to try `submit` with")
+    sample.add_argument("--count", type=int, default=10, help="how many (default %(default)s)")
+    sample.add_argument("--vertical", help="only this vertical (default: every vertical, at random)")
+    sample.add_argument("--seed", type=int, help="the same seed gives the same leads")
+    sample.set_defaults(func=cmd_sample_leads)
 
     lead = sub.add_parser("lead", help="one lead: status, sale, return, pings, timeline (no personal data)")
     lead.add_argument("id", help="the lead id that submit printed")

@@ -56,23 +56,13 @@ def add_parsers(sub) -> None:
     serve.add_argument("--threads", type=int, default=16, help="request threads (default %(default)s)")
     serve.set_defaults(func=cmd_serve)
 
-    up = sub.add_parser("up", help="run every process of deploy/Procfile (api, workers, beat, flower)")
-    stack.add_arguments(up)
-    up.set_defaults(func=cmd_up)
-
-    mock = sub.add_parser("mock-buyers", help="a simulated buyer fleet speaking the buyer protocol")
-    mockbuyers.add_arguments(mock)
-    mock.set_defaults(func=cmd_mock_buyers)
-
-    demo_p = sub.add_parser("demo", help="run the whole system with simulated buyers, then report")
-    demo.add_arguments(demo_p)
-    demo_p.set_defaults(func=cmd_demo)
-
-    bench_p = sub.add_parser("bench", help="measure latency, throughput, deadline, scaling, cost")
-    bench.add_arguments(bench_p)
-    bench_p.set_defaults(func=cmd_bench)
-
-    chaos_p = sub.add_parser("chaos", help="a seeded fault run on private Redis and PostgreSQL,"
-                             " checked against the invariants")
-    chaos.add_arguments(chaos_p)
-    chaos_p.set_defaults(func=cmd_chaos)
+    for name, text, module, func in (
+            ("up", "run every process of deploy/Procfile (api, workers, beat, flower)", stack, cmd_up),
+            ("mock-buyers", "a simulated buyer fleet (the buyer protocol)", mockbuyers, cmd_mock_buyers),
+            ("demo", "run the whole system with simulated buyers, then report", demo, cmd_demo),
+            ("bench", "measure latency, throughput, deadline, scaling, cost", bench, cmd_bench),
+            ("chaos", "a seeded fault run on private Redis and PostgreSQL, checked against the"
+                      " invariants", chaos, cmd_chaos)):
+        command = sub.add_parser(name, help=text)
+        module.add_arguments(command)
+        command.set_defaults(func=func)
