@@ -43,12 +43,12 @@ NETWORK = {"score_floor": 0, "bid_floor": 1.0, "auction_timeout_s": 2, "max_cycl
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--leads", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=1, help="the same seed gives the same faults and leads")
+    parser.add_argument("--leads", type=int, default=600, help="how many leads (default %(default)s)")
     parser.add_argument("--rate", type=float, default=10.0, help="leads per second")
     parser.add_argument("--smoke", action="store_true",
                         help="the short run of `make test`: 40 leads, one worker, fewer faults")
-    parser.add_argument("--out", default=str(ROOT / "chaos-results"))
+    parser.add_argument("--out", default=str(ROOT / "chaos-results"), help="where the results go")
     parser.add_argument("--drain-s", type=float, default=None, help="how long leads may take to end")
 
 

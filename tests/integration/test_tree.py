@@ -51,7 +51,7 @@ def test_cross_checks_name_unknown_tier_and_insecure_url():
         parse_tree(json.dumps(bad), VERTICALS)
     errors = caught.value.errors["buyers"]
     # Buyers are named by id; one whose id is listed twice, by its place in the list.
-    assert errors[0] == {"tier": ["unknown tier 9 (tiers: 1)"]}
+    assert errors[0] == {"tier": ["unknown tier 9"]}
     assert errors["y"] == {"ping_url": ["must be https"]}
     assert "listed twice" in errors[2]["id"][0] and "pets" in errors[2]["verticals"][0]
     assert caught.value.private_urls
