@@ -168,18 +168,19 @@ def cmd_payouts(args) -> int:
 
 def _record_options(p: argparse.ArgumentParser, *, adding: bool) -> None:
     p.add_argument("id", help="the publisher id (the lead's source.publisher_id)")
-    p.add_argument("--name", required=adding)
+    p.add_argument("--name", required=adding, help="the publisher's name, for reports")
     p.add_argument("--fixed", metavar="AMOUNT", help="payout: this price per sold lead")
     p.add_argument("--share", metavar="PERCENT", help="payout: this share of the sale price")
     p.add_argument("--verticals", metavar="V1,V2", help="the verticals it may send (default all)")
-    p.add_argument("--active", dest="active", action="store_true", default=None)
+    p.add_argument("--active", dest="active", action="store_true", default=None,
+                   help="its keys work again")
     p.add_argument("--inactive", dest="active", action="store_false",
                    help="its keys get 403 until it is active again")
 
 
 def add_parsers(sub) -> None:
     pub = sub.add_parser("publisher", help="publishers (form backends) and their API keys")
-    cmds = pub.add_subparsers(dest="publisher_cmd", required=True, metavar="COMMAND")
+    cmds = pub.add_subparsers(dest="publisher_cmd", required=True, metavar="COMMAND", help="what to do")
     add = cmds.add_parser("add", help="a new publisher and its first API key (shown once)")
     _record_options(add, adding=True)
     add.set_defaults(func=cmd_add)
@@ -187,16 +188,16 @@ def add_parsers(sub) -> None:
     _record_options(update, adding=False)
     update.set_defaults(func=cmd_update)
     key = cmds.add_parser("key", help="issue another API key for a publisher (shown once)")
-    key.add_argument("id")
+    key.add_argument("id", help="the publisher id")
     key.set_defaults(func=cmd_key)
     revoke = cmds.add_parser("revoke", help="revoke an API key, by its id or the key itself")
-    revoke.add_argument("key")
+    revoke.add_argument("key", help="the key's id (from `publisher list`) or the key itself")
     revoke.set_defaults(func=cmd_revoke)
     listing = cmds.add_parser("list", help="publishers, payout rules and key ids")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="as JSON")
     listing.set_defaults(func=cmd_list)
 
     payouts = sub.add_parser("payouts", help="what each publisher is owed for a month")
     payouts.add_argument("--month", required=True, help="YYYY-MM (UTC), leads sold that month")
-    payouts.add_argument("--json", action="store_true")
+    payouts.add_argument("--json", action="store_true", help="as JSON")
     payouts.set_defaults(func=cmd_payouts)
