@@ -56,6 +56,7 @@ class Gate:
         self.limiter = SlidingWindowCounterRateLimiter(storage)
         self.per_key = parse(rate_limit)
         self.per_failing_address = parse(auth_fail_limit)
+        self._keys_exist, self._keys_checked_until = False, 0.0
 
     def admit(self, authorization: str, client: str) -> Caller:
         # An address that failed too often is refused before its key is even looked at: a
@@ -86,11 +87,18 @@ class Gate:
         return Caller(publisher, f"publisher-{digest[:16]}") if publisher else None
 
     def _publisher_keys_exist(self) -> bool:
+        # Asked at most once a second: open mode must not cost every request a transaction.
+        # Once a key exists the answer is kept (auth never turns itself off in a process).
+        now = time.monotonic()
+        if self._keys_exist or now < self._keys_checked_until:
+            return self._keys_exist
         try:
             with db.transaction() as cur:
-                return publisher_store.any_live_key(cur)
+                self._keys_exist = publisher_store.any_live_key(cur)
         except db.DatabaseDown:
             raise Refused(503, "storage unavailable, retry later", **{"Retry-After": "5"}) from None
+        self._keys_checked_until = now + 1.0
+        return self._keys_exist
 
     def _limit(self, item, kind: str, who: str, *, hit: bool, refuse: bool = True) -> None:
         try:

@@ -230,3 +230,19 @@ def test_payouts_from_the_same_sales_as_billing_returns_deducted(api, clean_db, 
     assert cli("payouts", "--month", "2026-13").returncode == 2
     empty = json.loads(cli("payouts", "--month", "2001-01", "--json").stdout)
     assert empty["total_owed"] == 0 and all(r["sold"] == 0 for r in empty["publishers"])
+
+
+def test_the_first_publisher_key_turns_auth_on_in_an_open_api(clean_db, tmp_path):
+    server = Server(tmp_path / "open.log")           # no operator key: open while no key exists
+    try:
+        unknown = f"/v1/leads/{uuid.uuid4()}"
+        assert server.get(unknown).status_code == 404
+        key = add_publisher("first", "--fixed", "1")
+        deadline = time.monotonic() + 5
+        while server.get(unknown).status_code != 401:
+            assert time.monotonic() < deadline, "auth did not turn on"
+            time.sleep(0.2)
+        assert server.get(unknown, key).status_code == 404
+        assert server.get(unknown, {"Authorization": "Bearer made-up"}).status_code == 401
+    finally:
+        server.stop()
