@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-export PINGTREE_ALLOW_PRIVATE_BUYERS ?= 1
 
 .PHONY: install services services-or-embedded test coverage bench-smoke lint demo up bench migrate clean
 
@@ -42,6 +41,11 @@ lint: install
 	$(BIN)/ruff check pipeline tasks config tests
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy pipeline/domain pipeline/protocols
+
+# Only the demo, the tests, the chaos run and the bench reach buyers on 127.0.0.1 (and run the
+# API without keys): `make up` keeps the SSRF guard on and needs PINGTREE_API_KEYS.
+demo test coverage bench-smoke bench chaos: export PINGTREE_ALLOW_PRIVATE_BUYERS = 1
+demo test coverage bench-smoke bench chaos: export PINGTREE_DEV = 1
 
 migrate: install services
 	$(BIN)/pingtree db migrate

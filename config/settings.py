@@ -33,6 +33,8 @@ class Settings:
     flower_basic_auth: str | None
     flower_port: int
     allow_private_buyers: bool
+    # Development on one machine: the API may start without API keys. Never in production.
+    dev: bool
     # Buyers per ping task: one task pings a shard of the tier concurrently.
     ping_shard_size: int
     # The beat closes an auction this long after its deadline, in case its ping tasks never do.
@@ -96,6 +98,7 @@ def load() -> Settings:
         flower_basic_auth=env.str("FLOWER_BASIC_AUTH", None, validate=BASIC_AUTH) or None,
         flower_port=env.int("FLOWER_PORT", 5555, validate=Range(1, 65535)),
         allow_private_buyers=env.bool("PINGTREE_ALLOW_PRIVATE_BUYERS", False),
+        dev=env.bool("PINGTREE_DEV", False),
         ping_shard_size=env.int("PINGTREE_PING_SHARD_SIZE", 50, validate=Range(1, 1000)),
         close_grace_s=env.float("PINGTREE_CLOSE_GRACE_S", 0.25, validate=Range(0, 60)),
         post_attempts=env.int("PINGTREE_POST_ATTEMPTS", 4, validate=Range(1, 20)),

@@ -83,7 +83,7 @@ def run(*, seed: int, leads: int, rate: float, smoke: bool, out: Path, drain_s: 
     broker.start()
     db_url, api_addr = pg.url("pingtree"), f"127.0.0.1:{free_port()}"
     env = {"PINGTREE_DATABASE_URL": db_url, "PINGTREE_REDIS_URL": broker.url,
-           "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_HTTP_ADDR": api_addr,
+           "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_DEV": "1", "PINGTREE_HTTP_ADDR": api_addr,
            "PINGTREE_BEAT_FILE": str(out / f"beat-{seed}"), "PINGTREE_POST_TIMEOUT_S": "3",
            "PINGTREE_POST_BACKOFF_S": "0.3", "PINGTREE_TASK_EVENTS": "0", "PINGTREE_LOG_LEVEL": "INFO"}
     names = ["api", "worker", "beat"] if smoke else PROCESSES

@@ -47,7 +47,7 @@ def _run(args, db_url: str, redis_url: str) -> None:
     from pipeline.devtools.mockbuyers import free_port
     api_addr = f"127.0.0.1:{free_port()}"
     env = {"PINGTREE_DATABASE_URL": db_url, "PINGTREE_REDIS_URL": redis_url,
-           "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_HTTP_ADDR": api_addr}
+           "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_DEV": "1", "PINGTREE_HTTP_ADDR": api_addr}
     os.environ.update(env)   # inherited by every process the demo starts
     import redis
     import requests

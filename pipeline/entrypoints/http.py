@@ -252,6 +252,15 @@ def _json_error_task():
     return JsonErrorTask
 
 
+def _publisher_keys() -> bool:
+    from pipeline.adapters import publishers
+    try:
+        with db.transaction() as cur:
+            return publishers.any_live_key(cur)
+    except db.DatabaseDown:
+        return False                   # cannot tell: as good as none
+
+
 def serve(addr: str | None = None, threads: int = 16) -> None:
     from waitress import serve as waitress_serve
     from waitress.channel import HTTPChannel
@@ -259,6 +268,11 @@ def serve(addr: str | None = None, threads: int = 16) -> None:
     # waitress has no option for its error bodies; its channel names the class that writes them.
     HTTPChannel.error_task_class = _json_error_task()
 
+    if not settings.dev and not settings.api_keys and not _publisher_keys():
+        # Every /v1 call would be open to anyone who reaches the port: refuse rather than run so.
+        raise SystemExit("pingtree serve: refusing to start without API keys: set PINGTREE_API_KEYS"
+                         " (comma-separated operator keys) or add a publisher key (pingtree publisher"
+                         " add), or set PINGTREE_DEV=1 for development on this machine")
     host, _, port = (addr or settings.http_addr).rpartition(":")
     proxy = {"trusted_proxy": settings.trusted_proxy, "trusted_proxy_count": 1,
              "trusted_proxy_headers": {"x-forwarded-for"}} if settings.trusted_proxy else {}

@@ -74,7 +74,8 @@ class System:
         # Through the delay proxies while the network scenario runs, else straight.
         db_url, redis_url = self.via or (self.db_url, self.redis_url)
         return {"PINGTREE_DATABASE_URL": db_url, "PINGTREE_REDIS_URL": redis_url,
-                "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_HTTP_ADDR": f"127.0.0.1:{self.api_port}",
+                "PINGTREE_ALLOW_PRIVATE_BUYERS": "1", "PINGTREE_DEV": "1",
+                "PINGTREE_HTTP_ADDR": f"127.0.0.1:{self.api_port}",
                 "FLOWER_PORT": str(self.flower_port), "PINGTREE_LOG_LEVEL": "WARNING",
                 "PINGTREE_TASK_EVENTS": "1" if events else "0",
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
