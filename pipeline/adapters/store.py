@@ -157,10 +157,11 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
     consent = lead["consent"]
     cur.execute(
         "INSERT INTO consents (lead_id, ip, consented_at, text, text_sha256, page_url, user_agent,"
-        " trustedform_cert_url, jornaya_leadid) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " trustedform_cert_url, jornaya_leadid, phone_sha256, email_sha256)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (lead_id, consent["ip"], consent["timestamp"], consent["text"], consent["text_sha256"],
          consent.get("page_url"), consent.get("user_agent"), consent.get("trustedform_cert_url"),
-         consent.get("jornaya_leadid")))
+         consent.get("jornaya_leadid"), consent.get("phone_sha256"), consent.get("email_sha256")))
     record_event(cur, lead_id, "received")
     return lead_id, True, payload_sha256
 

@@ -37,8 +37,8 @@ class Text(fields.String):
     """
 
     def __init__(self, *, max_length: int = 100, strip: bool = True, multiline: bool = False,
-                 required: bool = False, validate=None, **kwargs):
-        self.strip, self.multiline = strip, multiline
+                 required: bool = False, validate=None, normalize: bool = True, **kwargs):
+        self.strip, self.multiline, self.normalize = strip, multiline, normalize
         checks = [validate] if callable(validate) else list(validate or ())
         kwargs.setdefault("allow_none", not required)
         super().__init__(required=required,
@@ -46,7 +46,8 @@ class Text(fields.String):
 
     def deserialize(self, value, attr=None, data=None, **kwargs):
         if isinstance(value, str):
-            value = unicodedata.normalize("NFC", value)
+            if self.normalize:
+                value = unicodedata.normalize("NFC", value)
             if self.strip:
                 value = value.strip()
             if not value and not self.required:

@@ -155,8 +155,9 @@ class ContactSchema(Strict):
 class ConsentSchema(Strict):
     ip = IPAddress(required=True, max_length=64)
     timestamp = Timestamp(required=True, max_length=64, validate=_within_consent_window)
-    # Verbatim: not stripped, so text_sha256 proves exactly what the consumer was shown.
-    text = Text(required=True, max_length=10_000, strip=False, multiline=True)
+    # Verbatim: not stripped, not normalised (validated, never transformed), so text_sha256
+    # is over the bytes the consumer was shown.
+    text = Text(required=True, max_length=10_000, strip=False, multiline=True, normalize=False)
     page_url = Text(max_length=2048, validate=_http_url)
     user_agent = Text(max_length=1024)
     trustedform_cert_url = Text(max_length=2048, validate=_trustedform_cert)

@@ -164,6 +164,12 @@ def _zip_facts(contact: dict, e164: str | None) -> dict:
     }
 
 
+def contact_hashes(contact: dict) -> tuple[str | None, str | None]:
+    """SHA-256 of the E.164 phone and of the normalised email (None for an invalid one)."""
+    return (_sha256(normalise_phone(contact.get("phone"))),
+            _sha256(normalise_email(contact.get("email"))))
+
+
 def normalise(lead: dict) -> Normalised:
     """The facts of a clean lead (as parse_lead returns it); no network, no clock."""
     contact, consent = lead.get("contact") or {}, lead.get("consent") or {}

@@ -11,6 +11,7 @@ from config.settings import settings
 from pipeline.adapters import db, store
 from pipeline.adapters.publishers import Publisher
 from pipeline.domain.leads import InvalidLead, parse_lead
+from pipeline.domain.validation import contact_hashes
 from pipeline.service.nudges import Nudge, dispatch
 
 log = logging.getLogger("pingtree.intake")
@@ -88,6 +89,9 @@ def submit_lead(payload: dict, idempotency_key: str | None = None, *,
         raise InvalidLead(errors)
     digest = payload_hash(payload)
     new_id = uuid.uuid4()
+    # The consent record names the phone and email it covers (as hashes, like the suppression list).
+    phone_sha256, email_sha256 = contact_hashes(lead["contact"])
+    lead["consent"] = {**lead["consent"], "phone_sha256": phone_sha256, "email_sha256": email_sha256}
 
     def insert():
         with db.transaction() as cur:

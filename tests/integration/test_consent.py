@@ -74,3 +74,49 @@ def test_the_consent_hash_goes_in_the_post(clean_db, workers, buyers):
     assert len(posts) == 1 and posts[0]["accepted"]
     assert posts[0]["consent_text_sha256"] == hashlib.sha256(TEXT.encode()).hexdigest()
     assert buyers.stats("taker")["pii_violations"] == 0     # and the ping carried none of it
+
+
+def test_the_consent_text_is_hashed_byte_for_byte_as_submitted(clean_db):
+    decomposed = "I agree. Caf\u0065\u0301 Lopez may call me.\u00a0Th\u0061\u0308nks"   # e + combining acute
+    lead = make_lead()
+    lead["consent"]["text"] = decomposed
+    consent = consent_of(submit_lead(lead))
+    assert consent["text"] == decomposed
+    assert consent["text_sha256"] == hashlib.sha256(decomposed.encode("utf-8")).hexdigest()
+
+
+def test_the_consent_record_keeps_the_phone_and_email_hashes_it_covers(clean_db):
+    lead = make_lead()
+    lead["contact"].update(phone="(305) 555-0142", email="Ana.Lopez@Example.com")
+    lead_id = submit_lead(lead)
+    with db.transaction() as cur:
+        cur.execute("SELECT phone_sha256, email_sha256 FROM consents WHERE lead_id=%s", (lead_id,))
+        row = cur.fetchone()
+    assert row["phone_sha256"] == hashlib.sha256(b"+13055550142").hexdigest()
+    assert row["email_sha256"] == hashlib.sha256(b"ana.lopez@example.com").hexdigest()
+
+
+def test_the_application_role_cannot_update_delete_or_truncate_consent_records(clean_db):
+    lead_id = submit_lead(make_lead())
+    before = consent_of(lead_id)
+    for statement in ("UPDATE consents SET text = 'I agree to nothing' WHERE lead_id=%s",
+                      "DELETE FROM consents WHERE lead_id=%s",
+                      "TRUNCATE consents CASCADE"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            with db.transaction() as cur:
+                cur.execute("SET LOCAL ROLE pingtree_app")
+                cur.execute(statement, (lead_id,) if "%s" in statement else None)
+    with db.transaction() as cur:      # what the application role may do
+        cur.execute("SET LOCAL ROLE pingtree_app")
+        cur.execute("SELECT text FROM consents WHERE lead_id=%s", (lead_id,))
+        cur.execute("UPDATE leads SET status_at = status_at WHERE id=%s", (lead_id,))
+        cur.execute("DELETE FROM suppressions WHERE false")
+    assert consent_of(lead_id) == before
+
+
+def test_even_the_owner_cannot_truncate_consent_records(clean_db):
+    lead_id = submit_lead(make_lead())
+    with pytest.raises(psycopg2.Error, match="immutable"):
+        with db.transaction() as cur:
+            cur.execute("TRUNCATE consents CASCADE")
+    assert consent_of(lead_id) is not None
