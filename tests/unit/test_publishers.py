@@ -9,7 +9,8 @@ import pytest
 from pipeline.adapters.publishers import Publisher, owed_cents
 from pipeline.domain.leads import InvalidLead, parse_lead
 from pipeline.domain.samples import make_lead
-from pipeline.entrypoints.publishers import Refusal, _rule
+from pipeline.entrypoints.cli.common import UserError
+from pipeline.entrypoints.cli.publishers import _rule
 
 
 def publisher(kind: str, cents: int | None = None, share_bp: int | None = None) -> Publisher:
@@ -36,7 +37,7 @@ def test_payout_options_are_exact(fixed, share, expected):
     ("12.505", None), ("-1", None), ("NaN", None), ("lots", None), (None, "100.5"),
     (None, "-5"), (None, "33.333"), (None, "Infinity"), ("1", "50"), (None, None)])
 def test_payout_options_that_are_not_exact_are_refused(fixed, share):
-    with pytest.raises(Refusal):
+    with pytest.raises(UserError):
         _rule(argparse.Namespace(fixed=fixed, share=share), None)
 
 

@@ -12,8 +12,8 @@ import psycopg2
 # line per bad variable.
 import config.settings  # noqa: F401
 from pipeline.adapters import db, logs
-from pipeline.entrypoints import publishers, suppression
-from pipeline.entrypoints.cli import buyers, leads, reports, running, tree
+from pipeline.entrypoints import suppression
+from pipeline.entrypoints.cli import buyers, leads, publishers, reports, running, tree
 from pipeline.entrypoints.cli.common import UserError, database_problem
 
 

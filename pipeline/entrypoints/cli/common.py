@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +34,13 @@ def shown(value) -> str:
     if text.isascii() and text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def month(text: str) -> str:
+    """A calendar month as YYYY-MM (billing, payouts)."""
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
+        raise UserError(f"--month must be YYYY-MM, e.g. 2026-11 (got {text!r})")
+    return text
 
 
 def print_json(doc) -> None:

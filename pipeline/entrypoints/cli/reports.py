@@ -1,9 +1,7 @@
 """`pingtree report` and `billing`: what the network did and what each buyer owes."""
 from __future__ import annotations
 
-import re
-
-from pipeline.entrypoints.cli.common import UserError, print_json
+from pipeline.entrypoints.cli.common import month, print_json
 
 
 def _ms(value) -> str:
@@ -39,10 +37,8 @@ def cmd_report(args) -> int:
 
 def cmd_billing(args) -> int:
     from pipeline.adapters import db, views
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
-        raise UserError(f"--month must be YYYY-MM, e.g. 2026-11 (got {args.month!r})")
     with db.transaction() as cur:
-        doc = views.billing(cur, args.month)
+        doc = views.billing(cur, month(args.month))
     if args.json:
         print_json(doc)
         return 0

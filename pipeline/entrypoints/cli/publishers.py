@@ -3,7 +3,6 @@ and what they are owed."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from decimal import Decimal, InvalidOperation
@@ -13,36 +12,33 @@ from pipeline.adapters import publishers as store
 from pipeline.adapters.publishers import Publisher
 from pipeline.domain.leads import VERTICALS
 from pipeline.domain.money import to_cents
+from pipeline.entrypoints.cli.common import UserError, month, print_json
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class Refusal(ValueError):
-    pass
-
-
 def _rule(args, current: Publisher | None) -> tuple[str, int | None, int | None]:
     if args.fixed is not None and args.share is not None:
-        raise Refusal("give --fixed or --share, not both")
+        raise UserError("give --fixed or --share, not both")
     if args.fixed is not None:
         try:
             amount = Decimal(args.fixed)
         except InvalidOperation:
-            raise Refusal("--fixed must be an amount like 12.50") from None
+            raise UserError("--fixed must be an amount like 12.50") from None
         if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-            raise Refusal("--fixed must be an amount of at least 0 with at most 2 decimals")
+            raise UserError("--fixed must be an amount of at least 0 with at most 2 decimals")
         return "fixed", to_cents(amount), None
     if args.share is not None:
         try:
             percent = Decimal(args.share.rstrip("%"))
         except InvalidOperation:
-            raise Refusal("--share must be a percentage like 60 or 62.5") from None
+            raise UserError("--share must be a percentage like 60 or 62.5") from None
         basis_points = percent * 100
         if not percent.is_finite() or not 0 <= percent <= 100 or basis_points != int(basis_points):
-            raise Refusal("--share must be a percentage from 0 to 100 with at most 2 decimals")
+            raise UserError("--share must be a percentage from 0 to 100 with at most 2 decimals")
         return "share", None, int(basis_points)
     if current is None:
-        raise Refusal("a payout rule is needed: --fixed AMOUNT (per sold lead) or --share PERCENT")
+        raise UserError("a payout rule is needed: --fixed AMOUNT (per sold lead) or --share PERCENT")
     return current.payout_kind, current.payout_cents, current.share_bp
 
 
@@ -52,7 +48,7 @@ def _verticals(text: str | None, current: Publisher | None) -> tuple[str, ...]:
     chosen = tuple(v.strip() for v in text.split(",") if v.strip())
     unknown = [v for v in chosen if v not in VERTICALS]
     if unknown:
-        raise Refusal(f"unknown verticals {', '.join(unknown)}; known: {', '.join(VERTICALS)}")
+        raise UserError(f"unknown verticals {', '.join(unknown)}; known: {', '.join(VERTICALS)}")
     return chosen
 
 
@@ -63,7 +59,7 @@ def _record(args, current: Publisher | None) -> Publisher:
         active = args.active
     name = args.name if args.name is not None else (current.name if current else None)
     if not name or not name.strip():
-        raise Refusal("--name is needed")
+        raise UserError("--name is needed")
     return Publisher(args.id, name.strip(), active, _verticals(args.verticals, current), kind,
                      cents, share)
 
@@ -76,32 +72,23 @@ def _print_key(publisher_id: str, key: str) -> None:
 
 def cmd_add(args) -> int:
     if not ID.match(args.id):
-        print("publisher id: letters, digits, . _ - (up to 64)", file=sys.stderr)
-        return 2
-    try:
-        with db.transaction() as cur:
-            if store.get(cur, args.id) is not None:
-                raise Refusal(f"publisher {args.id} exists: `publisher update` changes it,"
-                              " `publisher key` issues another key")
-            store.save(cur, _record(args, None))
-            key = store.issue_key(cur, args.id)
-    except Refusal as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        raise UserError("publisher id: letters, digits, . _ - (up to 64)")
+    with db.transaction() as cur:
+        if store.get(cur, args.id) is not None:
+            raise UserError(f"publisher {args.id} exists: `publisher update` changes it,"
+                            " `publisher key` issues another key")
+        store.save(cur, _record(args, None))
+        key = store.issue_key(cur, args.id)
     _print_key(args.id, key)
     return 0
 
 
 def cmd_update(args) -> int:
-    try:
-        with db.transaction() as cur:
-            current = store.get(cur, args.id)
-            if current is None:
-                raise Refusal(f"no such publisher: {args.id}")
-            store.save(cur, _record(args, current))
-    except Refusal as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    with db.transaction() as cur:
+        current = store.get(cur, args.id)
+        if current is None:
+            raise UserError(f"no such publisher: {args.id}")
+        store.save(cur, _record(args, current))
     print(f"publisher {args.id} updated")
     return 0
 
@@ -136,7 +123,7 @@ def cmd_list(args) -> int:
                      for k in keys]}
            for p, keys in ((f["publisher"], f["keys"]) for f in found)]
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print_json(doc)
         return 0
     for p in doc:
         rule = p["payout"]
@@ -150,13 +137,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_payouts(args) -> int:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
-        print("--month must be YYYY-MM", file=sys.stderr)
-        return 2
     with db.transaction() as cur:
-        doc = store.payouts(cur, args.month)
+        doc = store.payouts(cur, month(args.month))
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print_json(doc)
         return 0
     print(f"payouts {doc['month']}: {doc['total_owed']:.2f} owed")
     for r in doc["publishers"]:
