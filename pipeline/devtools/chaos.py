@@ -50,12 +50,14 @@ def add_arguments(parser) -> None:
                         help="the short run of `make test`: 40 leads, one worker, fewer faults")
     parser.add_argument("--out", default=str(ROOT / "chaos-results"), help="where the results go")
     parser.add_argument("--drain-s", type=float, default=None, help="how long leads may take to end")
+    parser.add_argument("--no-faults", action="store_true",
+                        help="the same seeded stream without faults, to compare with")
 
 
 def main_from_args(args) -> int:
     result = run(seed=args.seed, leads=40 if args.smoke else args.leads,
                  rate=8.0 if args.smoke else args.rate, smoke=args.smoke, out=Path(args.out),
-                 drain_s=args.drain_s or (45.0 if args.smoke else 180.0))
+                 drain_s=args.drain_s or (45.0 if args.smoke else 180.0), faults=not args.no_faults)
     print_table([result])
     return 0 if result["passed"] else 1
 
@@ -72,7 +74,8 @@ def faults_for(rng: random.Random, smoke: bool, span_s: float) -> list[tuple[flo
     return [(span_s * 0.1 + i * step + rng.uniform(0, step * 0.3), n) for i, n in enumerate(names)]
 
 
-def run(*, seed: int, leads: int, rate: float, smoke: bool, out: Path, drain_s: float) -> dict:
+def run(*, seed: int, leads: int, rate: float, smoke: bool, out: Path, drain_s: float,
+        faults: bool = True) -> dict:
     from pipeline.devtools.mockbuyers import MockBuyersProcess, free_port
     from pipeline.devtools.servers import PostgresCluster, RedisServer
     from pipeline.devtools.stack import Stack
@@ -91,8 +94,9 @@ def run(*, seed: int, leads: int, rate: float, smoke: bool, out: Path, drain_s: 
     try:
         with MockBuyersProcess(FLEET, seed=seed) as buyers:
             load(db_url, buyers)
-            return drive(rng, stack, pg, broker, buyers, api_addr, db_url, logs,
-                         leads=leads, rate=rate, smoke=smoke, drain_s=drain_s, seed=seed, out=out)
+            return drive(rng, stack, pg, broker, buyers, api_addr, db_url, logs, leads=leads,
+                         rate=rate, smoke=smoke, drain_s=drain_s, seed=seed, out=out,
+                         with_faults=faults)
     finally:
         stack.stop()
         broker.stop()
@@ -190,7 +194,7 @@ class Faults:
 
 
 def drive(rng, stack, pg, broker, buyers, api_addr, db_url, logs, *, leads, rate, smoke,
-          drain_s, seed, out) -> dict:
+          drain_s, seed, out, with_faults) -> dict:
     import requests
 
     from pipeline.devtools.stack import wait_healthy
@@ -201,7 +205,8 @@ def drive(rng, stack, pg, broker, buyers, api_addr, db_url, logs, *, leads, rate
     stack.start()
     wait_healthy(api_addr, stack, timeout_s=90, logs=str(logs))
     span = leads / rate
-    faults = Faults(stack, pg, broker, faults_for(rng, smoke, span), say)
+    schedule = faults_for(rng, smoke, span)       # drawn either way: the same lead stream
+    faults = Faults(stack, pg, broker, schedule if with_faults else [], say)
     crashes: list[str] = []
     stopping = threading.Event()
 
@@ -246,7 +251,8 @@ def drive(rng, stack, pg, broker, buyers, api_addr, db_url, logs, *, leads, rate
     result.update(seed=seed, answers=answers, crashes=crashes,
                   drain_s=round(drain, 1) if drained else None, faults=faults.done)
     result["passed"] = passed(result)
-    (out / f"chaos-{seed}.json").write_text(json.dumps(result, indent=2, default=str))
+    name = f"chaos-{seed}.json" if with_faults else f"chaos-{seed}-no-faults.json"
+    (out / name).write_text(json.dumps(result, indent=2, default=str))
     return result
 
 
