@@ -23,7 +23,7 @@ from pipeline.adapters import db, store, views
 from pipeline.devtools.mockbuyers import free_port
 from pipeline.domain import samples
 from pipeline.domain.leads import VERTICALS
-from pipeline.domain.tree import parse_tree
+from pipeline.protocols.registry import parse_tree
 
 # A valid buyer secret for tests (Standard Webhooks' own example: 24 bytes).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

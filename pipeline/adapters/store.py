@@ -1,6 +1,7 @@
 """The store: the SQL of the stages, intake and tree load, each taking a cursor (reports: views.py)."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
@@ -24,6 +25,7 @@ def load_tree(cur, tree: dict) -> dict:
     there is none to keep (nothing is written then: the caller's transaction rolls back).
     """
     secrets = _kept_secrets(cur, [b["id"] for b in tree["buyers"] if b.get("secret") == MASKED_SECRET])
+    credentials = _kept_credentials(cur, tree["buyers"])
     net = tree["network"]
     cur.execute(
         "UPDATE network SET score_floor=%(score_floor)s, bid_floor_cents=%(bid_floor_cents)s,"
@@ -42,12 +44,14 @@ def load_tree(cur, tree: dict) -> dict:
                 ([t["tier"] for t in tree["tiers"]],))
     columns = ("id", "name", "active", "tier", "priority", "bid_cents", "verticals", "geo",
                "min_score", "rules", "schedule", "caps", "ping_url", "post_url", "pre_ping_url",
-               "timeout_ms", "secret", "pre_ping_hashes")
+               "timeout_ms", "secret", "pre_ping_hashes", "integration", "credentials")
     changed = 0
     for buyer in tree["buyers"]:
         row = {k: buyer.get(k) for k in columns}
         row["secret"] = secrets.get(buyer["id"], row["secret"])
-        for k in ("geo", "rules", "schedule", "caps"):
+        row["credentials"] = {**(row["credentials"] or {}), **credentials.get(buyer["id"], {})}
+        row["integration"] = None if row["integration"] is None else json.dumps(row["integration"])
+        for k in ("geo", "rules", "schedule", "caps", "credentials"):
             row[k] = Json(row[k]) if row[k] is not None else None
         updates = ", ".join(f"{c}=EXCLUDED.{c}" for c in columns[1:])
         differs = " OR ".join(f"buyers.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in columns[1:])
@@ -74,6 +78,26 @@ def _kept_secrets(cur, buyer_ids: list[str]) -> dict[str, str]:
     return stored
 
 
+def _kept_credentials(cur, buyers: list[dict]) -> dict[str, dict[str, str]]:
+    """Credentials given as the mask `tree show` prints keep the stored ones, by buyer and name."""
+    masked = {b["id"]: [k for k, v in (b.get("credentials") or {}).items() if v == MASKED_SECRET]
+              for b in buyers}
+    masked = {i: names for i, names in masked.items() if names}
+    if not masked:
+        return {}
+    cur.execute("SELECT id, credentials FROM buyers WHERE id = ANY(%s)", (list(masked),))
+    stored = {r["id"]: r["credentials"] or {} for r in cur.fetchall()}
+    kept = {i: {k: stored[i][k] for k in names if k in stored.get(i, {})}
+            for i, names in masked.items()}
+    missing = {n: [f'"{MASKED_SECRET}" keeps the stored credential {k!r}, but none is stored for this buyer'
+                   for k in masked[b["id"]] if k not in kept[b["id"]]]
+               for n, b in enumerate(buyers) if b["id"] in masked}
+    missing = {n: problems for n, problems in missing.items() if problems}
+    if missing:
+        raise InvalidTree({"buyers": {n: {"credentials": problems} for n, problems in missing.items()}})
+    return kept
+
+
 def network(cur) -> dict:
     cur.execute("SELECT * FROM network WHERE id=1")
     return dict(cur.fetchone())
@@ -89,7 +113,8 @@ def buyers(cur, ids: list[str] | None = None) -> list[Buyer]:
         cur.execute("SELECT * FROM buyers ORDER BY tier, id")
     else:
         cur.execute("SELECT * FROM buyers WHERE id = ANY(%s)", (list(ids),))
-    return [Buyer.from_row(r) for r in cur.fetchall()]
+    return [Buyer.from_row({**r, "integration": r["integration"] and json.loads(r["integration"])})
+            for r in cur.fetchall()]
 
 
 def tree_document(cur) -> dict:
@@ -106,7 +131,8 @@ def tree_document(cur) -> dict:
             "min_score": b.min_score, "rules": list(b.rules), "schedule": b.schedule, "caps": caps,
             "ping_url": b.ping_url, "post_url": b.post_url, "pre_ping_url": b.pre_ping_url,
             "timeout_ms": b.timeout_ms, "secret": MASKED_SECRET if b.secret else None,
-            "pre_ping_hashes": b.pre_ping_hashes})
+            "pre_ping_hashes": b.pre_ping_hashes, "integration": b.integration,
+            "credentials": dict.fromkeys(b.credentials, MASKED_SECRET)})
     return {
         "network": {"score_floor": net["score_floor"], "bid_floor": as_number(net["bid_floor_cents"]),
                     "auction_timeout_s": net["auction_timeout_ms"] / 1000,

@@ -30,6 +30,7 @@ class Request:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     budget_s: float = 3.0
+    method: str = "POST"
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,8 @@ class _Client:
         status = None
         try:
             async with asyncio.timeout(request.budget_s):
-                async with self.session.post(request.url, data=request.body, headers=request.headers,
-                                             allow_redirects=False) as response:
+                async with self.session.request(request.method, request.url, data=request.body or None,
+                                                headers=request.headers, allow_redirects=False) as response:
                     status = response.status
                     chunks, size = [], 0
                     # read(n) returns what is buffered, up to n: loop to the end or the cap.
@@ -167,8 +168,8 @@ def send_many(requests: list[Request], *, max_bytes: int = 65536,
     return _client(allow_private).send_many(requests, max_bytes)
 
 
-def send(url: str, body: bytes, headers: dict[str, str], budget_s: float, *,
+def send(url: str, body: bytes, headers: dict[str, str], budget_s: float, *, method: str = "POST",
          max_bytes: int = 65536, allow_private: bool = False) -> Reply:
-    """POST JSON within ``budget_s`` in all; faults come back as values."""
-    return send_many([Request(url, body, headers, budget_s)], max_bytes=max_bytes,
+    """Send one request within ``budget_s`` in all; faults come back as values."""
+    return send_many([Request(url, body, headers, budget_s, method)], max_bytes=max_bytes,
                      allow_private=allow_private)[0]

@@ -106,7 +106,7 @@ def run(*, seed: int, leads: int, rate: float, smoke: bool, out: Path, drain_s: 
 def load(db_url: str, buyers) -> None:
     from pipeline.adapters import db, store
     from pipeline.domain.leads import VERTICALS
-    from pipeline.domain.tree import parse_tree
+    from pipeline.protocols.registry import parse_tree
     db.migrate(db_url)
     tree = parse_tree(json.dumps(buyers.tree(network=NETWORK)), VERTICALS, allow_private=True)
     with db.transaction(db_url) as cur:

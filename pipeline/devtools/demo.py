@@ -57,7 +57,7 @@ def _run(args, db_url: str, redis_url: str) -> None:
     from pipeline.devtools.stack import Stack
     from pipeline.domain import samples
     from pipeline.domain.leads import VERTICALS
-    from pipeline.domain.tree import parse_tree
+    from pipeline.protocols.registry import parse_tree
 
     print(f"API http://{api_addr}")
     db.drop_database(db_url)

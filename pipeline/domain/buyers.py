@@ -21,8 +21,8 @@ class Buyer:
     name: str
     tier: int
     verticals: tuple[str, ...]
-    ping_url: str
-    post_url: str
+    ping_url: str | None
+    post_url: str | None
     active: bool = True
     priority: int = 0
     bid_cents: int | None = None
@@ -36,6 +36,9 @@ class Buyer:
     secret: str | None = field(default=None, repr=False)
     pre_ping_hashes: bool = False
     paused_until: datetime | None = None      # set when it rejected too many posts it took
+    integration: dict | None = None          # None: the native protocol
+    credentials: dict = field(default_factory=dict, repr=False)
+    updated_at: datetime | None = None       # the buyer's version: its protocol is compiled once per version
 
     @classmethod
     def from_row(cls, row: dict) -> Buyer:
@@ -43,6 +46,7 @@ class Buyer:
         values = {k: v for k, v in row.items() if k in names}
         values["verticals"] = tuple(values.get("verticals") or ())
         values["rules"] = tuple(values.get("rules") or ())
+        values["credentials"] = values.get("credentials") or {}
         return cls(**values)
 
     @property

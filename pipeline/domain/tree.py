@@ -21,6 +21,7 @@ from pipeline.domain.buyer_secret import secret_problem
 from pipeline.domain.buyers import zip_point
 from pipeline.domain.fields import Strict
 from pipeline.domain.hosts import host_problem, is_public_address
+from pipeline.domain.integration_schema import IntegrationSchema, credentials_field
 from pipeline.domain.leads import STATES
 from pipeline.domain.modes import Mode
 from pipeline.domain.money import CENT, MAX_BID, to_cents
@@ -205,14 +206,17 @@ class BuyerSchema(Strict):
     rules = fields.List(fields.Nested(RuleSchema), load_default=list)
     schedule = fields.Nested(ScheduleSchema, load_default=None, allow_none=True)
     caps = fields.Nested(CapsSchema, load_default=dict)
-    ping_url = fields.String(required=True)
-    post_url = fields.String(required=True)
+    # Required for a native buyer; a buyer with an integration has its URLs there instead.
+    ping_url = fields.String(load_default=None, allow_none=True)
+    post_url = fields.String(load_default=None, allow_none=True)
     pre_ping_url = fields.String(load_default=None, allow_none=True)
     timeout_ms = Whole(50, 120000, load_default=3000)
     secret = fields.String(load_default=None, allow_none=True)
     # Pre-pings carry phone_sha256 / email_sha256 only for a buyer with a data agreement: the
     # hashes give the phone number away to anyone who tries its area code's 10^7 numbers.
     pre_ping_hashes = fields.Boolean(load_default=False)
+    integration = fields.Nested(IntegrationSchema, load_default=None, allow_none=True)
+    credentials = credentials_field()
 
 
 class TreeSchema(Strict):
@@ -220,6 +224,12 @@ class TreeSchema(Strict):
     network = fields.Nested(NetworkSchema, load_default=lambda: NetworkSchema().load({}))
     tiers = fields.List(fields.Nested(TierSchema), required=True, validate=validate.Length(min=1))
     buyers = fields.List(fields.Nested(BuyerSchema), required=True)
+
+
+def url_problem(url: str | None, allow_private: bool) -> str | None:
+    """What is wrong with a buyer URL (an integration's, rendered), or None."""
+    found = _url_problem(url, allow_private)
+    return found[0] if found else None
 
 
 def _url_problem(url: str | None, allow_private: bool) -> tuple[str, bool] | None:
@@ -330,11 +340,11 @@ def parse_tree(text: str, verticals: tuple[str, ...], allow_private: bool = Fals
     crossed, private_urls = _cross_check(doc, verticals, allow_private)
     _merge(errors, crossed)
     if errors or tree is None:
-        raise InvalidTree(_buyers_by_id(errors, doc.get("buyers")), private_urls)
+        raise InvalidTree(buyers_by_id(errors, doc.get("buyers")), private_urls)
     return _in_cents(tree)
 
 
-def _buyers_by_id(errors: dict, buyers) -> dict:
+def buyers_by_id(errors: dict, buyers) -> dict:
     """Errors name a buyer by its id (by its place in the list when the id is missing or twice)."""
     if not isinstance(errors.get("buyers"), dict) or not isinstance(buyers, list):
         return errors
@@ -365,6 +375,7 @@ def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> 
     for i, number in enumerate(tier_numbers):
         if _whole(number) and tier_numbers.index(number) != i:
             _put(errors, ("tiers", i, "tier"), f"tier {number} is listed twice")
+    modes = {t.get("tier"): t.get("mode", Mode.AUCTION) for t in tiers if isinstance(t, dict)}
     buyers = _list(doc.get("buyers"))
     seen: set[str] = set()
     for i, buyer in enumerate(buyers):
@@ -388,9 +399,13 @@ def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> 
                 _put(errors, (*at, key), found[0])
                 private_urls = private_urls or found[1]
         # The mask `tree show` prints keeps the stored secret (checked against the database).
-        secret = None if buyer.get("secret") == MASKED_SECRET else secret_problem(buyer.get("secret"))
+        # A native buyer verifies our signatures; an integration buyer is signed only if it asks.
+        given, native = buyer.get("secret"), buyer.get("integration") is None
+        secret = None if given == MASKED_SECRET or not (native or given) else secret_problem(given)
         if secret:
             _put(errors, (*at, "secret"), f"buyer {buyer.get('id')}: the secret {secret}; {SECRET_HINT}")
+        for key, problem in _protocol_problems(buyer, modes.get(buyer.get("tier"))):
+            _put(errors, (*at, key), problem)
         known = [v for v in names if v in verticals]
         for j, rule in enumerate(_list(buyer.get("rules"))):
             if known and isinstance(rule, dict) and isinstance(rule.get("field"), str) \
@@ -399,6 +414,25 @@ def _cross_check(doc: dict, verticals: tuple[str, ...], allow_private: bool) -> 
                 if wrong:
                     _put(errors, (*at, "rules", j, wrong[0]), wrong[1])
     return errors, private_urls
+
+
+def _protocol_problems(buyer: dict, mode) -> list[tuple[str, str]]:
+    """A native buyer needs its URLs; an integration buyer has them in its integration."""
+    integration = buyer.get("integration")
+    if integration is None:
+        return [(k, "required for a native-protocol buyer (or give an integration)")
+                for k in ("ping_url", "post_url") if not buyer.get(k)]
+    problems = [(k, "an integration buyer has its URLs in its integration")
+                for k in ("ping_url", "post_url", "pre_ping_url") if buyer.get(k)]
+    if isinstance(integration, dict) and integration.get("ping") is None:
+        # A direct post has no price for this lead, only a standing one, and says yes only
+        # once it holds the whole lead: it takes a turn in a walk, never a sealed-bid auction.
+        if buyer.get("bid") is None:
+            problems.append(("bid", "a direct-post buyer (no ping) needs its standing bid"))
+        if mode == Mode.AUCTION:
+            problems.append(("integration", "a direct-post buyer (no ping) belongs in a waterfall or "
+                                            "round_robin tier, not an auction tier"))
+    return problems
 
 
 def _in_cents(tree: dict) -> dict:
@@ -416,6 +450,7 @@ def _in_cents(tree: dict) -> dict:
         buyer["rules"] = [_json_safe(rule) for rule in buyer["rules"]]
         # Only the filters given: an empty one matches everything, and `tree show` stays stable.
         buyer["geo"] = {k: v for k, v in buyer["geo"].items() if v}
+        buyer["integration"] = _json_safe(buyer["integration"])
         buyers.append(buyer)
     tiers = [dict(t, name=t["name"] or f"tier {t['tier']}") for t in tree["tiers"]]
     return {"network": network, "tiers": tiers, "buyers": buyers}

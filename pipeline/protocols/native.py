@@ -1,34 +1,19 @@
-"""The buyer wire protocol: ping, pre-ping and post bodies, and what their answers mean."""
+"""The native buyer protocol: ping, pre-ping and post bodies, and what their answers mean."""
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
+from pipeline.domain.buyers import Buyer
 from pipeline.domain.instants import iso
 from pipeline.domain.money import as_number
-from pipeline.protocols import answers
+from pipeline.protocols import answers, signing
+from pipeline.protocols.interface import Answer, Outgoing, PostResult
+
+__all__ = ["Answer", "PostResult", "NativeProtocol"]
 
 NAMESPACE = uuid.UUID("6f1c2a52-94a1-4c57-9a56-2f0d3c1b7e11")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a buyer said to a ping, after translation: the value the award reads."""
-    outcome: str              # accept, reject, timeout, error, late; pre-ping: eligible, ineligible
-    bid_cents: int | None = None
-    ref: str | None = None
-    reason: str | None = None
-    latency_ms: int | None = None
-
-
-@dataclass(frozen=True)
-class PostResult:
-    outcome: str              # accepted, rejected, retry
-    reason: str | None = None
-    http_status: int | None = None
-    latency_ms: int | None = None
 
 
 def ping_id(auction_id: str, buyer_id: str, kind: str = "ping") -> uuid.UUID:
@@ -142,3 +127,54 @@ def read_post_answer(status: int, body: bytes, latency_ms: int) -> PostResult:
     if 400 <= status < 500:
         return PostResult("rejected", f"http_{status}", status, latency_ms)
     return PostResult("retry", f"http_{status}", status, latency_ms)
+
+
+class NativeProtocol:
+    """The native protocol behind the buyer-protocol interface: signed JSON to the buyer's URLs."""
+    pings = True
+
+    def __init__(self, buyer: Buyer):
+        self.buyer = buyer
+        self.pre_pings = bool(buyer.pre_ping_url)
+        # Loaded before secrets were checked: such a buyer could not verify us; send it nothing.
+        self.unsigned = signing.secret_problem(buyer.secret) is not None
+
+    def _signed(self, url: str, body: dict, lead_id: str, kind: str, now: int,
+                extra: dict | None = None) -> Outgoing:
+        raw = dumps(body)
+        msg_id = webhook_id(lead_id, self.buyer.id, kind)
+        headers = {**(extra or {}), **signing.sign_headers(str(self.buyer.secret), msg_id, now, raw)}
+        return Outgoing("POST", url, raw, headers)
+
+    def ping(self, facts: dict, now: int) -> Outgoing | Answer:
+        if self.unsigned:
+            return Answer("error", reason="invalid_secret", latency_ms=0)
+        body = ping_body(facts, ping_id=facts["ping_id"], cycle=facts["cycle"],
+                         bid_cents=facts["bid_cents"], expires_at=facts["expires_at"])
+        return self._signed(str(self.buyer.ping_url), body, facts["lead_id"], "ping", now)
+
+    def read_ping(self, status: int, body: bytes, latency_ms: int) -> Answer:
+        return read_ping_answer(status, body, self.buyer.bid_cents, latency_ms)
+
+    def pre_ping(self, facts: dict, now: int) -> Outgoing | Answer:
+        if self.unsigned:
+            return Answer("ineligible", reason="invalid_secret", latency_ms=0)
+        body = ping_body(facts, ping_id=facts["ping_id"], cycle=facts["cycle"],
+                         bid_cents=facts["bid_cents"], expires_at=facts["expires_at"])
+        body = pre_ping_body(body, facts.get("phone_sha256"), facts.get("email_sha256"))
+        return self._signed(str(self.buyer.pre_ping_url), body, facts["lead_id"], "pre_ping", now)
+
+    def read_pre_ping(self, status: int, body: bytes, latency_ms: int) -> Answer:
+        return read_pre_ping_answer(status, body, latency_ms)
+
+    def post(self, facts: dict, now: int) -> Outgoing | PostResult:
+        if self.unsigned:
+            return PostResult("rejected", "invalid_secret")
+        lead = facts["lead"]
+        body = post_body(lead, facts["consent"], ping_id=facts["ping_id"], ping_ref=facts["ping_ref"],
+                         price_cents=facts["price_cents"])
+        return self._signed(str(self.buyer.post_url), body, str(lead["id"]), "post", now,
+                            {"Idempotency-Key": str(lead["id"])})
+
+    def read_post(self, status: int, body: bytes, latency_ms: int) -> PostResult:
+        return read_post_answer(status, body, latency_ms)

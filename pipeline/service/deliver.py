@@ -17,7 +17,8 @@ from config.settings import settings
 from pipeline.adapters import db, store, transport
 from pipeline.domain import delivery
 from pipeline.protocols import native as protocol
-from pipeline.protocols import signing
+from pipeline.protocols import registry as protocols
+from pipeline.protocols.interface import PostResult
 from pipeline.service.nudges import Nudge
 
 log = logging.getLogger("pingtree")
@@ -48,17 +49,15 @@ def deliver_post(lead_id) -> list:
         store.begin_post(cur, lead_id, ping["id"], buyer.id, attempt, token, settings.post_lease_s)
         store.touch(cur, lead_id)
         consent = store.consent(cur, lead_id)
-    if signing.secret_problem(buyer.secret):   # a tree from before secrets were checked
-        return settle_post(lead_id, ping, token, delivery.REJECTED, "invalid_secret", None, None)
-    body = protocol.dumps(protocol.post_body(lead, consent, ping_id=ping["id"], ping_ref=ping["ref"],
-                                             price_cents=ping["bid_cents"]))
-    headers = {"Idempotency-Key": str(lead_id),
-               **signing.sign_headers(buyer.secret, protocol.webhook_id(lead_id, buyer.id, "post"),
-                                      int(time.time()), body)}
-    reply = transport.send(buyer.post_url, body, headers, settings.post_timeout_s,
+    speaker = protocols.for_buyer(buyer)
+    out = speaker.post({"lead": lead, "consent": consent, "ping_id": ping["id"], "ping_ref": ping["ref"],
+                        "price_cents": ping["bid_cents"]}, int(time.time()))
+    if isinstance(out, PostResult):    # a post that could not be built, so never sent: a rejection
+        return settle_post(lead_id, ping, token, delivery.REJECTED, out.reason, None, None)
+    reply = transport.send(out.url, out.body, out.headers, settings.post_timeout_s, method=out.method,
                            max_bytes=settings.max_answer_bytes, allow_private=settings.allow_private_buyers)
     read = (protocol.read_post_failure(reply.failure, reply.status, reply.latency_ms) if reply.failure
-            else protocol.read_post_answer(reply.status, reply.body, reply.latency_ms))
+            else speaker.read_post(reply.status, reply.body, reply.latency_ms))
     outcome = delivery.attempt_outcome(read.outcome, reply.failure, reply.status, attempt - 1)
     return settle_post(lead_id, ping, token, outcome, read.reason, reply.status, reply.latency_ms)
 

@@ -17,7 +17,8 @@ from pipeline.domain import delivery, scoring, validation
 from pipeline.domain.buyers import Buyer, eligibility
 from pipeline.domain.modes import tier_mode
 from pipeline.protocols import native as protocol
-from pipeline.protocols import signing
+from pipeline.protocols import registry as protocols
+from pipeline.protocols.interface import Answer
 from pipeline.service.deliver import deliver_post, settle_post  # noqa: F401  (the deliver stage)
 from pipeline.service.nudges import Fanout, Nudge
 
@@ -165,10 +166,11 @@ def hold_or_give_up(cur, lead: dict, *, cycle: int, net: dict, now: datetime,
 
 
 def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadline: datetime,
-              kind: str = "ping", hashes: tuple = (None, None)) -> list[protocol.Answer]:
+              kind: str = "ping", hashes: tuple = (None, None)) -> list[Answer]:
     """Ping (or pre-ping) buyers at once, each within min(its time-out, time left to the deadline).
 
-    Never raises: a time-out, a refused connection or a bad answer is a pass with its reason.
+    Each buyer's protocol builds its request and reads its answer. Never raises: a time-out, a
+    refused connection or a bad answer is a pass with its reason.
     """
     requests, answers = [], {}
     now = now_utc()
@@ -176,25 +178,20 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
         budget = min(buyer.timeout_ms / 1000, (deadline - now).total_seconds())
         if budget <= 0:
             # Never sent: the buyer is not charged a time-out for our own queueing.
-            answers[i] = protocol.Answer("not_pinged" if kind == "ping" else "ineligible",
-                                         reason="deadline_passed", latency_ms=None)
+            answers[i] = Answer("not_pinged" if kind == "ping" else "ineligible",
+                                reason="deadline_passed", latency_ms=None)
             continue
-        if signing.secret_problem(buyer.secret):
-            # Loaded before secrets were checked: such a buyer could not verify us; send it nothing.
-            answers[i] = protocol.Answer("error" if kind == "ping" else "ineligible",
-                                         reason="invalid_secret", latency_ms=0)
+        # The hashes are personal data: only for a buyer whose tree entry opted in.
+        phone_sha256, email_sha256 = hashes if buyer.pre_ping_hashes else (None, None)
+        facts = {**view, "ping_id": protocol.ping_id(auction_id, buyer.id, kind), "cycle": cycle,
+                 "bid_cents": buyer.bid_cents, "expires_at": deadline,
+                 "phone_sha256": phone_sha256, "email_sha256": email_sha256}
+        speaker = protocols.for_buyer(buyer)
+        out = (speaker.pre_ping if kind == "pre_ping" else speaker.ping)(facts, int(time.time()))
+        if isinstance(out, Answer):        # a direct post, or a request that could not be built
+            answers[i] = out
             continue
-        body = protocol.ping_body(view, ping_id=protocol.ping_id(auction_id, buyer.id, kind), cycle=cycle,
-                                  bid_cents=buyer.bid_cents, expires_at=deadline)
-        url = buyer.ping_url
-        if kind == "pre_ping":
-            # The hashes are personal data: only for a buyer whose tree entry opted in.
-            body = protocol.pre_ping_body(body, *(hashes if buyer.pre_ping_hashes else (None, None)))
-            url = buyer.pre_ping_url
-        raw = protocol.dumps(body)
-        headers = signing.sign_headers(buyer.secret, protocol.webhook_id(view["lead_id"], buyer.id, kind),
-                                       int(time.time()), raw)
-        requests.append((i, transport.Request(url, raw, headers, budget)))
+        requests.append((i, transport.Request(out.url, out.body, out.headers, budget, out.method)))
     try:
         replies = transport.send_many([r for _, r in requests], max_bytes=settings.max_answer_bytes,
                                       allow_private=settings.allow_private_buyers)
@@ -206,18 +203,19 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
     return [answers[i] for i in range(len(buyers))]
 
 
-def read_reply(buyer: Buyer, reply: transport.Reply, kind: str) -> protocol.Answer:
+def read_reply(buyer: Buyer, reply: transport.Reply, kind: str) -> Answer:
+    speaker = protocols.for_buyer(buyer)
     if kind == "pre_ping":
         if reply.failure:
-            return protocol.Answer("ineligible", reason=reply.failure, latency_ms=reply.latency_ms)
-        return protocol.read_pre_ping_answer(reply.status, reply.body, reply.latency_ms)
+            return Answer("ineligible", reason=reply.failure, latency_ms=reply.latency_ms)
+        return speaker.read_pre_ping(reply.status, reply.body, reply.latency_ms)
     if reply.failure:
         outcome = "timeout" if reply.failure == "timeout" else "error"
-        return protocol.Answer(outcome, reason=reply.failure, latency_ms=reply.latency_ms)
-    return protocol.read_ping_answer(reply.status, reply.body, buyer.bid_cents, reply.latency_ms)
+        return Answer(outcome, reason=reply.failure, latency_ms=reply.latency_ms)
+    return speaker.read_ping(reply.status, reply.body, reply.latency_ms)
 
 
-def _ping_row(auction: dict, buyer: Buyer, rank: int, answer: protocol.Answer, kind: str) -> dict:
+def _ping_row(auction: dict, buyer: Buyer, rank: int, answer: Answer, kind: str) -> dict:
     return {"id": protocol.ping_id(auction["auction_id"], buyer.id, kind), "lead_id": auction["lead_id"],
             "buyer_id": buyer.id, "tier": auction["tier"], "cycle": auction["cycle"], "rank": rank,
             "kind": kind, "outcome": answer.outcome, "bid_cents": answer.bid_cents, "ref": answer.ref,
@@ -281,7 +279,7 @@ def walk_waterfall(auction_id, step: int = 0) -> Nudges:
         pre = {p["buyer_id"]: p for p in store.auction_pings(cur, auction_id, "pre_ping")}
     claimed, view, ranked = found
     deadline = claimed["deadline_at"]
-    to_pre_ping = [(r, b) for r, b in ranked if b.pre_ping_url and b.id not in pre]
+    to_pre_ping = [(r, b) for r, b in ranked if protocols.for_buyer(b).pre_pings and b.id not in pre]
     if to_pre_ping:
         answers = ping_many([b for _, b in to_pre_ping], view, auction_id=auction_id,
                             cycle=claimed["cycle"], deadline=deadline, kind="pre_ping",

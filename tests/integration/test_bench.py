@@ -38,6 +38,7 @@ def test_bench_smoke(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     doc = json.loads((out / "bench.json").read_text())
     assert doc["smoke"] is True
+    assert set(doc["protocols"]) == {"native", "xml", "form", "json", "text"}   # CPU per ping, each
     assert doc["floor"]["latency_10"]["sold"] > 0
     events_on = doc["runs"]["events_on"]
     assert set(events_on) >= {"latency", "throughput", "deadline", "scaling", "cost"}

@@ -226,6 +226,10 @@ def test_the_tree_points_at_the_fleet():
 def test_the_example_fleet_and_the_cli_print_a_tree(capsys):
     assert main(["--config", EXAMPLE_FLEET, "--print-tree"]) == 0
     tree = json.loads(capsys.readouterr().out)
-    assert len(tree["buyers"]) == 8
+    assert len(tree["buyers"]) == 13
     assert {b["tier"] for b in tree["buyers"]} == {t["tier"] for t in tree["tiers"]}
+    # Native buyers and one integration buyer of every style, the tree file checked in beside it.
+    styles = {b["id"]: "integration" in b for b in tree["buyers"]}
+    assert sum(styles.values()) == 5
+    assert tree == json.loads((Path(EXAMPLE_FLEET).parent / "tree.json").read_text())
     assert main(["--buyers", "2", "--config", EXAMPLE_FLEET]) == 2

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.domain.leads import VERTICALS, InvalidLead, parse_lead
 from pipeline.domain.tree import InvalidTree, parse_tree
+from pipeline.protocols import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -17,6 +18,7 @@ BUYER = {"id": "doc", "tier": 1, "verticals": list(VERTICALS),
          "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
          "ping_url": "https://buyer.example/ping", "post_url": "https://buyer.example/post"}
 FENCE = re.compile(r"^(#+ [^\n]*)$|^```json\n(.*?)^```$", re.M | re.S)
+WALKS = ((1, "waterfall"), (2, "auction"), (3, "round_robin"))
 CELL_EXAMPLE = re.compile(r"\| `(\{.*\}|\"\w+\": .*)` \|\s*$")
 
 
@@ -66,6 +68,9 @@ def _check(heading: str, doc: dict) -> None:
     vertical = heading.strip("# `")
     if "tiers" in doc or "buyers" in doc:
         parse_tree(json.dumps(doc), VERTICALS)
+    elif "integration" in doc:          # a buyer with its own API: loaded and rendered
+        registry.parse_tree(_tree(tiers=[{"tier": t, "mode": m} for t, m in WALKS], buyers=[doc]),
+                            VERTICALS)
     elif "contact" in doc:
         _lead_at_its_consent(doc)
     elif vertical in VERTICALS:

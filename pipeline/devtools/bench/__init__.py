@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.devtools.bench import protocols
 from pipeline.devtools.bench.measure import pct
 from pipeline.devtools.bench.report import NOISE, against_baseline, plot, report
 from pipeline.devtools.bench.scenarios import Bench
@@ -49,6 +50,8 @@ def add_arguments(parser) -> None:
                         help="compare every summary figure with this earlier bench.json")
     parser.add_argument("--save-baseline", action="store_true",
                         help="write this run's results as the new baseline")
+    parser.add_argument("--protocols-only", action="store_true",
+                        help="only the CPU per ping of each buyer protocol (native vs integrations)")
 
 
 
@@ -56,6 +59,9 @@ def main_from_args(args) -> int:
     import signal
     # A TERM (e.g. from `timeout`) unwinds like Ctrl-C, so every started process is stopped.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if args.protocols_only:
+        print(protocols.report(protocols.measure(500 if args.smoke else 2000)))
+        return 0
     bench = Bench(args)
     results = bench.run()
     out = Path(args.out)

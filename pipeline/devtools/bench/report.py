@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.devtools.bench import protocols
 from pipeline.devtools.bench.system import TARGETS
 
 
@@ -76,6 +77,9 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 def report(results: dict) -> str:
     out = []
+    if results.get("protocols"):
+        out.append("\nBuyer protocols: CPU per ping (request built, accepting answer read), no network")
+        out.append(protocols.report(results["protocols"]))
     floor = results.get("floor", {})
     if floor:
         out.append("\nFloor: one asyncio process, same buyers, no broker, no database")

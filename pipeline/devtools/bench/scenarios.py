@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.adapters import db
+from pipeline.devtools.bench import protocols
 from pipeline.devtools.bench.delay import DelayProxy, measured_rtt
 from pipeline.devtools.bench.measure import pct
 from pipeline.devtools.bench.report import summary
@@ -258,6 +259,8 @@ class Bench(System):
     def run(self) -> dict:
         started = time.monotonic()
         self.out.mkdir(parents=True, exist_ok=True)
+        print("-- buyer protocols: CPU per ping, native vs integrations ...", flush=True)
+        self.results["protocols"] = protocols.measure(500 if self.smoke else 2000)
         self.prepare()
         try:
             print("-- floor (one asyncio process, no broker, no database) ...", flush=True)

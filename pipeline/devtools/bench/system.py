@@ -21,7 +21,7 @@ from pipeline.devtools.mockbuyers import MockBuyersProcess, free_port, tree_for_
 from pipeline.devtools.stack import ROOT, Stack, procfile
 from pipeline.domain import samples
 from pipeline.domain.leads import VERTICALS
-from pipeline.domain.tree import parse_tree
+from pipeline.protocols.registry import parse_tree
 
 SCENARIOS = ("latency", "throughput", "deadline", "scaling", "cost", "network")
 BENCH_DB = "postgresql://postgres@127.0.0.1:5432/pingtree_bench"

@@ -16,7 +16,8 @@ PRIVATE_HINT = ("hint: buyers on this machine or a private network need plain ht
 def cmd_load(args) -> int:
     from pipeline.adapters import db, store
     from pipeline.domain.leads import VERTICALS
-    from pipeline.domain.tree import InvalidTree, parse_tree
+    from pipeline.domain.tree import InvalidTree
+    from pipeline.protocols.registry import parse_tree  # the tree with its integrations rendered
     try:
         tree = parse_tree(read_input(args.file), VERTICALS, settings.allow_private_buyers)
         with db.transaction() as cur:
