@@ -134,6 +134,12 @@ def test_credentials_are_masked_in_tree_show_and_absent_from_views_and_logs(clea
     assert shown.returncode == 0
     [entry] = json.loads(shown.stdout)["buyers"]
     assert entry["credentials"] == {"api_key": "***"}
+    # What tree show prints loads back: "***" keeps the stored credential.
+    path = WORKER_LOG.parent / "shown-tree.json"
+    path.write_text(shown.stdout)
+    assert _cli("tree", "load", str(path)).returncode == 0
+    with db.transaction() as cur:
+        assert store.buyers(cur)[0].credentials == {"api_key": key}
     lead_cli = _cli("lead", lead_id, "--json")
     for text in (shown.stdout, lead_cli.stdout, json.dumps(view), WORKER_LOG.read_text()):
         assert key not in text
