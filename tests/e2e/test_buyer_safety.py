@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from pipeline import submit_lead
 from pipeline.adapters import db, views
-from tests.helpers import LocalBuyer, load_tree, make_lead, wait_for
+from tests.helpers import LocalBuyer, cli, load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +20,6 @@ def local():
     server = LocalBuyer()
     yield server
     server.close()
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True,
-                          text=True, timeout=60)
 
 
 def test_pre_ping_hashes_go_only_to_a_buyer_that_opted_in(clean_db, workers, local):

@@ -2,21 +2,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from pipeline import submit_lead
 from pipeline.adapters import db
 from pipeline.domain import validation
-from tests.helpers import load_tree, make_lead, wait_for
+from tests.helpers import cli, load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 1,
            "rerun_interval_s": 300, "duplicate_window_h": 24, "stuck_after_s": 60}
 DONE = ("sold", "rejected", "unsold")
@@ -29,11 +24,6 @@ def taker(clean_db, workers, buyers):
                       "buyers": [{"id": "taker", "accept_rate": 1, "bid": 20.0}]})
     load_tree(buyers.tree(tiers=[{"tier": 1, "mode": "auction"}], network=NETWORK))
     return buyers
-
-
-def pingtree(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], cwd=ROOT,
-                          env=os.environ.copy(), capture_output=True, text=True, timeout=60)
 
 
 def contact_of(lead_id: str) -> dict:
@@ -118,16 +108,16 @@ def test_suppression_list_by_cli_rejects_before_any_ping_and_can_be_lifted(taker
     email_lead = make_lead()
     email = email_lead["contact"]["email"]
 
-    added = pingtree("suppress", "add", other_format(raw_phone), "--reason", "asked")
+    added = cli("suppress", "add", other_format(raw_phone), "--reason", "asked")
     assert added.returncode == 0, added.stderr
     assert "suppressed 1 new" in added.stdout
     listing = tmp_path / "dnc.txt"
     listing.write_text(f"\n{email.upper()}\nnot a phone nor an email\n")
-    imported = pingtree("suppress", "import", str(listing))
+    imported = cli("suppress", "import", str(listing))
     assert imported.returncode == 2                   # one bad line, reported by number only
     assert "suppressed 1 new" in imported.stdout and "not a phone nor" not in imported.stderr
 
-    listed = pingtree("suppress", "list")
+    listed = cli("suppress", "list")
     assert listed.returncode == 0
     assert sha256(e164) in listed.stdout and sha256(email.lower()) in listed.stdout
     for raw in (raw_phone, e164, e164[2:], email, email.lower(), email.upper()):
@@ -140,7 +130,7 @@ def test_suppression_list_by_cli_rejects_before_any_ping_and_can_be_lifted(taker
     assert_rejected_unheard(taker, email_id, ["suppressed"])
     sold(taker, control_id)                           # the buyer hears of leads that pass
 
-    removed = pingtree("suppress", "remove", raw_phone)
+    removed = cli("suppress", "remove", raw_phone)
     assert removed.returncode == 0 and "removed 1" in removed.stdout
     again = make_lead(contact__phone=raw_phone)
     sold(taker, submit_lead(again))
