@@ -33,9 +33,7 @@ def kind(value) -> str:
         return "boolean"
     if isinstance(value, (int, float, Decimal)):
         return "number"
-    if isinstance(value, str):
-        return "text"
-    return "list" if isinstance(value, list) else "other"
+    return "text" if isinstance(value, str) else "other"
 
 
 def _same(a, b) -> bool:
@@ -76,42 +74,38 @@ def _field_type(field: fields.Field) -> tuple[str, tuple | None]:
     if isinstance(field, fields.List):
         item, choices = _field_type(field.inner)
         return f"list of {item}", choices
+    listed = [tuple(v.choices) for v in field.validators if isinstance(v, validate.OneOf)]
     if isinstance(field, fields.Boolean):
         return "boolean", None
-    if isinstance(field, fields.Number):
-        choices = next((tuple(v.choices) for v in field.validators if isinstance(v, validate.OneOf)), None)
-        return "number", choices
-    choices = next((tuple(v.choices) for v in field.validators if isinstance(v, validate.OneOf)), None)
-    return "text", choices
+    return ("number" if isinstance(field, fields.Number) else "text"), (listed[0] if listed else None)
 
 
 def _types_of(path: str, vertical_names) -> list[tuple[str, tuple | None]]:
+    """The (kind, choices) the field has in each of the verticals that ask it."""
     if path in LEAD_FIELDS:
-        return [(LEAD_FIELDS[path], tuple(verticals.NAMES) if path == "vertical" else None)]
-    head, _, name = path.partition(".")
-    if head != "qualifiers" or not name or "." in name:
+        return [(LEAD_FIELDS[path], verticals.NAMES if path == "vertical" else None)]
+    parts = path.split(".")
+    if len(parts) != 2 or parts[0] != "qualifiers":
         return []
-    found = []
-    for vertical in vertical_names:
-        schema = verticals.REGISTRY.get(vertical)
-        if schema is not None and name in schema.qualifiers.fields:
-            found.append(_field_type(schema.qualifiers.fields[name]))
-    return found
+    asked = [verticals.REGISTRY[v].qualifiers.fields.get(parts[1]) for v in vertical_names
+             if v in verticals.REGISTRY]
+    return [_field_type(field) for field in asked if field is not None]
 
 
 def _fits(field_kind: str, choices: tuple | None, op: str, value) -> bool:
-    listed = field_kind.startswith("list of ")
-    item_kind = field_kind.removeprefix("list of ")
+    """Whether a value of this op can ever match a field of this kind."""
     if op == "exists":
         return value is None or isinstance(value, bool)
-    if op in ("gt", "gte", "lt", "lte"):
-        return not listed and item_kind == "number" and kind(value) == "number"
-    if listed and op in ("eq", "ne"):
+    listed = field_kind.startswith("list of ")
+    if listed and op not in ("in", "not_in"):
         return False                    # a list field is tested for overlap: in / not_in
     wanted = value if op in ("in", "not_in") else [value]
     if not isinstance(wanted, list) or not wanted:
         return False
-    return all(kind(w) == item_kind and (choices is None or w in choices) for w in wanted)
+    item_kind = field_kind.removeprefix("list of ")
+    # An order (gt 12) may fall between the choices; an equality must be one of them.
+    return all(kind(w) == item_kind and (choices is None or op in ORDER_OPS or w in choices)
+               for w in wanted)
 
 
 def rule_problem(rule: dict, vertical_names) -> tuple[str, str] | None:
@@ -128,10 +122,11 @@ def rule_problem(rule: dict, vertical_names) -> tuple[str, str] | None:
     if any(_fits(field_kind, choices, op, value) for field_kind, choices in types):
         return None
     field_kind, choices = types[0]
-    within = f" among {', '.join(map(str, choices))}" if choices else ""
     if op == "exists":
         return "value", "exists takes true, false or null"
-    if field_kind.startswith("list of ") and op in ("eq", "ne", "gt", "gte", "lt", "lte"):
+    if field_kind.startswith("list of ") and op not in ("in", "not_in"):
         return "op", f"{path} is a list: use in, not_in or exists"
-    return "value", f"{path} is {field_kind}: {op} needs a {field_kind.removeprefix('list of ')}" \
-                     f" value{within}" + (" (a non-empty list of them)" if op in ("in", "not_in") else "")
+    if op in ORDER_OPS:
+        return "value", f"{path} is {field_kind}: {op} needs a number field"
+    among = f" among {', '.join(map(str, choices))}" if choices else ""
+    return "value", f"{path} is {field_kind}: {op} needs {field_kind.removeprefix('list of ')}{among}"

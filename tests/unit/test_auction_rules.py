@@ -167,6 +167,12 @@ DEBT = {"lead_id": "l2", "vertical": "debt_relief", "score": 80,
     ({"field": "qualifiers.behind_on_payments", "op": "eq", "value": True}, True),
     ({"field": "qualifiers.unsecured_debt", "op": "eq", "value": True}, False),
     ({"field": "qualifiers.unsecured_debt", "op": "eq", "value": 12000.0}, True),
+    # A list is only tested for overlap; `in` needs a list to look in.
+    ({"field": "qualifiers.debt_types", "op": "eq", "value": ["student_loan", "medical"]}, False),
+    ({"field": "qualifiers.debt_types", "op": "ne", "value": "medical"}, False),
+    ({"field": "qualifiers.debt_types", "op": "gt", "value": 0}, False),
+    ({"field": "geo.state", "op": "in", "value": "FL"}, False),
+    ({"field": "geo.state", "op": "not_in", "value": "GA"}, False),
 ])
 def test_rule_ops_on_lists_nulls_and_booleans(rule, holds):
     assert rule_holds(rule, DEBT) is holds

@@ -138,11 +138,42 @@ def test_a_rule_that_cannot_match_the_verticals_types_is_refused_naming_it(verti
     assert key in errors["buyers"]["b1"]["rules"][1]
 
 
+@pytest.mark.parametrize("verticals,rule,message", [
+    (["solar", "mortgage"], {"field": "qualifiers.colour", "op": "eq", "value": "red"},
+     {"field": ["qualifiers.colour is not a field of a solar / mortgage lead"]}),
+    (["solar"], {"field": "qualifiers.homeowner.x", "op": "eq", "value": True},
+     {"field": ["qualifiers.homeowner.x is not a field of a solar lead"]}),
+    (["solar"], {"field": "qualifiers.homeowner", "op": "exists", "value": 1},
+     {"value": ["exists takes true, false or null"]}),
+    (["debt_relief"], {"field": "qualifiers.debt_types", "op": "ne", "value": "medical"},
+     {"op": ["qualifiers.debt_types is a list: use in, not_in or exists"]}),
+    (["debt_relief"], {"field": "qualifiers.debt_types", "op": "in", "value": []},
+     {"value": ["qualifiers.debt_types is list of text: in needs text among credit_card, medical,"
+                " personal_loan, student_loan, collections, other"]}),
+    (["mortgage"], {"field": "qualifiers.credit_rating", "op": "in", "value": ["good", "poorr"]},
+     {"value": ["qualifiers.credit_rating is text: in needs text among excellent, good, fair, poor"]}),
+    (["life_insurance"], {"field": "qualifiers.term_years", "op": "eq", "value": 12},
+     {"value": ["qualifiers.term_years is number: eq needs number among 10, 15, 20, 25, 30"]}),
+    (["solar"], {"field": "vertical", "op": "eq", "value": "pets"},
+     {"value": ["vertical is text: eq needs text among auto_insurance, home_insurance, health_insurance,"
+                " life_insurance, mortgage, solar, debt_relief"]}),
+    (["solar"], {"field": "qualifiers.homeowner", "op": "gt", "value": 0},
+     {"value": ["qualifiers.homeowner is boolean: gt needs a number field"]}),
+    (["solar"], {"field": "qualifiers.homeowner", "op": "eq", "value": 1},
+     {"value": ["qualifiers.homeowner is boolean: eq needs boolean"]}),
+])
+def test_a_refused_rule_says_what_would_match(verticals, rule, message):
+    assert errors_of(with_buyer(verticals=verticals, rules=[rule]))["buyers"][0]["rules"][0] == message
+
+
 @pytest.mark.parametrize("verticals,rule", [
+    (["life_insurance"], {"field": "qualifiers.term_years", "op": "gt", "value": 12}),
+    (["life_insurance"], {"field": "qualifiers.term_years", "op": "eq", "value": 20}),
     (["solar"], {"field": "qualifiers.homeowner", "op": "eq", "value": True}),
     (["solar"], {"field": "qualifiers.monthly_electric_bill", "op": "gte", "value": 99.5}),
     (["solar", "mortgage"], {"field": "qualifiers.credit_rating", "op": "in", "value": ["good", "fair"]}),
     (["debt_relief"], {"field": "qualifiers.debt_types", "op": "not_in", "value": ["student_loan"]}),
+    (["debt_relief"], {"field": "qualifiers.debt_types", "op": "in", "value": ["medical", "other"]}),
     (["debt_relief"], {"field": "qualifiers.debt_types", "op": "exists", "value": False}),
     (["solar"], {"field": "geo.state", "op": "in", "value": ["FL", "GA"]}),
     (["solar"], {"field": "vertical", "op": "eq", "value": "solar"}),
