@@ -163,7 +163,7 @@ def test_a_rule_that_cannot_match_the_verticals_types_is_refused_naming_it(verti
      {"value": ["qualifiers.homeowner is boolean: eq needs boolean"]}),
 ])
 def test_a_refused_rule_says_what_would_match(verticals, rule, message):
-    assert errors_of(with_buyer(verticals=verticals, rules=[rule]))["buyers"][0]["rules"][0] == message
+    assert errors_of(with_buyer(verticals=verticals, rules=[rule]))["buyers"]["b1"]["rules"][0] == message
 
 
 @pytest.mark.parametrize("verticals,rule", [
