@@ -145,3 +145,10 @@ def test_every_link_to_a_file_of_the_project_exists():
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+)\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_every_setting_the_code_reads_is_in_the_readme_table():
+    read = set(re.findall(r'env\.\w+\("([A-Z_]+)"', (ROOT / "config" / "settings.py").read_text()))
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
+    missing = sorted(name for name in read if not any(f"`{name}`" in row for row in rows))
+    assert len(read) > 20 and missing == []
