@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install services services-or-embedded test coverage bench-smoke lint mutation demo up bench migrate clean
+.PHONY: install services services-or-embedded test coverage bench-smoke lint mutation demo up bench migrate flower clean
 
 install: $(BIN)/pingtree
 
@@ -71,6 +71,12 @@ up: install services migrate
 CHAOS_SEEDS ?= 1
 chaos: install
 	@for seed in $(CHAOS_SEEDS); do $(BIN)/pingtree chaos --seed $$seed $(CHAOS_ARGS) || exit 1; done
+
+# Flower on 127.0.0.1:$(FLOWER_PORT) (default 5555), behind basic auth: Flower reads
+# FLOWER_BASIC_AUTH=user:password itself; this target refuses to start without it.
+flower: install
+	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password first" >&2; exit 2; }
+	$(BIN)/celery -A tasks flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}
 
 bench: install services
 	$(BIN)/pingtree bench --out bench-results $(BENCH_ARGS)

@@ -19,4 +19,5 @@ ROUTES = {
     "pingtree.deliver_post": {"queue": DELIVER},
     "pingtree.rerun_held": {"queue": RERUN},
     "pingtree.sweep_stuck": {"queue": RERUN},
+    "pingtree.prune_history": {"queue": RERUN},
 }

@@ -8,6 +8,7 @@ from config import queues
 RERUN_EVERY_S = 5.0
 SWEEP_EVERY_S = 10.0
 CLOSE_EVERY_S = 0.25
+PRUNE_EVERY_S = 300.0
 
 # Entries expire before the next one is due, so a backlog never piles up copies. `scheduled`
 # marks a beat's message: those run once per tick; one sent by hand always runs.
@@ -23,6 +24,10 @@ BEAT_SCHEDULE = {
     "sweep-stuck-leads": {
         "task": "pingtree.sweep_stuck", "schedule": SWEEP_EVERY_S, "kwargs": SCHEDULED,
         "options": {"queue": queues.RERUN, "expires": SWEEP_EVERY_S * 0.9}},
+    # Retention: a short, budgeted prune often, rather than a long one that holds the queue.
+    "prune-history": {
+        "task": "pingtree.prune_history", "schedule": PRUNE_EVERY_S, "kwargs": SCHEDULED,
+        "options": {"queue": queues.RERUN, "expires": PRUNE_EVERY_S * 0.9}},
 }
 
 

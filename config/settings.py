@@ -84,6 +84,12 @@ class Settings:
     http_channel_timeout_s: int
     # The reverse proxy whose X-Forwarded-For names the client (unset: the peer is the client).
     trusted_proxy: str | None
+    # Retention (pingtree db prune, and the beat's prune-history job): ping, post and event
+    # detail kept this many days, leads with their consent records and sales this many (>= 5 y).
+    detail_keep_days: int
+    record_keep_days: int
+    # How long one beat prune may run (the rest waits for the next one).
+    prune_budget_s: float
 
 
 def load() -> Settings:
@@ -130,6 +136,9 @@ def load() -> Settings:
         http_connection_limit=env.int("PINGTREE_HTTP_CONNECTION_LIMIT", 1000, validate=Range(1, 100_000)),
         http_channel_timeout_s=env.int("PINGTREE_HTTP_CHANNEL_TIMEOUT_S", 15, validate=Range(1, 3600)),
         trusted_proxy=env.str("PINGTREE_TRUSTED_PROXY", None) or None,
+        detail_keep_days=env.int("PINGTREE_DETAIL_KEEP_DAYS", 30, validate=Range(1, 36500)),
+        record_keep_days=env.int("PINGTREE_RECORD_KEEP_DAYS", 1827, validate=Range(1827, 36500)),
+        prune_budget_s=env.float("PINGTREE_PRUNE_BUDGET_S", 20.0, validate=Range(1, 3600)),
     )
     try:
         env.seal()

@@ -10,6 +10,7 @@ from celery import signals
 
 from config.settings import settings
 from pipeline.adapters import logs, taskstats
+from pipeline.service import beat
 from tasks.app import app
 
 log = logging.getLogger("pingtree.tasks")
@@ -20,6 +21,14 @@ _running: dict[str, tuple[float, object]] = {}    # task id -> (start, the log b
 def configure_logging(loglevel=None, **_) -> None:
     # Connected, so Celery installs no handler of its own: every line goes through the allow-list.
     logs.configure(level=loglevel or settings.log_level)
+
+
+@signals.beat_init.connect
+def register_beat_jobs(**_) -> None:
+    try:
+        beat.register_jobs()
+    except Exception as exc:  # beat must start anyway; the jobs register when they first run
+        log.warning("beat jobs not registered: %s", type(exc).__name__)
 
 
 @cache

@@ -19,6 +19,11 @@ def last_tick(cur, job: str) -> int:
     return cur.fetchone()["tick"]
 
 
+def register(cur, names: list[str]) -> None:
+    cur.execute("INSERT INTO beat_jobs (job) SELECT unnest(%s::text[]) ON CONFLICT (job) DO NOTHING",
+                (names,))
+
+
 def record_run(cur, job: str, tick: int, at: datetime, duration_ms: int) -> None:
     cur.execute("UPDATE beat_jobs SET tick=%s, runs=runs+1, last_run_at=%s, duration_ms=%s"
                 " WHERE job=%s", (tick, at, duration_ms, job))

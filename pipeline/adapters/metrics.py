@@ -60,11 +60,11 @@ def pings(cur, window_s: float) -> dict:
                 " WHERE at > clock_timestamp() - make_interval(secs => %s)"
                 " GROUP BY buyer_id, kind, outcome", (window_s,))
     counts = [dict(r) for r in cur.fetchall()]
-    # Latency of answers only: a ping that never got one (`no_answer`) has no latency to show.
+    # Latency of answers only: a ping never sent or never answered has no latency to show.
     cur.execute(sql.SQL("""
         SELECT buyer_id, {} FROM pings
         WHERE at > clock_timestamp() - make_interval(secs => %s) AND kind = 'ping'
-          AND latency_ms IS NOT NULL AND reason IS DISTINCT FROM 'no_answer'
+          AND latency_ms IS NOT NULL AND outcome <> 'not_pinged' AND reason IS DISTINCT FROM 'no_answer'
         GROUP BY buyer_id""").format(_histogram("latency_ms / 1000.0", LATENCY_BUCKETS)), (window_s,))
     latency = {r["buyer_id"]: _buckets(r, LATENCY_BUCKETS) for r in cur.fetchall()}
     return {"counts": counts, "latency": latency}

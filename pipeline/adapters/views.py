@@ -1,7 +1,7 @@
 """What operators read: the lead view (no personal data), the report and billing."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pipeline.adapters import store
 from pipeline.domain.instants import iso
@@ -77,56 +77,85 @@ def _operator_view(cur, lead: dict) -> dict:
     }
 
 
-def report(cur) -> dict:
-    """Leads per status, revenue, and per-buyer ping and sale figures (SPEC §7)."""
-    cur.execute("SELECT status, count(*) AS n FROM leads GROUP BY status")
+# An open end of a report's window.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def buyer_detail(start: str, end: str) -> str:
+    """The CTEs p (pings), w (wins) and po (posts) per buyer over [%(start)s, %(end)s): what a
+    report reads from the detail, and what the prune sums into buyer_days before deleting it."""
+    return f"""p AS (
+            SELECT buyer_id, count(*) FILTER (WHERE outcome <> 'not_pinged') AS pings,
+                   count(*) FILTER (WHERE outcome IN ('accept', 'post_rejected')
+                       OR (outcome = 'late' AND bid_cents IS NOT NULL)) AS accepts,
+                   count(*) FILTER (WHERE outcome IN ('timeout', 'late')) AS timeouts,
+                   count(*) FILTER (WHERE outcome = 'error') AS errors,
+                   count(*) FILTER (WHERE outcome = 'post_rejected') AS post_rejects,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
+                       FILTER (WHERE outcome <> 'not_pinged' AND reason IS DISTINCT FROM 'no_answer') AS p50,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
+                       FILTER (WHERE outcome <> 'not_pinged' AND reason IS DISTINCT FROM 'no_answer') AS p95
+            FROM pings WHERE kind = 'ping' AND at >= %({start})s AND at < %({end})s GROUP BY buyer_id),
+        w AS (SELECT detail->>'buyer_id' AS buyer_id, count(*) AS wins FROM lead_events
+              WHERE status = 'delivering' AND at >= %({start})s AND at < %({end})s GROUP BY 1),
+        po AS (SELECT buyer_id, count(DISTINCT lead_id) AS posted,
+                      count(DISTINCT lead_id) FILTER (WHERE late_outcome = 'accepted') AS late_accepts
+               FROM post_attempts WHERE at >= %({start})s AND at < %({end})s GROUP BY buyer_id)"""
+
+
+def report(cur, since: datetime | None = None, until: datetime | None = None,
+           detail_from: datetime | None = None) -> dict:
+    """Leads per status, revenue, per-buyer ping, post and sale figures of [since, until)
+    (SPEC §7); the CLI always bounds it, so it never scans all history.
+
+    Ping and post figures come from the detail from ``detail_from`` on, and from the prune's
+    daily sums (buyer_days) for the days before it, whose detail is gone; latency percentiles
+    come from the detail only.
+    """
+    start, end = since or EARLIEST, until or LATEST
+    detail = max(start, detail_from or start)
+    # Days of buyer_days are UTC days, whatever the session's time zone.
+    window = {"since": start, "until": end, "detail": detail, "since_day": start.astimezone(UTC).date(),
+              "detail_day": detail.astimezone(UTC).date()}
+    cur.execute("SELECT status, count(*) AS n FROM leads WHERE created_at >= %(since)s"
+                " AND created_at < %(until)s GROUP BY status", window)
     leads = {r["status"]: r["n"] for r in cur.fetchall()}
     cur.execute("SELECT now() AS now")
     now = cur.fetchone()["now"]
     cur.execute("SELECT coalesce(sum(price_cents) FILTER (WHERE returned_at IS NULL), 0) AS net,"
                 " count(*) FILTER (WHERE returned_at IS NOT NULL) AS returns,"
                 " coalesce(sum(price_cents) FILTER (WHERE returned_at IS NOT NULL), 0) AS returned"
-                " FROM sales")
+                " FROM sales WHERE sold_at >= %(since)s AND sold_at < %(until)s", window)
     totals = cur.fetchone()
-    cur.execute("""
-        WITH p AS (
-            SELECT buyer_id, count(*) FILTER (WHERE kind = 'ping' AND outcome <> 'not_pinged') AS pings,
-                   count(*) FILTER (WHERE kind = 'ping' AND (outcome IN ('accept', 'post_rejected')
-                       OR (outcome = 'late' AND bid_cents IS NOT NULL))) AS accepts,
-                   count(*) FILTER (WHERE kind = 'ping' AND outcome IN ('timeout', 'late')) AS timeouts,
-                   count(*) FILTER (WHERE kind = 'ping' AND outcome = 'error') AS errors,
-                   count(*) FILTER (WHERE kind = 'ping' AND outcome = 'post_rejected') AS post_rejects,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
-                       FILTER (WHERE kind = 'ping' AND outcome <> 'not_pinged'
-                               AND reason IS DISTINCT FROM 'no_answer') AS p50,
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
-                       FILTER (WHERE kind = 'ping' AND outcome <> 'not_pinged'
-                               AND reason IS DISTINCT FROM 'no_answer') AS p95
-            FROM pings GROUP BY buyer_id),
-        w AS (SELECT detail->>'buyer_id' AS buyer_id, count(*) AS wins FROM lead_events
-              WHERE status = 'delivering' GROUP BY 1),
-        po AS (SELECT buyer_id, count(DISTINCT lead_id) AS posted,
-                      count(DISTINCT lead_id) FILTER (WHERE late_outcome = 'accepted') AS late_accepts
-               FROM post_attempts GROUP BY buyer_id),
+    cur.execute(f"""
+        WITH {buyer_detail("detail", "until")},
+        d AS (SELECT buyer_id, sum(pings) AS pings, sum(accepts) AS accepts, sum(timeouts) AS timeouts,
+                     sum(errors) AS errors, sum(post_rejects) AS post_rejects, sum(wins) AS wins,
+                     sum(posted) AS posted, sum(late_accepts) AS late_accepts
+              FROM buyer_days WHERE day >= %(since_day)s AND day < %(detail_day)s GROUP BY buyer_id),
         s AS (SELECT buyer_id, count(*) AS sold,
                      count(*) FILTER (WHERE returned_at IS NOT NULL) AS returns,
                      coalesce(sum(price_cents) FILTER (WHERE returned_at IS NULL), 0) AS revenue
-              FROM sales GROUP BY buyer_id)
-        SELECT b.id AS buyer_id, b.paused_until, b.pause_reason, coalesce(p.pings, 0) AS pings,
-               coalesce(p.accepts, 0) AS accepts,
-               coalesce(p.timeouts, 0) AS timeouts, coalesce(p.errors, 0) AS errors,
-               coalesce(w.wins, 0) AS wins, coalesce(s.sold, 0) AS sold,
-               coalesce(p.post_rejects, 0) AS post_rejects, coalesce(s.returns, 0) AS returns,
-               coalesce(s.revenue, 0) AS revenue, p.p50, p.p95, coalesce(po.posted, 0) AS posted,
-               coalesce(po.late_accepts, 0) AS late_accepts
-        FROM buyers b LEFT JOIN p ON p.buyer_id = b.id LEFT JOIN w ON w.buyer_id = b.id
-        LEFT JOIN po ON po.buyer_id = b.id
-        LEFT JOIN s ON s.buyer_id = b.id ORDER BY b.tier, b.id""")
+              FROM sales WHERE sold_at >= %(since)s AND sold_at < %(until)s GROUP BY buyer_id)
+        SELECT b.id AS buyer_id, b.paused_until, b.pause_reason,
+               coalesce(p.pings, 0) + coalesce(d.pings, 0) AS pings,
+               coalesce(p.accepts, 0) + coalesce(d.accepts, 0) AS accepts,
+               coalesce(p.timeouts, 0) + coalesce(d.timeouts, 0) AS timeouts,
+               coalesce(p.errors, 0) + coalesce(d.errors, 0) AS errors,
+               coalesce(w.wins, 0) + coalesce(d.wins, 0) AS wins, coalesce(s.sold, 0) AS sold,
+               coalesce(p.post_rejects, 0) + coalesce(d.post_rejects, 0) AS post_rejects,
+               coalesce(s.returns, 0) AS returns, coalesce(s.revenue, 0) AS revenue, p.p50, p.p95,
+               coalesce(po.posted, 0) + coalesce(d.posted, 0) AS posted,
+               coalesce(po.late_accepts, 0) + coalesce(d.late_accepts, 0) AS late_accepts
+        FROM buyers b LEFT JOIN p ON p.buyer_id = b.id LEFT JOIN d ON d.buyer_id = b.id
+        LEFT JOIN w ON w.buyer_id = b.id LEFT JOIN po ON po.buyer_id = b.id
+        LEFT JOIN s ON s.buyer_id = b.id ORDER BY b.tier, b.id""", window)
     buyers = []
     for r in cur.fetchall():
-        buyers.append({**{k: r[k] for k in ("buyer_id", "pings", "accepts", "timeouts", "errors",
-                                             "wins", "sold", "post_rejects", "returns", "posted",
-                                             "late_accepts")},
+        buyers.append({"buyer_id": r["buyer_id"],
+                       **{k: int(r[k]) for k in ("pings", "accepts", "timeouts", "errors", "wins", "sold",
+                                                 "post_rejects", "returns", "posted", "late_accepts")},
                        "revenue": as_number(r["revenue"]),
                        "p50_ping_ms": None if r["p50"] is None else round(r["p50"], 1),
                        "p95_ping_ms": None if r["p95"] is None else round(r["p95"], 1),
@@ -139,10 +168,12 @@ def report(cur) -> dict:
     # Leads ended for the operator to look at: a post never confirmed, a lead the sweep
     # could not move (stuck_<status>).
     cur.execute("SELECT r AS reason, count(*) AS n FROM leads, unnest(reject_reasons) AS r"
-                " WHERE status = 'unsold' GROUP BY r")
+                " WHERE status = 'unsold' AND created_at >= %(since)s AND created_at < %(until)s"
+                " GROUP BY r", window)
     unresolved = {r["reason"]: r["n"] for r in cur.fetchall()}
     # Revenue is net of returns, overall and per buyer: a returned lead is never billed.
-    return {"leads": leads, "revenue": as_number(totals["net"]), "returns": totals["returns"],
+    return {"since": _iso(since), "until": _iso(until), "leads": leads,
+            "revenue": as_number(totals["net"]), "returns": totals["returns"],
             "returned": as_number(totals["returned"]), "buyers": buyers, "unresolved": unresolved}
 
 

@@ -49,23 +49,31 @@ def run_job(task: str, work: Callable[[], Nudges], once_per_tick: bool = True) -
     return nudges
 
 
+def register_jobs() -> None:
+    """A beat came up: from now on, a job that never ran is late once it waited past its limit."""
+    with db.transaction() as cur:
+        jobs.register(cur, list(schedule.BEAT_SCHEDULE))
+
+
 def late_after_s(period_s: float, slack_s: float) -> float:
     """How old a job's last run may be before the job counts as late."""
     return 2 * period_s + slack_s
 
 
 def status(rows: dict[str, dict], now: datetime, slack_s: float | None = None) -> dict[str, dict]:
-    """Each scheduled job's last run, its age and whether it is late (never run is late)."""
+    """Each scheduled job's last run, its age and whether it is late: a job never run is late
+    once it has waited past its limit since a beat registered it, or when no beat ever did."""
     slack_s = settings.beat_late_s if slack_s is None else slack_s
     out = {}
     for job, entry in schedule.BEAT_SCHEDULE.items():
         row = rows.get(job) or {}
-        last = row.get("last_run_at")
+        last, since = row.get("last_run_at"), row.get("last_run_at") or row.get("registered_at")
         age = (now - last).total_seconds() if last else None
+        waited = (now - since).total_seconds() if since else None
         limit = late_after_s(float(entry["schedule"]), slack_s)
         out[job] = {"last_run_at": last.isoformat() if last else None,
                     "age_s": None if age is None else round(age, 3),
-                    "late_after_s": limit, "late": age is None or age > limit,
+                    "late_after_s": limit, "late": waited is None or waited > limit,
                     "runs": row.get("runs", 0), "last_error": row.get("last_error")}
     return out
 

@@ -1,5 +1,8 @@
-"""`pingtree report` and `billing`: what the network did and what each buyer owes."""
+"""`pingtree report` and `billing`: what the network did over a window, what each buyer owes."""
 from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
 
 from pipeline.entrypoints.cli.common import month, print_json
 
@@ -8,13 +11,28 @@ def _ms(value) -> str:
     return "-" if value is None else f"{value}"
 
 
+def _instant(text: str) -> datetime:
+    """An ISO date or date-time; UTC unless it says otherwise."""
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def cmd_report(args) -> int:
     from pipeline.adapters import db, views
+    from pipeline.service import retention
+    now = datetime.now(UTC)
+    try:
+        until = _instant(args.until) if args.until else now
+        since = _instant(args.since) if args.since else until - timedelta(days=args.days)
+    except ValueError as exc:
+        print(f"--since/--until: {exc}", file=sys.stderr)
+        return 2
     with db.transaction() as cur:
-        doc = views.report(cur)
+        doc = views.report(cur, since, until, detail_from=retention.detail_from(now))
     if args.json:
         print_json(doc)
         return 0
+    print(f"from {doc['since']} to {doc['until']}")
     print("leads: " + (", ".join(f"{k} {v}" for k, v in sorted(doc["leads"].items())) or "none"))
     print(f"revenue: {doc['revenue']:.2f} (net of {doc['returns']} returns worth {doc['returned']:.2f})")
     print(f"{'buyer':16} {'pings':>6} {'accepts':>7} {'t/o':>5} {'err':>5} {'wins':>5} {'sold':>5}"
@@ -50,6 +68,10 @@ def cmd_billing(args) -> int:
 
 def add_parsers(sub) -> None:
     report = sub.add_parser("report", help="leads per status, revenue, per-buyer pings, sales and returns")
+    report.add_argument("--days", type=float, default=7,
+                        help="the window: the last N days (default %(default)s)")
+    report.add_argument("--since", help="window start, ISO date or date-time (UTC unless stated)")
+    report.add_argument("--until", help="window end, ISO date or date-time (default now)")
     report.add_argument("--json", action="store_true", help="the report as JSON")
     report.set_defaults(func=cmd_report)
 

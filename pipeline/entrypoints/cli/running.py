@@ -1,7 +1,11 @@
-"""`pingtree db migrate`, `serve`, `up` and the developer commands (mock buyers, demo, bench)."""
+"""`pingtree db migrate` and `prune`, `serve`, `up` and the developer commands (mock buyers, demo, bench)."""
 from __future__ import annotations
 
+import sys
+
+from config.settings import settings
 from pipeline.entrypoints.cli.buyers import warn_invalid_secrets
+from pipeline.entrypoints.cli.common import print_json
 
 
 def cmd_db_migrate(args) -> int:
@@ -9,6 +13,21 @@ def cmd_db_migrate(args) -> int:
     applied = db.migrate()
     print(f"migrated: {', '.join(applied)}" if applied else "database is up to date")
     warn_invalid_secrets()
+    return 0
+
+
+def cmd_db_prune(args) -> int:
+    from pipeline.service import retention
+    try:
+        done = retention.prune(args.detail_days, args.record_days, budget_s=args.budget_s)
+    except retention.RetentionTooShort as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print_json(done)
+    else:
+        print(f"{done['days_summed']} buyer days summed, {done['detail_rows']} detail rows and"
+              f" {done['leads']} leads deleted" + ("" if done["finished"] else " (budget spent: run again)"))
     return 0
 
 
@@ -50,6 +69,14 @@ def add_parsers(sub) -> None:
     verbs = dbp.add_subparsers(dest="db_cmd", required=True, metavar="VERB", help="what to do")
     verbs.add_parser("migrate", help="create the database if missing, apply migrations"
                      ).set_defaults(func=cmd_db_migrate)
+    prune = verbs.add_parser("prune", help="sum old days per buyer, delete detail and records past retention")
+    prune.add_argument("--detail-days", type=int, default=settings.detail_keep_days,
+                       help="keep ping, post and event detail this many days (PINGTREE_DETAIL_KEEP_DAYS)")
+    prune.add_argument("--record-days", type=int, default=settings.record_keep_days,
+                       help="keep leads, consents and sales this many days, at least 1827 (five years)")
+    prune.add_argument("--budget-s", type=float, default=None, help="stop after this many seconds")
+    prune.add_argument("--json", action="store_true", help="what was done, as JSON")
+    prune.set_defaults(func=cmd_db_prune)
 
     serve = sub.add_parser("serve", help="the HTTP intake API (PINGTREE_HTTP_ADDR)")
     serve.add_argument("--addr", default=None, help="host:port (default from PINGTREE_HTTP_ADDR)")
