@@ -24,6 +24,8 @@ class InvalidSettings(SystemExit):
                                    for name, messages in sorted(problems.items())))
 
 
+DEV_SUPPRESSION_KEY = "pingtree-development-only-suppression-key"
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
@@ -35,6 +37,9 @@ class Settings:
     allow_private_buyers: bool
     # Development on one machine: the API may start without API keys. Never in production.
     dev: bool
+    # The key of the do-not-contact list's HMACs (kept out of the database); in development
+    # only, a fixed public one stands in.
+    suppression_key: str | None
     # Buyers per ping task: one task pings a shard of the tier concurrently.
     ping_shard_size: int
     # The beat closes an auction this long after its deadline, in case its ping tasks never do.
@@ -105,6 +110,7 @@ def load() -> Settings:
         flower_port=env.int("FLOWER_PORT", 5555, validate=Range(1, 65535)),
         allow_private_buyers=env.bool("PINGTREE_ALLOW_PRIVATE_BUYERS", False),
         dev=env.bool("PINGTREE_DEV", False),
+        suppression_key=env.str("PINGTREE_SUPPRESSION_KEY", None) or None,
         ping_shard_size=env.int("PINGTREE_PING_SHARD_SIZE", 50, validate=Range(1, 1000)),
         close_grace_s=env.float("PINGTREE_CLOSE_GRACE_S", 0.25, validate=Range(0, 60)),
         post_attempts=env.int("PINGTREE_POST_ATTEMPTS", 4, validate=Range(1, 20)),
@@ -144,6 +150,8 @@ def load() -> Settings:
         env.seal()
     except EnvValidationError as exc:
         raise InvalidSettings(exc.error_messages) from None
+    if values["suppression_key"] is None and values["dev"]:
+        values["suppression_key"] = DEV_SUPPRESSION_KEY
     if values["post_lease_s"] is None:   # unset: the post's own budget and some slack
         values["post_lease_s"] = values["post_timeout_s"] + 5
     return Settings(**values)

@@ -10,6 +10,7 @@ os.environ["PINGTREE_DATABASE_URL"] = os.environ.get(
 os.environ["PINGTREE_REDIS_URL"] = os.environ.get("PINGTREE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 os.environ["PINGTREE_ALLOW_PRIVATE_BUYERS"] = "1"
 os.environ.setdefault("PINGTREE_DEV", "1")     # the API the tests start runs without keys
+os.environ.setdefault("PINGTREE_SUPPRESSION_KEY", "test-suppression-key-not-secret")
 os.environ.setdefault("PINGTREE_POST_BACKOFF_S", "0.05")
 # A post in flight holds its lead for the time-out + 5 s: a killed worker's post is taken over sooner.
 os.environ.setdefault("PINGTREE_POST_TIMEOUT_S", "4")

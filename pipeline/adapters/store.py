@@ -248,28 +248,32 @@ def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{vertical}:{value}",))
 
 
-def suppressed(cur, phone_sha256: str | None, email_sha256: str | None) -> bool:
-    cur.execute("SELECT 1 FROM suppressions WHERE (kind='phone' AND value_sha256=%s)"
-                " OR (kind='email' AND value_sha256=%s) LIMIT 1", (phone_sha256, email_sha256))
+def suppressed(cur, keyed: tuple[str | None, str | None], legacy: tuple[str | None, str | None]) -> bool:
+    """Whether the phone or email is listed: by its keyed hash, or by the plain SHA-256 an
+    older version stored (still honoured)."""
+    cur.execute("SELECT 1 FROM suppressions WHERE (kind='phone' AND (value_hmac=%s OR legacy_sha256=%s))"
+                " OR (kind='email' AND (value_hmac=%s OR legacy_sha256=%s)) LIMIT 1",
+                (keyed[0], legacy[0], keyed[1], legacy[1]))
     return cur.fetchone() is not None
 
 
 def add_suppressions(cur, entries: list[tuple[str, str, str | None]]) -> int:
-    """(kind, sha256, reason) rows; returns how many were new."""
+    """(kind, keyed hash, reason) rows; returns how many were new."""
     if not entries:
         return 0
-    rows = execute_values(cur, "INSERT INTO suppressions (kind, value_sha256, reason) VALUES %s"
+    rows = execute_values(cur, "INSERT INTO suppressions (kind, value_hmac, reason) VALUES %s"
                           " ON CONFLICT DO NOTHING RETURNING 1", entries, fetch=True)
     return len(rows)
 
 
-def remove_suppression(cur, kind: str, value_sha256: str) -> bool:
-    cur.execute("DELETE FROM suppressions WHERE kind=%s AND value_sha256=%s", (kind, value_sha256))
+def remove_suppression(cur, kind: str, value_hmac: str, legacy_sha256: str | None = None) -> bool:
+    cur.execute("DELETE FROM suppressions WHERE kind=%s AND (value_hmac=%s OR legacy_sha256=%s)",
+                (kind, value_hmac, legacy_sha256))
     return cur.rowcount > 0
 
 
 def list_suppressions(cur, limit: int = 1000) -> list[dict]:
-    cur.execute("SELECT kind, value_sha256, reason, created_at FROM suppressions"
+    cur.execute("SELECT kind, value_hmac, legacy_sha256, reason, created_at FROM suppressions"
                 " ORDER BY created_at DESC LIMIT %s", (limit,))
     return [dict(r) for r in cur.fetchall()]
 

@@ -5,24 +5,16 @@ import hashlib
 import sys
 from pathlib import Path
 
+from config.settings import settings
 from pipeline.domain import validation
+from pipeline.domain.suppression import entry
 
 
-def entry(value: str) -> tuple[str, str] | None:
-    """(kind, sha256 of the normalised value) for a phone or an email; None if it is neither."""
-    value = value.strip()
-    if "@" in value:
-        email = validation.normalise_email(value)
-        return ("email", hashlib.sha256(email.encode()).hexdigest()) if email else None
-    phone = validation.normalise_phone(value)
-    return ("phone", hashlib.sha256(phone.encode()).hexdigest()) if phone else None
-
-
-def _add(values: list[str], reason: str | None) -> int:
+def _add(key: str, values: list[str], reason: str | None) -> int:
     from pipeline.adapters import db, store
     rows, bad = [], []
     for number, value in enumerate(values, 1):
-        found = entry(value)
+        found = entry(key, value)
         (rows.append((*found, reason)) if found else bad.append(number))
     for number in bad:
         # The number only: a bad line may still be someone's personal data.
@@ -33,23 +25,35 @@ def _add(values: list[str], reason: str | None) -> int:
     return 2 if bad else 0
 
 
+def _legacy(raw: str) -> str | None:
+    """The plain SHA-256 an older version listed this value under (to lift such an entry)."""
+    raw = raw.strip()
+    value = validation.normalise_email(raw) if "@" in raw else validation.normalise_phone(raw)
+    return hashlib.sha256(value.encode()).hexdigest() if value else None
+
+
 def cmd(args) -> int:
     from pipeline.adapters import db, store
+    key = settings.suppression_key
+    if key is None:
+        print("pingtree suppress: set PINGTREE_SUPPRESSION_KEY (a long random secret, kept out of the"
+              " database; the same one for every pingtree process)", file=sys.stderr)
+        return 2
     if args.suppress_cmd == "add":
-        return _add(args.values, args.reason)
+        return _add(key, args.values, args.reason)
     if args.suppress_cmd == "import":
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-        return _add([line for line in text.splitlines() if line.strip()], args.reason)
+        return _add(key, [line for line in text.splitlines() if line.strip()], args.reason)
     if args.suppress_cmd == "remove":
-        found = [entry(v) for v in args.values]
+        found = [(entry(key, v), _legacy(v)) for v in args.values]
         with db.transaction() as cur:
-            removed = sum(store.remove_suppression(cur, *e) for e in found if e)
+            removed = sum(store.remove_suppression(cur, *e, legacy) for e, legacy in found if e)
         print(f"removed {removed}")
         return 0
     with db.transaction() as cur:
         for row in store.list_suppressions(cur, args.limit):
-            print(f"{row['kind']:6} {row['value_sha256']}  {row['created_at']:%Y-%m-%d}"
-                  f"  {row['reason'] or ''}")
+            value = row["value_hmac"] or f"{row['legacy_sha256']} (legacy: unkeyed SHA-256, re-import)"
+            print(f"{row['kind']:6} {value}  {row['created_at']:%Y-%m-%d}  {row['reason'] or ''}")
     return 0
 
 

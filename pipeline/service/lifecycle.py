@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from config.settings import settings
 from pipeline.adapters import db, store, transport
 from pipeline.domain import auction as auctions
-from pipeline.domain import delivery, scoring, validation
+from pipeline.domain import delivery, scoring, suppression, validation
 from pipeline.domain.buyers import Buyer, eligibility
 from pipeline.domain.modes import tier_mode
 from pipeline.protocols import native as protocol
@@ -50,7 +50,10 @@ def validate_lead(lead_id) -> Nudges:
         history = validation.History(
             duplicate_of=store.duplicate_of(cur, lead_id, lead["vertical"], normalised.phone_sha256,
                                             normalised.email_sha256, net["duplicate_window_h"]),
-            suppressed=store.suppressed(cur, normalised.phone_sha256, normalised.email_sha256))
+            suppressed=store.suppressed(
+                cur, suppression.contact_entries(settings.suppression_key, normalised.phone_e164,
+                                                 normalised.email) if settings.suppression_key
+                else (None, None), (normalised.phone_sha256, normalised.email_sha256)))
         verdict = validation.verdict(normalised, history)
         facts = normalised.facts()
         # The ZIP's own city and state: the contact's city is optional and free text.

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import subprocess
+import sys
 
 import pytest
 
+from config.settings import settings
 from pipeline import submit_lead
 from pipeline.adapters import db
 from pipeline.domain import validation
@@ -34,6 +39,11 @@ def contact_of(lead_id: str) -> dict:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def keyed(kind: str, value: str) -> str:
+    return hmac.new(settings.suppression_key.encode(), f"{kind}:{value}".encode(),
+                    hashlib.sha256).hexdigest()
 
 
 def other_format(phone: str) -> str:
@@ -119,7 +129,14 @@ def test_suppression_list_by_cli_rejects_before_any_ping_and_can_be_lifted(taker
 
     listed = cli("suppress", "list")
     assert listed.returncode == 0
-    assert sha256(e164) in listed.stdout and sha256(email.lower()) in listed.stdout
+    # Stored keyed (HMAC with the server's key): the plain SHA-256 of a phone is brute-forced
+    # in seconds from its area code, so it must not be what the list holds.
+    assert keyed("phone", e164) in listed.stdout and keyed("email", email.lower()) in listed.stdout
+    assert sha256(e164) not in listed.stdout and sha256(email.lower()) not in listed.stdout
+    with db.transaction() as cur:
+        cur.execute("SELECT * FROM suppressions")
+        stored = str(cur.fetchall())
+    assert sha256(e164) not in stored and sha256(email.lower()) not in stored
     for raw in (raw_phone, e164, e164[2:], email, email.lower(), email.upper()):
         assert raw not in listed.stdout + added.stdout + imported.stdout + imported.stderr
 
@@ -136,3 +153,20 @@ def test_suppression_list_by_cli_rejects_before_any_ping_and_can_be_lifted(taker
     sold(taker, submit_lead(again))
     still = make_lead(contact__email=email)
     assert_rejected_unheard(taker, submit_lead(still), ["suppressed"])
+
+
+def test_a_suppression_entry_from_before_keyed_hashes_is_still_honoured(taker):
+    lead = make_lead()
+    e164 = validation.normalise_phone(lead["contact"]["phone"])
+    with db.transaction() as cur:   # as an older version stored it: the plain SHA-256
+        cur.execute("INSERT INTO suppressions (kind, legacy_sha256, reason) VALUES ('phone', %s, 'old')",
+                    (sha256(e164),))
+    assert_rejected_unheard(taker, submit_lead(lead), ["suppressed"])
+    assert "legacy" in cli("suppress", "list").stdout
+
+
+def test_suppress_refuses_to_work_without_a_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PINGTREE_SUPPRESSION_KEY", "PINGTREE_DEV")}
+    refused = subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "suppress", "add",
+                              "+13055550142"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "PINGTREE_SUPPRESSION_KEY" in refused.stderr
