@@ -11,7 +11,7 @@ $(BIN)/pingtree: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# setuptools' editable-install notice is a screenful of warnings about nothing to act on.
-	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[test,embedded]'
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[test,devtools,embedded]'
 	@touch $@
 
 services:
