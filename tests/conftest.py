@@ -38,9 +38,8 @@ config_settings.settings = config_settings.load()   # what every module imported
 
 from config.settings import settings  # noqa: E402
 from pipeline.adapters import db  # noqa: E402
-from tests.helpers import settle  # noqa: E402
+from tests.helpers import APP_ROLE, settle  # noqa: E402
 
-APP_ROLE = "options=-c%20role%3Dpingtree_app"
 TABLES = ("sales", "cap_reservations", "cap_usage", "post_attempts", "pings", "auction_shards",
           "auctions", "lead_events", "consents", "idempotency_keys", "leads", "buyers", "tiers",
           "suppressions", "api_keys", "publishers")

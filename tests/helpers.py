@@ -25,6 +25,8 @@ from pipeline.domain import samples
 from pipeline.domain.leads import VERTICALS
 from pipeline.protocols.registry import parse_tree
 
+# Connection option that makes a session the least-privilege application role.
+APP_ROLE = "options=-c%20role%3Dpingtree_app"
 # A valid buyer secret for tests (Standard Webhooks' own example: 24 bytes).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ROOT = Path(__file__).resolve().parents[1]

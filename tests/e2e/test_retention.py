@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -10,10 +11,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from config.settings import settings
 from pipeline import submit_lead
 from pipeline.adapters import db, views
 from pipeline.service import retention
-from tests.helpers import load_tree, make_lead, wait_for
+from tests.helpers import APP_ROLE, load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +114,18 @@ def test_db_prune_and_a_bounded_report_from_the_command_line(clean_db):
     assert cli("db", "prune", "--record-days", "30").returncode == 2
     report = json.loads(cli("report", "--json", "--days", "1").stdout)
     assert report["leads"] == {} and report["since"] < report["until"]
+
+
+def test_the_application_role_prunes_expired_records_without_the_right_to_delete_consents(
+        clean_db, workers, buyers):
+    two_bidders(buyers)
+    ancient = submit_lead(make_lead("solar"))
+    wait_for(ancient, ("sold",))
+    backdate(ancient, 6 * 366, consent=True)
+    as_app = settings.database_url + ("&" if "?" in settings.database_url else "?") + APP_ROLE
+    done = subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "db", "prune",
+                           "--record-days", "1827", "--json"],
+                          env={**os.environ, "PINGTREE_DATABASE_URL": as_app}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert set(counts(ancient).values()) == {0}
