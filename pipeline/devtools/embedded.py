@@ -39,7 +39,7 @@ def _binary(package: str, *parts: str) -> Path:
     return Path(spec.submodule_search_locations[0]).joinpath(*parts)
 
 
-def _address(url: str, default_port: int) -> tuple[str | None, int | str]:
+def address(url: str, default_port: int) -> tuple[str | None, int | str]:
     """(host, port) of a TCP url, (None, socket path) of a Unix-socket one."""
     parts = urlsplit(url)
     if parts.scheme in ("unix", "redis+socket"):
@@ -53,7 +53,7 @@ def _address(url: str, default_port: int) -> tuple[str | None, int | str]:
 
 def answers(url: str, default_port: int, timeout: float = 1.0) -> bool:
     """Something accepts a connection at the url's address (not a proof it is the right server)."""
-    host, port = _address(url, default_port)
+    host, port = address(url, default_port)
     family, target = (socket.AF_UNIX, port) if host is None else (socket.AF_INET6 if ":" in host
                                                                   else socket.AF_INET, (host, port))
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -69,7 +69,7 @@ def wanted(url: str, default_port: int, force: bool | None) -> bool:
     """PINGTREE_EMBEDDED forces either way; else only a silent default local address falls back."""
     if force is not None:
         return force
-    host, port = _address(url, default_port)
+    host, port = address(url, default_port)
     return host in LOCAL_HOSTS and port == default_port and not answers(url, default_port)
 
 

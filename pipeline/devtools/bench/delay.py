@@ -1,5 +1,6 @@
 """A TCP proxy that holds every chunk for a fixed time each way: Redis and PostgreSQL "across a
-network" on one box, so that the round trips a lead makes show up as latency."""
+network" on one box (over TCP or their Unix sockets), so that the round trips a lead makes show up
+as latency."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pipeline.devtools.mockbuyers import free_port
 
@@ -16,10 +17,11 @@ from pipeline.devtools.mockbuyers import free_port
 class DelayProxy:
     """127.0.0.1:<port> -> ``target`` with ``one_way_ms`` added to each direction (RTT = 2x).
 
-    It runs as a process of its own, so that the bench's own work never delays it.
+    It runs as a process of its own, so that the bench's own work never delays it. A target host
+    of None makes the target port a Unix socket's path (the embedded servers).
     """
 
-    def __init__(self, target_host: str, target_port: int, one_way_ms: float) -> None:
+    def __init__(self, target_host: str | None, target_port: int | str, one_way_ms: float) -> None:
         self.target = (target_host, target_port)
         self.one_way_ms = one_way_ms
         self.port = free_port()
@@ -28,7 +30,8 @@ class DelayProxy:
     def start(self) -> DelayProxy:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline.devtools.bench.delay", "--port", str(self.port),
-             "--target", f"{self.target[0]}:{self.target[1]}", "--one-way-ms", str(self.one_way_ms)])
+             "--target", f"{self.target[0] or 'unix'}:{self.target[1]}",
+             "--one-way-ms", str(self.one_way_ms)])
         until = time.monotonic() + 10
         while time.monotonic() < until:
             try:
@@ -46,11 +49,15 @@ class DelayProxy:
             self.process = None
 
     def url_for(self, url: str) -> str:
-        """``url`` with its host and port replaced by this proxy's."""
+        """``url`` with its host and port (or Unix socket) replaced by this proxy's."""
         parts = urlsplit(url)
+        query = parse_qsl(parts.query)
+        if parts.scheme == "unix":   # redis-py's unix:///path?db=N
+            return f"redis://127.0.0.1:{self.port}/{dict(query).get('db', '0')}"
         auth = parts.netloc.rpartition("@")[0]
         netloc = f"{auth}@127.0.0.1:{self.port}" if auth else f"127.0.0.1:{self.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        query = [(k, v) for k, v in query if k != "host"]   # libpq's ?host=/socket/dir
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -61,7 +68,10 @@ class DelayProxy:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            if self.target[0] is None:
+                up_reader, up_writer = await asyncio.open_unix_connection(self.target[1])
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
             return
@@ -116,11 +126,14 @@ def measured_rtt(direct_url: str, proxied_url: str, samples: int = 200) -> float
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.devtools.bench.delay")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--target", required=True, help="host:port")
+    parser.add_argument("--target", required=True, help="host:port, or unix:/path/to/socket")
     parser.add_argument("--one-way-ms", type=float, required=True)
     args = parser.parse_args()
-    host, _, port = args.target.rpartition(":")
-    proxy = DelayProxy(host, int(port), args.one_way_ms)
+    if args.target.startswith("unix:"):
+        proxy = DelayProxy(None, args.target.removeprefix("unix:"), args.one_way_ms)
+    else:
+        host, _, port = args.target.rpartition(":")
+        proxy = DelayProxy(host, int(port), args.one_way_ms)
     proxy.port = args.port
     asyncio.run(proxy.serve())
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pipeline.adapters import db
 from pipeline.devtools.bench import protocols
@@ -15,6 +14,7 @@ from pipeline.devtools.bench.delay import DelayProxy, measured_rtt
 from pipeline.devtools.bench.measure import pct
 from pipeline.devtools.bench.report import summary
 from pipeline.devtools.bench.system import HANG, MAX_BUYERS, NETWORK, System
+from pipeline.devtools.embedded import address
 
 
 class Bench(System):
@@ -206,9 +206,8 @@ class Bench(System):
         proxies = []
         try:
             for url, default_port in ((self.db_url, 5432), (self.redis_url, 6379)):
-                where = urlsplit(url)
-                proxies.append(DelayProxy(where.hostname or "127.0.0.1", where.port or default_port,
-                                          rtt_ms / 2).start())
+                host, port = address(url, default_port)   # a TCP address or a Unix socket
+                proxies.append(DelayProxy(host, port, rtt_ms / 2).start())
             self.via = (proxies[0].url_for(self.db_url), proxies[1].url_for(self.redis_url))
             # What the proxy really adds per round trip here (a busy box adds to the nominal).
             rtt_ms = measured_rtt(self.redis_url, self.via[1])
