@@ -51,6 +51,8 @@ class Gate:
                  auth_fail_limit: str):
         # Bytes: compare_digest refuses non-ASCII str, and a header may carry any latin-1.
         self.operator_keys = tuple(k.encode() for k in operator_keys)
+        if redis_url.startswith("unix://"):   # limits spells redis-py's Unix socket url redis+unix://
+            redis_url = "redis+" + redis_url
         storage = storage_from_string(redis_url, key_prefix="pingtree-limits",
                                       socket_timeout=1, socket_connect_timeout=1)
         self.limiter = SlidingWindowCounterRateLimiter(storage)
