@@ -76,9 +76,18 @@ def not_after_next_year(year: int) -> None:
         raise ValidationError(f"Must be {now.now.year + 1} or earlier.")
 
 
+class WholeNumber(fields.Integer):
+    """An integer, or a number or string that is one exactly: 72.9 is refused, never cut to 72."""
+
+    def _validated(self, value):
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
 def whole(low: int, high: int | None = None, *, required: bool = False, checks=()):
-    return fields.Integer(required=required, allow_none=not required,
-                          validate=[validate.Range(min=low, max=high), *checks])
+    return WholeNumber(required=required, allow_none=not required,
+                       validate=[validate.Range(min=low, max=high), *checks])
 
 
 def flag(*, required: bool = False):

@@ -308,3 +308,19 @@ def test_qualifier_types_ranges_and_enums(qualifiers, field):
 
 def test_qualifiers_must_be_an_object():
     assert "qualifiers" in errors_of(lead(qualifiers=["homeowner"]))
+
+
+@pytest.mark.parametrize("value", [180.5, 99.9999, float("inf")])
+def test_a_number_that_is_not_whole_is_refused_never_cut(value):
+    lead = copy.deepcopy(SPEC_EXAMPLE)
+    lead["qualifiers"]["monthly_electric_bill"] = value
+    with pytest.raises(InvalidLead) as caught:
+        parse_lead(lead, NOW)
+    assert "monthly_electric_bill" in caught.value.errors["qualifiers"]
+
+
+def test_a_whole_number_written_as_180_0_or_a_string_is_still_180():
+    for value in (180.0, "180"):
+        lead = copy.deepcopy(SPEC_EXAMPLE)
+        lead["qualifiers"]["monthly_electric_bill"] = value
+        assert parse_lead(lead, NOW)["qualifiers"]["monthly_electric_bill"] == 180
