@@ -1,4 +1,4 @@
-"""The Celery configuration (DESIGN.md, 'Celery facts'); read by tasks/app.py only."""
+"""The Celery configuration (acks late, JSON only, ids in arguments); read by tasks/app.py only."""
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from kombu import Queue

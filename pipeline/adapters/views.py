@@ -106,8 +106,8 @@ def buyer_detail(start: str, end: str) -> str:
 
 def report(cur, since: datetime | None = None, until: datetime | None = None,
            detail_from: datetime | None = None) -> dict:
-    """Leads per status, revenue, per-buyer ping, post and sale figures of [since, until)
-    (SPEC §7); the CLI always bounds it, so it never scans all history.
+    """Leads per status, revenue, per-buyer ping, post and sale figures of [since, until);
+    the CLI always bounds it, so it never scans all history.
 
     Ping and post figures come from the detail from ``detail_from`` on, and from the prune's
     daily sums (buyer_days) for the days before it, whose detail is gone; latency percentiles

@@ -22,7 +22,7 @@ def ping_id(auction_id: str, buyer_id: str, kind: str = "ping") -> uuid.UUID:
 
 
 def webhook_id(lead_id: str, buyer_id: str, kind: str) -> str:
-    """Stable for one lead, buyer and kind (SPEC §6), so a retry carries the same id."""
+    """Stable for one lead, buyer and kind, so a retry carries the same id."""
     return "msg_" + uuid.uuid5(NAMESPACE, f"{lead_id}:{buyer_id}:{kind}").hex
 
 
@@ -32,7 +32,7 @@ def dumps(body: dict) -> bytes:
 
 def ping_body(lead: dict, *, ping_id: str, cycle: int, bid_cents: int | None,
               expires_at: datetime) -> dict:
-    """The ping: no name, email, phone, street address or IP (SPEC §6)."""
+    """The ping: no name, email, phone, street address or IP."""
     return {
         "ping_id": str(ping_id), "lead_id": str(lead["lead_id"]), "vertical": lead["vertical"],
         "score": lead["score"], "cycle": cycle,
@@ -91,7 +91,7 @@ def read_pre_ping_answer(status: int, body: bytes, latency_ms: int) -> Answer:
 
 def post_body(lead: dict, consent: dict, *, ping_id: str, ping_ref: str | None,
               price_cents: int) -> dict:
-    """The full lead for the winner (SPEC §6)."""
+    """The full lead for the winner."""
     return {
         "lead_id": str(lead["id"]), "ping_id": str(ping_id), "ping_ref": ping_ref,
         "price": as_number(price_cents), "vertical": lead["vertical"], "score": lead["score"],

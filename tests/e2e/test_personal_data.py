@@ -1,4 +1,4 @@
-"""Personal data stays out of the broker, task results and worker logs (SPEC §8)."""
+"""Personal data stays out of the broker, task results and worker logs."""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,4 @@
-"""What operators read: `pingtree report --json`, `billing`, `return` and `lead --json` (SPEC §7)."""
+"""What operators read: `pingtree report --json`, `billing`, `return` and `lead --json`."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""parse_lead: the intake contract of SPEC §3, field by field."""
+"""parse_lead: the intake contract (docs/leads.md), field by field."""
 
 import copy
 import hashlib

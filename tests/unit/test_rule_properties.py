@@ -63,7 +63,7 @@ def rules(draw):
 
 
 def excludes(rule: dict, qualifiers: dict) -> bool:
-    """The reference: True when the rule keeps the lead from the buyer (SPEC §4 read literally)."""
+    """The reference: True when the rule keeps the lead from the buyer (docs/tree.md read literally)."""
     got = qualifiers.get(rule["field"].split(".")[1], None)
     want, op = rule["value"], rule["op"]
     if op == "exists":

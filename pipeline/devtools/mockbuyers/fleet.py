@@ -21,7 +21,7 @@ DEFAULT_NETWORK = {
 }
 DEFAULT_TIERS = ({"tier": 1, "name": "main", "mode": "auction"},)
 
-# Keys that mean a ping carries personal data (SPEC §6), wherever they appear in the body.
+# Keys that mean a ping carries personal data, wherever they appear in the body.
 PERSONAL_KEYS = frozenset({
     "contact", "first_name", "last_name", "full_name", "name", "email", "email_address",
     "phone", "phone_number", "mobile", "address", "street", "street_address", "address1",
@@ -260,10 +260,10 @@ def tree_for_fleet(
     network: dict | None = None,
     verticals: Iterable[str] = VERTICALS,
 ) -> dict:
-    """A SPEC §4 tree whose buyers are this fleet's buyers served at base_url.
+    """A tree file (docs/tree.md) whose buyers are this fleet's buyers served at base_url.
 
     Tiers and network come from the arguments, else the fleet file, else one auction tier and
-    the SPEC example network. A buyer's ``tree`` block is copied into its entry (``tier``
+    the documented example network. A buyer's ``tree`` block is copied into its entry (``tier``
     defaults to 1); its standing ``bid`` defaults to the middle of its bid range.
     """
     base_url = base_url.rstrip("/")
@@ -306,7 +306,7 @@ def tree_for_fleet(
 
 
 def carries_personal_data(value: Any) -> bool:
-    """True when any key, at any depth, names personal data (SPEC §6: pings carry none)."""
+    """True when any key, at any depth, names personal data (pings carry none)."""
     if isinstance(value, dict):
         return any(
             (isinstance(k, str) and k.lower() in PERSONAL_KEYS) or carries_personal_data(v)

@@ -122,5 +122,5 @@ class MockBuyersProcess:
         self._http.post(f"{self.url}/_reset", timeout=5).raise_for_status()
 
     def tree(self, **kwargs: Any) -> dict:
-        """The SPEC §4 tree for the current fleet at this server (see tree_for_fleet)."""
+        """The tree file (docs/tree.md) for the current fleet at this server (see tree_for_fleet)."""
         return tree_for_fleet(self.fleet, self.url, **kwargs)
