@@ -1,0 +1,63 @@
+"""The store: the SQL of the stages, intake and tree load, each function taking a cursor, one
+module per table group (reports are in views.py). `store.<name>` reaches every function."""
+from __future__ import annotations
+
+from pipeline.adapters.store.auctions import (  # noqa: F401
+    auction,
+    auction_pings,
+    claim_shard,
+    close_auction,
+    finish_shard,
+    lock_rotation,
+    mark_ping,
+    open_auction,
+    overdue_auctions,
+    record_pings,
+    release_caps,
+    release_shard,
+    reserve_caps,
+    set_rotation,
+    unfinished_shards,
+    usage,
+)
+from pipeline.adapters.store.cycles import (  # noqa: F401
+    count_redrive,
+    due_held,
+    lead_history,
+    lead_row,
+    stuck,
+    touch,
+)
+from pipeline.adapters.store.delivery import (  # noqa: F401
+    award_ping,
+    begin_post,
+    expire_post,
+    open_post,
+    pause_if_rejecting,
+    post_history,
+    posted_buyers,
+    record_sale,
+    settle_attempt,
+)
+from pipeline.adapters.store.leads import (  # noqa: F401
+    TERMINAL,  # noqa: F401
+    add_suppressions,
+    claim,
+    consent,
+    duplicate_of,
+    insert_lead,
+    list_suppressions,
+    lock_contact,
+    move,
+    record_event,
+    remove_suppression,
+    score_context,
+    suppressed,
+)
+from pipeline.adapters.store.tree import (  # noqa: F401
+    buyers,
+    load_tree,
+    network,
+    tiers,
+    tree_document,
+)

@@ -1,0 +1,229 @@
+"""Auctions: shards, pings, the close, cap reservations and the round-robin turn."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from psycopg2.extras import Json, execute_values
+
+from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
+from pipeline.domain.modes import tier_mode
+
+
+def usage(cur, buyer_list: list[Buyer], now: datetime) -> dict[str, Usage]:
+    """Current cap usage of these buyers, each in its own timezone's periods."""
+    capped = [b for b in buyer_list if b.caps]
+    if not capped:
+        return {}
+    keys = []
+    for b in capped:
+        for period, start in period_starts(now, b.timezone).items():
+            keys.append((b.id, period, start))
+    rows = execute_values(
+        cur, "SELECT u.buyer_id, u.period, u.leads, u.spend_cents FROM cap_usage u"
+        " JOIN (VALUES %s) AS k(buyer_id, period, period_start)"
+        " ON u.buyer_id=k.buyer_id AND u.period=k.period AND u.period_start=k.period_start::timestamptz",
+        keys, fetch=True)
+    out: dict[str, Usage] = {}
+    for row in rows:
+        u = out.setdefault(row["buyer_id"], Usage({}, {}))
+        u.leads[row["period"]] = row["leads"]
+        u.spend_cents[row["period"]] = row["spend_cents"]
+    return out
+
+
+def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: str, buyer_ids: list[str],
+                 shard_count: int, deadline_at: datetime, skipped: list[dict],
+                 timeout_ms: int | None = None) -> uuid.UUID:
+    """``deadline_at`` holds until the first ping starts; then it is that moment + ``timeout_ms``."""
+    auction_id = uuid.uuid4()
+    cur.execute(
+        "INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shards, skipped,"
+        " timeout_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (auction_id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shard_count, Json(skipped),
+         timeout_ms))
+    return auction_id
+
+
+def auction(cur, auction_id, lock: bool = False) -> dict | None:
+    cur.execute("SELECT * FROM auctions WHERE id=%s" + (" FOR UPDATE" if lock else ""), (auction_id,))
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+def claim_shard(cur, auction_id, shard: int) -> dict | None:
+    """The shard's auction and lead (ping-facing fields only) if nobody pinged this shard yet."""
+    cur.execute(
+        "INSERT INTO auction_shards (auction_id, shard, started_at) VALUES (%s, %s, clock_timestamp())"
+        " ON CONFLICT DO NOTHING RETURNING shard", (auction_id, shard))
+    if cur.fetchone() is None:
+        return None
+    # The clock starts at the first ping: a ping task that waited in the queue takes nothing
+    # from the buyers' time (an auction still open, not closed by the deadline close).
+    cur.execute("UPDATE auctions SET first_ping_at=clock_timestamp(),"
+                " deadline_at=clock_timestamp() + make_interval(secs => timeout_ms / 1000.0)"
+                " WHERE id=%s AND first_ping_at IS NULL AND closed_at IS NULL"
+                " AND timeout_ms IS NOT NULL", (auction_id,))
+    cur.execute(
+        "SELECT a.id AS auction_id, a.lead_id, a.cycle, a.tier, a.mode, a.deadline_at, a.closed_at,"
+        " a.buyer_ids, a.shards, l.vertical, l.score, l.qualifiers, l.facts, l.source, l.phone_sha256,"
+        " l.email_sha256 FROM auctions a JOIN leads l ON l.id = a.lead_id WHERE a.id=%s",
+        (auction_id,))
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+def finish_shard(cur, auction_id, shard: int) -> None:
+    cur.execute("UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%s"
+                " AND shard=%s", (auction_id, shard))
+
+
+def unfinished_shards(cur, auction: dict) -> int:
+    """Shards of an auction whose answers are not all written yet (claimed or not)."""
+    cur.execute("SELECT count(*) AS n FROM auction_shards WHERE auction_id=%s"
+                " AND finished_at IS NOT NULL", (auction["id"],))
+    return auction["shards"] - cur.fetchone()["n"]
+
+
+def release_shard(cur, auction_id, shard: int) -> None:
+    cur.execute("DELETE FROM auction_shards WHERE auction_id=%s AND shard=%s", (auction_id, shard))
+
+
+def record_pings(cur, auction_id, rows: list[dict]) -> None:
+    """Write answers; an accept that arrives after an auction tier closed is recorded as late."""
+    if not rows:
+        return
+    cur.execute("SELECT closed_at, mode FROM auctions WHERE id=%s FOR SHARE", (auction_id,))
+    auction = cur.fetchone()
+    # Lateness is an auction's idea (one deadline for all); a waterfall step has its own budget.
+    closed = auction["closed_at"] is not None and tier_mode(auction["mode"]).deadline_binds
+    values = []
+    for r in rows:
+        outcome = "late" if closed and r["outcome"] == "accept" else r["outcome"]
+        values.append((r["id"], auction_id, r["lead_id"], r["buyer_id"], r["tier"], r["cycle"],
+                       r["rank"], r.get("kind", "ping"), outcome, r.get("bid_cents"), r.get("ref"),
+                       r.get("latency_ms"), r.get("reason")))
+    # A ping the close already wrote off as a time-out keeps that outcome unless it was a pass.
+    execute_values(
+        cur, "INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
+        " bid_cents, ref, latency_ms, reason) VALUES %s ON CONFLICT (auction_id, buyer_id, kind)"
+        " DO UPDATE SET outcome = CASE WHEN EXCLUDED.outcome = 'accept' THEN 'late'"
+        " ELSE EXCLUDED.outcome END, bid_cents=EXCLUDED.bid_cents, latency_ms=EXCLUDED.latency_ms,"
+        " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason = 'no_answer'", values)
+
+
+def close_auction(cur, auction_id) -> dict | None:
+    """Close once: the chord callback and the deadline close race here; one wins."""
+    cur.execute("UPDATE auctions SET closed_at=clock_timestamp() WHERE id=%s AND closed_at IS NULL"
+                " RETURNING *", (auction_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    row = dict(row)
+    if tier_mode(row["mode"]).deadline_binds:
+        # Buyers whose answer never arrived passed: written off so the record is complete. A
+        # buyer whose shard (buyer i is in shard i % shards) never started was never pinged.
+        cur.execute(
+            "INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, outcome, reason)"
+            " SELECT md5(%(a)s::text || b.id)::uuid, %(a)s, %(lead)s, b.id, %(tier)s, %(cycle)s,"
+            "   b.ord - 1, CASE WHEN s.shard IS NULL THEN 'not_pinged' ELSE 'timeout' END,"
+            "   CASE WHEN s.shard IS NULL THEN 'never_pinged' ELSE 'no_answer' END"
+            " FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS b(id, ord)"
+            " LEFT JOIN auction_shards s ON s.auction_id = %(a)s"
+            "   AND s.shard = (b.ord - 1) %% %(shards)s"
+            " ON CONFLICT DO NOTHING",
+            {"a": auction_id, "lead": row["lead_id"], "tier": row["tier"], "cycle": row["cycle"],
+             "ids": row["buyer_ids"], "shards": row["shards"]})
+    return row
+
+
+def overdue_auctions(cur, grace_s: float, lost_after_s: float, limit: int) -> list:
+    """Auction tiers past deadline + grace; one whose first ping never started only after
+    ``lost_after_s`` (its ping message was lost, or is waiting in a backlog: its clock has not
+    started). Walks are left alone: a waterfall outlives the pre-ping deadline, one step per
+    buyer, and a walk that stops moving is the sweep's (its steps touch the lead)."""
+    cur.execute("SELECT id FROM auctions WHERE closed_at IS NULL AND mode = 'auction'"
+                " AND deadline_at < clock_timestamp() - make_interval(secs => CASE WHEN"
+                "   first_ping_at IS NULL AND timeout_ms IS NOT NULL THEN %s ELSE %s END)"
+                " ORDER BY deadline_at LIMIT %s", (lost_after_s, grace_s, limit))
+    return [r["id"] for r in cur.fetchall()]
+
+
+def auction_pings(cur, auction_id, kind: str = "ping") -> list[dict]:
+    cur.execute("SELECT * FROM pings WHERE auction_id=%s AND kind=%s ORDER BY rank",
+                (auction_id, kind))
+    return [dict(r) for r in cur.fetchall()]
+
+
+def mark_ping(cur, ping_id, outcome: str, reason: str | None) -> None:
+    cur.execute("UPDATE pings SET outcome=%s, reason=%s WHERE id=%s", (outcome, reason, ping_id))
+
+
+def reserve_caps(cur, lead_id, ping_id, buyer: Buyer, price_cents: int, now: datetime) -> str | None:
+    """Reserve one lead and its price against every cap of the buyer, all or nothing.
+
+    Returns None when reserved, else the cap that is full. The conditional upsert runs under
+    the row lock, so concurrent awards can never push a buyer past a cap.
+    """
+    if not buyer.caps:
+        return None
+    cur.execute("SAVEPOINT caps")
+    for period, start in period_starts(now, buyer.timezone).items():
+        limit, budget = buyer.caps.get(period), buyer.caps.get(f"{period}_budget")
+        if limit is None and budget is None:
+            continue
+        cur.execute(
+            "INSERT INTO cap_usage AS u (buyer_id, period, period_start, leads, spend_cents)"
+            " VALUES (%(b)s, %(p)s, %(s)s, 1, %(c)s)"
+            " ON CONFLICT (buyer_id, period, period_start) DO UPDATE"
+            " SET leads = u.leads + 1, spend_cents = u.spend_cents + %(c)s"
+            " WHERE (%(limit)s::int IS NULL OR u.leads + 1 <= %(limit)s)"
+            "   AND (%(budget)s::bigint IS NULL OR u.spend_cents + %(c)s <= %(budget)s)"
+            " RETURNING leads, spend_cents",
+            {"b": buyer.id, "p": period, "s": start, "c": price_cents, "limit": limit, "budget": budget})
+        row = cur.fetchone()
+        if row is None or (limit is not None and row["leads"] > limit) or (
+                budget is not None and row["spend_cents"] > budget):
+            cur.execute("ROLLBACK TO SAVEPOINT caps")
+            return _full_cap(cur, buyer, period, start, price_cents)
+        cur.execute("INSERT INTO cap_reservations (lead_id, ping_id, buyer_id, period, period_start,"
+                    " price_cents) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (lead_id, ping_id, buyer.id, period, start, price_cents))
+    cur.execute("RELEASE SAVEPOINT caps")
+    return None
+
+
+def _full_cap(cur, buyer: Buyer, period: str, start: datetime, price_cents: int) -> str:
+    """Which cap of the period refused the reservation: the count or the budget."""
+    cur.execute("SELECT leads, spend_cents FROM cap_usage WHERE buyer_id=%s AND period=%s"
+                " AND period_start=%s", (buyer.id, period, start))
+    row = cur.fetchone()
+    used = Usage({period: row["leads"]}, {period: row["spend_cents"]}) if row else Usage()
+    caps = {k: v for k, v in buyer.caps.items() if k in (period, f"{period}_budget")}
+    return cap_reached(caps, used, price_cents) or f"cap_{period}"
+
+
+def release_caps(cur, ping_id) -> None:
+    """A failed post gives back what its award reserved."""
+    cur.execute(
+        "WITH gone AS (DELETE FROM cap_reservations WHERE ping_id=%s RETURNING *)"
+        " UPDATE cap_usage u SET leads = u.leads - 1, spend_cents = u.spend_cents - g.price_cents"
+        " FROM gone g WHERE u.buyer_id=g.buyer_id AND u.period=g.period"
+        " AND u.period_start=g.period_start", (ping_id,))
+
+
+def lock_rotation(cur, tier: int) -> str | None:
+    """A round-robin tier's rotation point (the buyer the last lead started at or was won by),
+    locked until the transaction ends so two leads never take the same turn."""
+    cur.execute("SELECT last_winner FROM tiers WHERE tier=%s FOR UPDATE", (tier,))
+    row = cur.fetchone()
+    return row["last_winner"] if row else None
+
+
+def set_rotation(cur, tier: int, buyer_id: str, unless_moved_from: str | None = None) -> None:
+    """Move the rotation point; with ``unless_moved_from``, only if it is still there."""
+    if unless_moved_from is None:
+        cur.execute("UPDATE tiers SET last_winner=%s WHERE tier=%s", (buyer_id, tier))
+    else:
+        cur.execute("UPDATE tiers SET last_winner=%s WHERE tier=%s AND last_winner=%s",
+                    (buyer_id, tier, unless_moved_from))

@@ -1,0 +1,66 @@
+"""Cycles and the sweep (held leads due, stuck leads), and a lead's rows for its view."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+
+def due_held(cur, now: datetime, limit: int = 500) -> list[dict]:
+    cur.execute("SELECT * FROM leads WHERE status='held' AND next_run_at <= %s"
+                " ORDER BY next_run_at LIMIT %s FOR UPDATE SKIP LOCKED", (now, limit))
+    return [dict(r) for r in cur.fetchall()]
+
+
+def stuck(cur, stuck_after_s: int, limit: int = 500) -> list[dict]:
+    cur.execute(
+        "SELECT l.id, l.status, l.auction_id, l.award_ping_id, l.redrives, a.deadline_at, a.closed_at,"
+        " a.mode FROM leads l LEFT JOIN auctions a ON a.id = l.auction_id"
+        " WHERE l.status IN ('received', 'validated', 'scored', 'auctioning', 'delivering')"
+        " AND l.status_at < clock_timestamp() - make_interval(secs => %s)"
+        # A post in flight is never re-driven: it is settled, or its lease runs out first.
+        " AND NOT EXISTS (SELECT 1 FROM post_attempts p WHERE p.lead_id = l.id"
+        "   AND p.outcome IS NULL AND p.lease_until > clock_timestamp())"
+        " ORDER BY l.status_at LIMIT %s FOR UPDATE OF l SKIP LOCKED", (stuck_after_s, limit))
+    return [dict(r) for r in cur.fetchall()]
+
+
+def count_redrive(cur, lead_id) -> int:
+    """One more re-drive by the sweep (it also restarts the stuck clock); returns the count."""
+    cur.execute("UPDATE leads SET redrives = redrives + 1, status_at=clock_timestamp() WHERE id=%s"
+                " RETURNING redrives", (lead_id,))
+    return cur.fetchone()["redrives"]
+
+
+def touch(cur, lead_id) -> None:
+    """Restart the stuck clock of a re-driven lead so the next sweep gives it time."""
+    cur.execute("UPDATE leads SET status_at=clock_timestamp() WHERE id=%s", (lead_id,))
+
+
+# ---- views --------------------------------------------------------------------------------
+
+def lead_row(cur, lead_id) -> dict | None:
+    try:
+        lead_uuid = uuid.UUID(str(lead_id))
+    except ValueError:
+        return None
+    cur.execute("SELECT * FROM leads WHERE id=%s", (lead_uuid,))
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+def lead_history(cur, lead_id) -> dict:
+    cur.execute("SELECT status, at, detail FROM lead_events WHERE lead_id=%s ORDER BY id", (lead_id,))
+    events = [dict(r) for r in cur.fetchall()]
+    cur.execute("SELECT buyer_id, tier, cycle, kind, outcome, bid_cents, latency_ms, reason, at"
+                " FROM pings WHERE lead_id=%s ORDER BY at, rank", (lead_id,))
+    pings = [dict(r) for r in cur.fetchall()]
+    cur.execute("SELECT id, cycle, tier, mode, skipped FROM auctions WHERE lead_id=%s ORDER BY started_at",
+                (lead_id,))
+    auctions = [dict(r) for r in cur.fetchall()]
+    cur.execute("SELECT * FROM sales WHERE lead_id=%s", (lead_id,))
+    sale = cur.fetchone()
+    cur.execute("SELECT buyer_id, attempt, outcome, reason, http_status, latency_ms, at, settled_at,"
+                " late_outcome FROM post_attempts WHERE lead_id=%s ORDER BY id", (lead_id,))
+    posts = [dict(r) for r in cur.fetchall()]
+    return {"events": events, "pings": pings, "auctions": auctions, "posts": posts,
+            "sale": dict(sale) if sale else None}

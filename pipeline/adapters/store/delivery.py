@@ -1,0 +1,79 @@
+"""Delivery: single-flight post attempts under a lease, their settling, and the sale."""
+from __future__ import annotations
+
+
+def award_ping(cur, ping_id) -> dict:
+    cur.execute("SELECT * FROM pings WHERE id=%s", (ping_id,))
+    return dict(cur.fetchone())
+
+
+def open_post(cur, lead_id) -> dict | None:
+    """The lead's post in flight, if any, with ``live`` true while its lease holds."""
+    cur.execute("SELECT *, lease_until > clock_timestamp() AS live FROM post_attempts"
+                " WHERE lead_id=%s AND outcome IS NULL", (lead_id,))
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+def expire_post(cur, attempt_id: int) -> None:
+    """A post whose lease ran out without an answer (its worker died): outcome unknown."""
+    cur.execute("UPDATE post_attempts SET outcome='unknown', reason='lease_expired',"
+                " settled_at=clock_timestamp() WHERE id=%s AND outcome IS NULL", (attempt_id,))
+
+
+def post_history(cur, lead_id, ping_id) -> list[dict]:
+    cur.execute("SELECT * FROM post_attempts WHERE lead_id=%s AND ping_id=%s ORDER BY attempt",
+                (lead_id, ping_id))
+    return [dict(r) for r in cur.fetchall()]
+
+
+def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_s: float) -> None:
+    """Write the attempt before it is sent; the unique open index allows one per lead."""
+    cur.execute("INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
+                " VALUES (%s, %s, %s, %s, %s, clock_timestamp() + make_interval(secs => %s))",
+                (lead_id, ping_id, buyer_id, attempt, token, lease_s))
+
+
+def settle_attempt(cur, token, outcome: str, reason: str | None, http_status: int | None,
+                   latency_ms: int | None) -> bool:
+    """Settle our own open attempt; False when its lease was taken over (the answer is late)."""
+    cur.execute("UPDATE post_attempts SET outcome=%s, reason=%s, http_status=%s, latency_ms=%s,"
+                " settled_at=clock_timestamp() WHERE token=%s AND outcome IS NULL",
+                (outcome, reason, http_status, latency_ms, token))
+    if cur.rowcount:
+        return True
+    cur.execute("UPDATE post_attempts SET late_outcome=%s, late_reason=%s, http_status=%s,"
+                " latency_ms=%s WHERE token=%s", (outcome, reason, http_status, latency_ms, token))
+    return False
+
+
+def posted_buyers(cur, lead_id) -> set[str]:
+    """Every buyer this lead's post was sent to (in any cycle)."""
+    cur.execute("SELECT DISTINCT buyer_id FROM post_attempts WHERE lead_id=%s", (lead_id,))
+    return {r["buyer_id"] for r in cur.fetchall()}
+
+
+def pause_if_rejecting(cur, buyer_id: str):
+    """Pause a buyer whose share of rejected posts (post_rejected pings against sales) in the
+    network's window reached its threshold; the pause lasts the window. Its new end, or None."""
+    cur.execute(
+        "WITH net AS (SELECT post_reject_pause_rate AS rate, post_reject_pause_min_posts AS min_posts,"
+        "                    make_interval(hours => post_reject_pause_h) AS span, post_reject_pause_h AS h"
+        "             FROM network WHERE id = 1),"
+        " r AS (SELECT count(*) AS n FROM pings, net WHERE buyer_id = %(b)s AND outcome = 'post_rejected'"
+        "       AND at > now() - net.span),"
+        " s AS (SELECT count(*) AS n FROM sales, net WHERE buyer_id = %(b)s AND sold_at > now() - net.span)"
+        " UPDATE buyers SET paused_until = now() + net.span,"
+        "   pause_reason = format('post_rejects %%s of %%s in %%sh', r.n, r.n + s.n, net.h)"
+        " FROM net, r, s WHERE buyers.id = %(b)s AND r.n + s.n >= net.min_posts"
+        "   AND r.n >= net.rate * (r.n + s.n) RETURNING paused_until", {"b": buyer_id})
+    row = cur.fetchone()
+    return row and row["paused_until"]
+
+
+def record_sale(cur, lead_id, buyer_id: str, ping_id, price_cents: int) -> bool:
+    """The sale; the primary key on lead_id makes a second sale of one lead impossible."""
+    cur.execute("INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id",
+                (lead_id, buyer_id, ping_id, price_cents))
+    return cur.fetchone() is not None

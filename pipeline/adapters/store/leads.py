@@ -1,0 +1,148 @@
+"""Leads: intake rows, status moves with their timeline, consent, duplicates, suppressions."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from psycopg2.extras import Json, execute_values
+
+from pipeline.domain.instants import iso
+
+# The statuses a lead ends in.
+TERMINAL = ("sold", "rejected", "unsold")
+
+
+
+def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
+                idempotency_key: str | None, idempotency_window_h: float = 24) -> tuple[uuid.UUID, bool, str]:
+    """Store a received lead and its consent; on a known idempotency key return the first lead.
+
+    The key is scoped to the lead's publisher and expires after ``idempotency_window_h``.
+    Returns (lead id, created, payload hash of the stored lead).
+    """
+    if idempotency_key is not None:
+        # The key row first: a concurrent twin waits here on the primary key, then sees ours.
+        cur.execute(
+            "INSERT INTO idempotency_keys (publisher_id, key, lead_id, payload_sha256)"
+            " VALUES (%(p)s, %(k)s, %(id)s, %(h)s) ON CONFLICT (publisher_id, key) DO UPDATE"
+            " SET lead_id=EXCLUDED.lead_id, payload_sha256=EXCLUDED.payload_sha256,"
+            " created_at=clock_timestamp()"
+            " WHERE idempotency_keys.created_at < clock_timestamp() - make_interval(secs => %(w)s)"
+            " RETURNING lead_id",
+            {"p": lead["source"]["publisher_id"], "k": idempotency_key, "id": lead_id,
+             "h": payload_sha256, "w": idempotency_window_h * 3600})
+        if cur.fetchone() is None:
+            cur.execute("SELECT lead_id, payload_sha256 FROM idempotency_keys"
+                        " WHERE publisher_id=%s AND key=%s",
+                        (lead["source"]["publisher_id"], idempotency_key))
+            row = cur.fetchone()
+            return row["lead_id"], False, row["payload_sha256"]
+    cur.execute(
+        "INSERT INTO leads (id, status, vertical, idempotency_key, payload_sha256, contact,"
+        " qualifiers, source, form) VALUES (%s, 'received', %s, %s, %s, %s, %s, %s, %s)",
+        (lead_id, lead["vertical"], idempotency_key, payload_sha256, Json(lead["contact"]),
+         Json(lead["qualifiers"]), Json(lead["source"]), Json(lead.get("form"))))
+    consent = lead["consent"]
+    cur.execute(
+        "INSERT INTO consents (lead_id, ip, consented_at, text, text_sha256, page_url, user_agent,"
+        " trustedform_cert_url, jornaya_leadid, phone_sha256, email_sha256)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (lead_id, consent["ip"], consent["timestamp"], consent["text"], consent["text_sha256"],
+         consent.get("page_url"), consent.get("user_agent"), consent.get("trustedform_cert_url"),
+         consent.get("jornaya_leadid"), consent.get("phone_sha256"), consent.get("email_sha256")))
+    record_event(cur, lead_id, "received")
+    return lead_id, True, payload_sha256
+
+
+def record_event(cur, lead_id, status: str, detail: dict | None = None) -> None:
+    cur.execute("INSERT INTO lead_events (lead_id, status, detail) VALUES (%s, %s, %s)",
+                (lead_id, status, Json(detail) if detail else None))
+
+
+def claim(cur, lead_id, from_status: str | tuple[str, ...]) -> dict | None:
+    """Lock the lead when it is in ``from_status``; None means another message got there first."""
+    statuses = (from_status,) if isinstance(from_status, str) else from_status
+    cur.execute("SELECT * FROM leads WHERE id=%s AND status = ANY(%s) FOR UPDATE",
+                (lead_id, list(statuses)))
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+def move(cur, lead_id, to_status: str, detail: dict | None = None, **columns) -> None:
+    """Set the lead's status (and any columns given) and write the timeline entry."""
+    sets = ", ".join(f"{k}=%({k})s" for k in columns)
+    values = {**{k: (Json(v) if isinstance(v, dict) else v) for k, v in columns.items()},
+              "id": lead_id, "status": to_status}
+    cur.execute(f"UPDATE leads SET status=%(status)s, status_at=clock_timestamp()"
+                f"{', ' + sets if sets else ''} WHERE id=%(id)s", values)
+    record_event(cur, lead_id, to_status, detail)
+
+
+def consent(cur, lead_id) -> dict | None:
+    cur.execute("SELECT host(ip) AS ip, consented_at, text, text_sha256, page_url, user_agent,"
+                " trustedform_cert_url, jornaya_leadid FROM consents WHERE lead_id=%s", (lead_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    out = dict(row)
+    out["timestamp"] = iso(out.pop("consented_at"))
+    return out
+
+
+def duplicate_of(cur, lead_id, vertical: str, phone_sha256: str | None, email_sha256: str | None,
+                 window_h: int):
+    """An earlier lead in the same vertical with the same phone or email inside the window."""
+    if window_h <= 0:
+        return None
+    cur.execute(
+        "SELECT id FROM leads WHERE vertical=%(v)s AND id <> %(id)s"
+        " AND created_at > clock_timestamp() - make_interval(hours => %(h)s)"
+        " AND status <> 'rejected' AND (phone_sha256 = %(p)s OR email_sha256 = %(e)s)"
+        " ORDER BY created_at LIMIT 1",
+        {"v": vertical, "id": lead_id, "h": window_h, "p": phone_sha256, "e": email_sha256})
+    row = cur.fetchone()
+    return row["id"] if row else None
+
+
+def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
+    """Serialise validation of leads sharing a phone or email (transaction-scoped locks)."""
+    for value in sorted(h for h in hashes if h):   # one order everywhere: no deadlock
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{vertical}:{value}",))
+
+
+def suppressed(cur, keyed: tuple[str | None, str | None], legacy: tuple[str | None, str | None]) -> bool:
+    """Whether the phone or email is listed: by its keyed hash, or by the plain SHA-256 an
+    older version stored (still honoured)."""
+    cur.execute("SELECT 1 FROM suppressions WHERE (kind='phone' AND (value_hmac=%s OR legacy_sha256=%s))"
+                " OR (kind='email' AND (value_hmac=%s OR legacy_sha256=%s)) LIMIT 1",
+                (keyed[0], legacy[0], keyed[1], legacy[1]))
+    return cur.fetchone() is not None
+
+
+def add_suppressions(cur, entries: list[tuple[str, str, str | None]]) -> int:
+    """(kind, keyed hash, reason) rows; returns how many were new."""
+    if not entries:
+        return 0
+    rows = execute_values(cur, "INSERT INTO suppressions (kind, value_hmac, reason) VALUES %s"
+                          " ON CONFLICT DO NOTHING RETURNING 1", entries, fetch=True)
+    return len(rows)
+
+
+def remove_suppression(cur, kind: str, value_hmac: str, legacy_sha256: str | None = None) -> bool:
+    cur.execute("DELETE FROM suppressions WHERE kind=%s AND (value_hmac=%s OR legacy_sha256=%s)",
+                (kind, value_hmac, legacy_sha256))
+    return cur.rowcount > 0
+
+
+def list_suppressions(cur, limit: int = 1000) -> list[dict]:
+    cur.execute("SELECT kind, value_hmac, legacy_sha256, reason, created_at FROM suppressions"
+                " ORDER BY created_at DESC LIMIT %s", (limit,))
+    return [dict(r) for r in cur.fetchall()]
+
+
+def score_context(cur, lead: dict, now: datetime) -> dict:
+    """History the scoring signals need: leads from the same consent IP in the last day."""
+    cur.execute("SELECT count(*) AS n FROM consents c JOIN consents me ON me.lead_id=%s"
+                " WHERE c.ip = me.ip AND c.lead_id <> me.lead_id"
+                " AND c.recorded_at > %s - interval '24 hours'", (lead["id"], now))
+    return {"same_ip_24h": cur.fetchone()["n"]}
