@@ -100,6 +100,15 @@ def any_live_key(cur) -> bool:
     return cur.fetchone()["live"]
 
 
+def purge_idempotency_keys(cur, window_h: float, limit: int) -> int:
+    """Delete up to ``limit`` idempotency keys older than the window; how many went."""
+    cur.execute("DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+                " SELECT ctid FROM idempotency_keys"
+                " WHERE created_at < clock_timestamp() - make_interval(secs => %s)"
+                " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED))", (window_h * 3600, limit))
+    return cur.rowcount
+
+
 # ---- payouts ------------------------------------------------------------------------------
 
 def owed_cents(p: Publisher, sold: int, revenue_cents: int) -> int:

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 from config.settings import settings
-from pipeline.adapters import db, store
+from pipeline.adapters import db, publishers, store
 from pipeline.adapters.publishers import Publisher
 from pipeline.domain.leads import InvalidLead, parse_lead
 from pipeline.domain.validation import contact_hashes
@@ -117,6 +117,12 @@ def submit_lead(payload: dict, idempotency_key: str | None = None, *,
         log.warning("lead %s stored, validate nudge not sent (%s): the sweep will re-drive it",
                     lead_id, type(exc).__name__)
     return str(lead_id)
+
+
+def purge_expired_keys(limit: int = 1000) -> int:
+    """Idempotency keys past their window are free again; the sweep deletes them in batches."""
+    with db.transaction() as cur:
+        return publishers.purge_idempotency_keys(cur, settings.idempotency_window_h, limit)
 
 
 __all__ = ["submit_lead", "InvalidLead", "IdempotencyConflict"]

@@ -19,6 +19,7 @@ from pipeline.domain.modes import tier_mode
 from pipeline.protocols import native as protocol
 from pipeline.protocols import registry as protocols
 from pipeline.protocols.interface import Answer
+from pipeline.service import intake
 from pipeline.service.deliver import deliver_post, settle_post  # noqa: F401  (the deliver stage)
 from pipeline.service.nudges import Fanout, Nudge
 
@@ -389,6 +390,7 @@ def sweep_stuck(limit: int = 200) -> Nudges:
     Every re-drive is counted; a lead the sweep has re-driven max_redrives times without it
     moving on ends unsold (``stuck_<status>``), its cap reservation released, never posted again.
     """
+    intake.purge_expired_keys()     # idempotency keys past their window, a batch per run
     nudges: Nudges = []
     with db.transaction() as cur:
         net, now = store.network(cur), now_utc()

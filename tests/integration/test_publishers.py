@@ -246,3 +246,21 @@ def test_the_first_publisher_key_turns_auth_on_in_an_open_api(clean_db, tmp_path
         assert server.get(unknown, {"Authorization": "Bearer made-up"}).status_code == 401
     finally:
         server.stop()
+
+
+def test_the_sweep_deletes_idempotency_keys_past_their_window(api, clean_db):
+    from pipeline.service import lifecycle
+
+    alpha = add_publisher("alpha", "--fixed", "5.00")
+    old = api.post(lead_for(None, seed=91), {**alpha, "Idempotency-Key": "old"})
+    new = api.post(lead_for(None, seed=92), {**alpha, "Idempotency-Key": "new"})
+    assert old.status_code == new.status_code == 202
+    with db.transaction() as cur:
+        cur.execute("UPDATE idempotency_keys SET created_at = created_at - interval '25 hours'"
+                    " WHERE key = 'old'")
+    lifecycle.sweep_stuck()
+    with db.transaction() as cur:
+        cur.execute("SELECT key FROM idempotency_keys ORDER BY key")
+        assert [r["key"] for r in cur.fetchall()] == ["new"]
+        cur.execute("SELECT count(*) AS n FROM leads")
+        assert cur.fetchone()["n"] == 2              # the leads stay; only the keys go
