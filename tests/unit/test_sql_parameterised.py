@@ -1,0 +1,58 @@
+"""Every value reaches PostgreSQL as a parameter: SQL text is never built from data.
+
+The SQL of a ``.execute(...)`` call is a literal, a ``psycopg2.sql`` composition, or an
+f-string whose every ``{…}`` is a fragment the code itself builds (a column list, a table
+name from a constant, a CTE) — those are listed below, each reviewed. A new interpolation, a
+``%``-formatted or ``.format``-ed string fails here until it is reviewed and listed.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (file, interpolated expression) -> why it is no data
+REVIEWED = {
+    ("pipeline/adapters/store/leads.py", "', ' + sets if sets else ''"):
+        "column names from the keyword arguments of move(), called by our code only",
+    ("pipeline/adapters/retention.py", "table"): "a table name from a constant tuple",
+    ("pipeline/adapters/store/tree.py", "', '.join(columns)"): "the buyers table's own column names",
+    ("pipeline/adapters/store/tree.py", "', '.join(('%(' + c + ')s' for c in columns))"):
+        "one %(name)s placeholder per column: the values go as parameters",
+    ("pipeline/adapters/store/tree.py", "updates"): "SET c=EXCLUDED.c over the same column names",
+    ("pipeline/adapters/store/tree.py", "differs"): "IS DISTINCT FROM over the same column names",
+    ("pipeline/adapters/retention.py", "views.buyer_detail('start', 'next')"):
+        "a CTE the code builds, its values still %(start)s / %(next)s parameters",
+    ("pipeline/adapters/views.py", "buyer_detail('detail', 'until')"):
+        "a CTE the code builds, its values still %(detail)s / %(until)s parameters",
+}
+
+
+def _sql_arguments():
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("execute", "executemany") and node.args):
+                yield path.relative_to(ROOT).as_posix(), node.args[0]
+
+
+def test_no_sql_is_built_from_data():
+    found, problems = set(), []
+    for where, sql in _sql_arguments():
+        if isinstance(sql, ast.JoinedStr):
+            for part in sql.values:
+                if isinstance(part, ast.FormattedValue):
+                    expression = ast.unparse(part.value)
+                    found.add((where, expression))
+                    if (where, expression) not in REVIEWED:
+                        problems.append(f"{where}: {{{expression}}} in SQL text")
+        elif isinstance(sql, ast.BinOp) and isinstance(sql.op, ast.Mod):
+            problems.append(f"{where}: %-formatted SQL (pass the values as parameters)")
+        elif (isinstance(sql, ast.Call) and isinstance(sql.func, ast.Attribute) and sql.func.attr == "format"
+              and isinstance(sql.func.value, ast.Constant)):
+            problems.append(f"{where}: str.format'ed SQL (use psycopg2.sql for identifiers)")
+    assert not problems, problems
+    # A reviewed entry that no longer exists is stale: keep the list true.
+    assert set(REVIEWED) <= found, set(REVIEWED) - found
