@@ -10,24 +10,22 @@ SWEEP_EVERY_S = 10.0
 CLOSE_EVERY_S = 0.25
 PRUNE_EVERY_S = 300.0
 
-# Entries expire before the next one is due, so a backlog never piles up copies. `scheduled`
-# marks a beat's message: those run once per tick; one sent by hand always runs.
-SCHEDULED = {"scheduled": True}
+
+
+def _every(task: str, seconds: float, queue: str) -> dict:
+    """A beat entry that expires before the next one is due (a backlog never piles up copies),
+    marked `scheduled`: a beat's message runs once per tick; one sent by hand always runs."""
+    return {"task": task, "schedule": seconds, "kwargs": {"scheduled": True},
+            "options": {"queue": queue, "expires": seconds * 0.9}}
+
+
 BEAT_SCHEDULE = {
     # The deadline close for auctions whose pings started late or never finished.
-    "close-overdue-auctions": {
-        "task": "pingtree.close_overdue", "schedule": CLOSE_EVERY_S, "kwargs": SCHEDULED,
-        "options": {"queue": queues.AWARD, "expires": CLOSE_EVERY_S * 0.9}},
-    "rerun-held-leads": {
-        "task": "pingtree.rerun_held", "schedule": RERUN_EVERY_S, "kwargs": SCHEDULED,
-        "options": {"queue": queues.RERUN, "expires": RERUN_EVERY_S * 0.9}},
-    "sweep-stuck-leads": {
-        "task": "pingtree.sweep_stuck", "schedule": SWEEP_EVERY_S, "kwargs": SCHEDULED,
-        "options": {"queue": queues.RERUN, "expires": SWEEP_EVERY_S * 0.9}},
+    "close-overdue-auctions": _every("pingtree.close_overdue", CLOSE_EVERY_S, queues.AWARD),
+    "rerun-held-leads": _every("pingtree.rerun_held", RERUN_EVERY_S, queues.RERUN),
+    "sweep-stuck-leads": _every("pingtree.sweep_stuck", SWEEP_EVERY_S, queues.RERUN),
     # Retention: a short, budgeted prune often, rather than a long one that holds the queue.
-    "prune-history": {
-        "task": "pingtree.prune_history", "schedule": PRUNE_EVERY_S, "kwargs": SCHEDULED,
-        "options": {"queue": queues.RERUN, "expires": PRUNE_EVERY_S * 0.9}},
+    "prune-history": _every("pingtree.prune_history", PRUNE_EVERY_S, queues.RERUN),
 }
 
 
