@@ -48,8 +48,30 @@ def test_bench_smoke(tmp_path):
     assert events_on["throughput"]["10"]["sold"] > 0
     assert events_on["deadline"]["leads"] and events_on["deadline"]["max_close_after_deadline_ms"] is not None
     assert all(r["sold"] > 0 for r in events_on["scaling"].values())
-    assert events_on["cost"]["10"]["leads_in_window"] > 0
+    cost = events_on["cost"]["10"]
+    assert cost["leads_in_window"] > 0
     assert "Targets" in run.stdout
+    # The capacity model's inputs: CPU per process of each stage, rows and bytes by table group,
+    # a Redis core and a PostgreSQL core measured; then the model, printed and in bench.json.
+    assert set(cost["stage_cpu_ms_per_lead"]) >= {"api", "validate", "score", "ping", "award", "deliver"}
+    assert sum(cost["stage_cpu_ms_per_lead"].values()) > 0
+    assert cost["rows_per_lead"]["leads"]["inserted"] > 0
+    assert set(cost["bytes_per_lead"]) >= {"leads", "events"}
+    assert cost["task_runs_per_lead"].get("pingtree.validate_lead", 0) > 0
+    assert set(events_on["cost"]["idle_cpu_ms_per_s"]["stages"]) >= {"api", "ping"}
+    if shutil.which("redis-benchmark"):
+        assert doc["calibration"]["redis"]["commands_per_core_s"] > 0
+    if shutil.which("pgbench"):
+        assert doc["calibration"]["postgres"]["transactions_per_core_s"] > 0
+    model = doc["capacity"]
+    assert [d["workers"] for d in model["deployments"]] == [1, 2, 4, 8]
+    assert all(d["leads_per_s"] > 0 and d["bottleneck"] for d in model["deployments"])
+    assert "Capacity model" in run.stdout and "bottleneck" in run.stdout
+    again = subprocess.run([sys.executable, "-m", "pipeline.devtools.bench.capacity", str(out / "bench.json"),
+                            "--model-workers", "3", "--model-pg-cores", "2"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "PostgreSQL 2 cores" in again.stdout and "\n3  " in again.stdout
 
 
 def _other_db(url: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.devtools.bench import protocols
+from pipeline.devtools.bench import capacity, protocols
 from pipeline.devtools.bench.measure import pct
 from pipeline.devtools.bench.report import NOISE, against_baseline, plot, report
 from pipeline.devtools.bench.scenarios import Bench
@@ -50,6 +50,10 @@ def add_arguments(parser) -> None:
                         help="compare every summary figure with this earlier bench.json")
     parser.add_argument("--save-baseline", action="store_true",
                         help="write this run's results as the new baseline")
+    parser.add_argument("--capacity", action="store_true",
+                        help="only what the capacity model needs (latency, cost at 10 buyers, network,"
+                             " the Redis and PostgreSQL calibration), then the model")
+    capacity.add_arguments(parser)
     parser.add_argument("--protocols-only", action="store_true",
                         help="only the CPU per ping of each buyer protocol (native vs integrations)")
 
@@ -67,6 +71,10 @@ def main_from_args(args) -> int:
     out = Path(args.out)
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
     print(report(results))
+    if capacity.available(results):
+        results["capacity"] = capacity.model(results, **capacity.options(args))
+        print(capacity.render(results["capacity"]))
+        (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
     baseline = Path(args.baseline)
     if baseline.exists():
         text, worse = against_baseline(results, json.loads(baseline.read_text()))

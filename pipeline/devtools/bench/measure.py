@@ -38,23 +38,43 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
-def cpu_ms(pids) -> float:
-    """utime+stime (and reaped children's) of these processes and all their descendants."""
-    kids, total, seen = _children(), 0, set()
+def _tree(pids):
+    """These processes and all their descendants, each once."""
+    kids, seen = _children(), set()
     todo = list(pids)
     while todo:
         pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
+        if pid not in seen:
+            seen.add(pid)
+            yield pid
+            todo += kids.get(pid, [])
+
+
+def cpu_ms(pids) -> float:
+    """utime+stime (and reaped children's) of these processes and all their descendants."""
+    total = 0
+    for pid in _tree(pids):
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += sum(int(fields[i]) for i in (11, 12, 13, 14))
         except (OSError, IndexError, ValueError):
             pass
-        todo += kids.get(pid, [])
     return total * 1000 / _ticks()
+
+
+def cpu_wait_ms(pids) -> float:
+    """Time the threads of these processes (and their descendants) spent runnable but waiting
+    for a CPU (/proc/<pid>/task/<tid>/schedstat): what a busy box adds to every wall time."""
+    total = 0
+    for pid in _tree(pids):
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e6
 
 
 class RedisServer:

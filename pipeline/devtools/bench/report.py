@@ -150,6 +150,17 @@ def report(results: dict) -> str:
             if "cpu_ms_per_extra_buyer" in c:
                 out.append(f"   CPU per extra buyer: {c['cpu_ms_per_extra_buyer']} ms")
             for n in ns:
+                if c[n].get("stage_cpu_ms_per_lead"):
+                    out.append(f"   per process ({n} buyers): CPU ms per lead, idle CPU ms per s")
+                    idle = (c.get("idle_cpu_ms_per_s") or {}).get("stages", {})
+                    out.append(table(["process", "CPU ms/lead", "idle ms/s"],
+                                     [[k, v, idle.get(k)] for k, v in c[n]["stage_cpu_ms_per_lead"].items()]))
+                    out.append(table(["table group", "inserted", "updated (HOT)", "deleted", "bytes"],
+                                     [[g, r["inserted"], f"{r['updated']} ({r['hot_updated']})", r["deleted"],
+                                       c[n]["bytes_per_lead"].get(g)]
+                                      for g, r in c[n]["rows_per_lead"].items()
+                                      if any(r.values()) or c[n]["bytes_per_lead"].get(g)]))
+            for n in ns:
                 if "tasks_per_lead" in c[n]:
                     out.append(f"   tasks per lead ({n} buyers): {c[n]['tasks_per_lead']}")
                     out.append(f"   top Redis commands per lead ({n} buyers): {c[n]['redis_commands_top']}")

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 from pipeline.adapters import db
-from pipeline.devtools.bench import protocols
+from pipeline.devtools.bench import calibrate, protocols
 from pipeline.devtools.bench.delay import DelayProxy, measured_rtt
 from pipeline.devtools.bench.measure import pct
 from pipeline.devtools.bench.report import summary
-from pipeline.devtools.bench.system import HANG, MAX_BUYERS, NETWORK, System
+from pipeline.devtools.bench.system import HANG, MAX_BUYERS, NETWORK, System, bytes_by_group
 from pipeline.devtools.embedded import address
 
 
@@ -65,10 +65,12 @@ class Bench(System):
             result["probe"] = {"steps": steps, "capacity_per_s": capacity}
             rate = 0.8 * capacity      # a 3 s step can hide a slow build-up: hold below it
         profiler = self.start_profile(buyer_count) if profile else None
+        sizes = self.table_bytes()
         ids, marks = self.offer(rate, self.duration, sample=self.snapshot)
         if profiler:
             self.stop_profile(profiler)
         counts = self.drain(ids, 15)
+        grown = bytes_by_group(sizes, self.table_bytes())
         posts = self.posts_by_lead()
         values = self.latencies(ids, posts)
         in_window = [i for i in ids if i in posts and marks["t0"] <= posts[i]["received_at"] <= marks["t1"]]
@@ -78,6 +80,8 @@ class Bench(System):
             "leads_per_s": round(len(in_window) / window_s, 1) if window_s > 0 else None,
             "p50_ms": pct(values, 50), "p99_ms": pct(values, 99),
             "cost": self.cost(marks, ids, posts)})
+        if ids:   # bytes over every lead of the hold (pages fill in 8 kB steps: the more leads the better)
+            result["cost"]["bytes_per_lead"] = {g: round(b / len(ids)) for g, b in grown.items()}
         return result
 
     def ramp(self) -> tuple[float, list[dict]]:
@@ -171,7 +175,9 @@ class Bench(System):
         # where the one-process mock buyer fleet is the limit): an overloaded pipeline piles up
         # queues and misses deadlines, and its cost per lead says nothing about a healthy one.
         rates = {10: 10.0} if self.smoke else {1: 20.0, 10: 20.0, 50: 6.0}
-        out: dict = {"offered_per_s": rates}
+        if self.args.capacity:
+            rates = {10: rates[10]}
+        out: dict = {"offered_per_s": rates, "idle_cpu_ms_per_s": self.idle_window()}
         for n, rate in rates.items():
             before = self.tasks_executed() if n == 10 else None
             r = self.hold(n, probe=False, rate=rate)
@@ -191,6 +197,10 @@ class Bench(System):
             slope = covariance / sum((x - mx) ** 2 for x in xs)
             out["cpu_ms_per_extra_buyer"] = round(slope, 4)
         return out
+
+    def idle_window(self) -> dict:
+        """Each process's CPU per second with nothing to do, for the model's marginal cost."""
+        return self.idle(1.0 if self.smoke else 3.0)
 
     def scenario_scaling(self, events: bool) -> dict:
         out = {}
@@ -274,6 +284,10 @@ class Bench(System):
                         self.latency_leads = min(self.latency_leads, 100)
                     self.results["runs"]["events_off"] = self.run_off(second)
                     self.latency_leads, self.duration = saved
+            if "cost" in self.scenarios:
+                print("-- calibration: a Redis core (redis-benchmark), a PostgreSQL core (pgbench) ...",
+                      flush=True)
+                self.results["calibration"] = calibrate.measure(self.db_url, self.smoke)
         finally:
             self.stop_stack()
             self.buyers.stop()
@@ -292,8 +306,10 @@ class Bench(System):
 
         def cost10():
             rate = 10.0 if self.smoke else 20.0
+            idle = self.idle_window()
             r = self.hold(10, probe=False, rate=rate)
-            return {"offered_per_s": rate, "10": {"buyers": 10, **r["cost"], "sold": r["sold"]}}
+            return {"offered_per_s": rate, "idle_cpu_ms_per_s": idle,
+                    "10": {"buyers": 10, **r["cost"], "sold": r["sold"]}}
         self.scenario_cost = cost10  # type: ignore[method-assign]
         try:
             return self.run_config("events off", False, scenarios)

@@ -14,8 +14,9 @@ import redis
 import requests
 
 from config import queues
-from pipeline.adapters import db, store
-from pipeline.devtools.bench.measure import RedisServer, cpu_ms
+from pipeline.adapters import db, store, taskstats
+from pipeline.devtools.bench.capacity import pool_of
+from pipeline.devtools.bench.measure import RedisServer, cpu_ms, cpu_wait_ms
 from pipeline.devtools.embedded import program
 from pipeline.devtools.mockbuyers import MockBuyersProcess, free_port, tree_for_fleet
 from pipeline.devtools.stack import ROOT, Stack, procfile
@@ -29,14 +30,64 @@ MAX_BUYERS = 50
 HANG = "hang-01"
 NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 2,
            "rerun_interval_s": 300, "duplicate_window_h": 0, "stuck_after_s": 60}
+# Where a lead's rows and bytes land, by table group (a table not named here counts as "other").
+TABLE_GROUPS = {"leads": ("leads", "idempotency_keys"),
+                "auctions and pings": ("auctions", "auction_shards", "pings"),
+                "events": ("lead_events",), "post attempts and sales": ("post_attempts", "sales"),
+                "consents": ("consents",), "caps": ("cap_usage", "cap_reservations", "buyer_days")}
 TARGETS = {"p50_ms": 30, "p99_ms": 100, "leads_per_s": 100, "cpu_ms_per_lead": 20,
            "cpu_ms_per_extra_buyer": 0.5, "deadline_overrun_ms": 100}
+
+
+def stage_of(process: str) -> str:
+    """The stage a bench process serves: ping1, ping2 ... are all the ping stage."""
+    return "ping" if process.startswith("ping") else process
+
+
+def group_of(table: str) -> str:
+    return next((g for g, names in TABLE_GROUPS.items() if table in names), "other")
+
+
+def bytes_by_group(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    grown: dict[str, int] = {}
+    for name, size in after.items():
+        grown[group_of(name)] = grown.get(group_of(name), 0) + size - before.get(name, 0)
+    return grown
+
+
+def per_stage(s0: dict, s1: dict, done: int) -> dict:
+    """CPU per lead of each process (one per queue, and the API's intake), the tasks' own time,
+    and rows written and bytes stored per lead by table group, between two snapshots."""
+    per = lambda x: round(x / done, 3)  # noqa: E731
+    groups: dict[str, dict[str, float]] = {}
+    for name, after in s1["tables"].items():
+        before = s0["tables"].get(name, dict.fromkeys(after, 0))
+        group = groups.setdefault(group_of(name), dict.fromkeys(
+            ("inserted", "updated", "hot_updated", "deleted", "bytes"), 0))
+        for key, field in (("inserted", "ins"), ("updated", "upd"), ("hot_updated", "hot"),
+                           ("deleted", "del"), ("bytes", "bytes")):
+            group[key] += after[field] - before[field]
+    return {
+        "stage_cpu_ms_per_lead": {k: per(v - s0["stages"].get(k, 0.0)) for k, v in s1["stages"].items()},
+        "stage_cpu_wait_ms_per_lead": {k: per(v - s0["cpu_waits"].get(k, 0.0))
+                                       for k, v in s1["cpu_waits"].items()},
+        "task_ms_per_lead": {k: per(1000 * (v - s0["tasks"].get(k, 0.0)))
+                             for k, v in sorted(s1["tasks"].items()) if v > s0["tasks"].get(k, 0.0)},
+        "task_runs_per_lead": {k: per(v - s0["task_runs"].get(k, 0))
+                               for k, v in sorted(s1["task_runs"].items()) if v > s0["task_runs"].get(k, 0)},
+        "rows_per_lead": {g: {k: per(v) for k, v in fig.items() if k != "bytes"}
+                          for g, fig in groups.items()},
+        "bytes_per_lead": {g: per(fig["bytes"]) for g, fig in groups.items()},
+    }
 
 
 class System:
     def __init__(self, args) -> None:
         self.args = args
         self.smoke = args.smoke
+        if args.capacity:      # what the capacity model needs, and nothing else
+            args.scenarios, args.no_events_off = "latency,cost,network", True
+            args.leads = args.leads or (5 if args.smoke else 100)
         self.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
         unknown = set(self.scenarios) - set(SCENARIOS)
         if unknown:
@@ -49,7 +100,9 @@ class System:
         self.redis_url = args.redis_url
         self.http = requests.Session()
         self.results: dict = {"machine": self._machine(), "started_at": datetime.now(UTC).isoformat(),
-                              "smoke": self.smoke, "targets": TARGETS, "runs": {}}
+                              "smoke": self.smoke, "targets": TARGETS, "runs": {},
+                              "pools": {stage_of(n): pool_of(c) for n, c in procfile().items()
+                                        if n in ("api", *queues.ALL)}}
         self.stack: Stack | None = None
         self.rng = __import__("random").Random(4)
         self.submitted_at: dict[str, float] = {}
@@ -273,13 +326,51 @@ class System:
             cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                         " AND pid <> pg_backend_pid()")
             backends = [r["pid"] for r in cur.fetchall()]
+            # Table + indexes + TOAST, and the rows each table took, per table.
+            cur.execute("SELECT relname AS name, n_tup_ins AS ins, n_tup_upd AS upd, n_tup_hot_upd AS hot,"
+                        " n_tup_del AS del, pg_total_relation_size(relid) AS bytes FROM pg_stat_user_tables")
+            tables = {r["name"]: {k: int(r[k]) for k in ("ins", "upd", "hot", "del", "bytes")}
+                      for r in cur.fetchall()}
+        procs = list(self.stack.procs.items())
+        stages: dict[str, float] = {}
+        waits: dict[str, float] = {}
+        for name, proc in procs:
+            if name != "flower":
+                stages[stage_of(name)] = stages.get(stage_of(name), 0.0) + cpu_ms([proc.pid])
+                waits[stage_of(name)] = waits.get(stage_of(name), 0.0) + cpu_wait_ms([proc.pid])
+        tasks = taskstats.read(self.redis)
+        runs: dict[str, int] = {}
+        for (task, _state), n in tasks["runs"].items():
+            runs[task] = runs.get(task, 0) + n
         return {"cpu_ms": cpu_ms(self.stack_pids()),
-                "flower_cpu_ms": cpu_ms([p.pid for n, p in self.stack.procs.items() if n == "flower"]),
+                "flower_cpu_ms": cpu_ms([p.pid for n, p in procs if n == "flower"]),
                 "redis_cpu_ms": cpu_ms([self.redis_server.proc.pid]) if self.redis_server else None,
                 "pg_backends": {pid: cpu_ms([pid]) for pid in backends},
                 "buyers_cpu_ms": cpu_ms([self.buyers._popen.pid]),
+                "stages": stages, "cpu_waits": waits, "tasks": tasks["sums"],
+                "task_runs": runs,
+                "tables": tables,
                 "redis": {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()},
                 "pg": pg}
+
+    def table_bytes(self) -> dict[str, int]:
+        with db.transaction(self.db_url) as cur:
+            cur.execute("SELECT relname AS name, pg_total_relation_size(relid) AS bytes"
+                        " FROM pg_stat_user_tables")
+            return {r["name"]: int(r["bytes"]) for r in cur.fetchall()}
+
+    def idle(self, seconds: float) -> dict:
+        """CPU per second of each process with no lead in flight: what it costs to sit there."""
+        t0, s0 = time.time(), self.snapshot()
+        time.sleep(seconds)
+        t1, s1 = time.time(), self.snapshot()
+        rate = lambda a, b: round((b - a) / (t1 - t0), 2)  # noqa: E731
+        return {"stages": {k: rate(s0["stages"].get(k, 0.0), v) for k, v in s1["stages"].items()},
+                "flower": rate(s0["flower_cpu_ms"], s1["flower_cpu_ms"]),
+                "redis_server": rate(s0["redis_cpu_ms"], s1["redis_cpu_ms"])
+                if s0["redis_cpu_ms"] is not None else None,
+                "postgres": rate(sum(s0["pg_backends"].get(p, 0.0) for p in s1["pg_backends"]),
+                                 sum(s1["pg_backends"].values()))}
 
     def cost(self, marks: dict, lead_ids: list[str], posts: dict[str, dict]) -> dict:
         s0, s1 = marks["s0"], marks["s1"]
@@ -307,6 +398,7 @@ class System:
             "sql_transactions_per_lead": per(s1["pg"]["xacts"] - s0["pg"]["xacts"]),
             "sql_rows_written_per_lead": per(s1["pg"]["tup_inserted"] + s1["pg"]["tup_updated"]
                                              - s0["pg"]["tup_inserted"] - s0["pg"]["tup_updated"]),
+            **per_stage(s0, s1, done),
         }
 
     def tasks_executed(self) -> dict[str, int]:
