@@ -40,7 +40,7 @@ bench-smoke: install services-or-embedded
 lint: install
 	$(BIN)/ruff check pipeline tasks config tests
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/mypy pipeline/domain pipeline/protocols
+	$(BIN)/mypy pipeline/domain pipeline/protocols pipeline/service pipeline/adapters/store
 
 # Only the demo, the tests, the chaos run and the bench reach buyers on 127.0.0.1 (and run the
 # API without keys): `make up` keeps the SSRF guard on and needs PINGTREE_API_KEYS.

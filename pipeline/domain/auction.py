@@ -1,6 +1,7 @@
 """Across buyers: rank a tier, shard its pings, the bids that may win, the next step of a walk."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from pipeline.domain.buyers import Buyer, Usage, remaining_daily
@@ -9,7 +10,7 @@ from pipeline.domain.buyers import Buyer, Usage, remaining_daily
 @dataclass(frozen=True)
 class Bid:
     """One buyer's answer in a tier, as the award sees it."""
-    ping_id: str
+    ping_id: uuid.UUID | str
     buyer_id: str
     rank: int
     outcome: str          # accept, reject, timeout, error, late, post_rejected

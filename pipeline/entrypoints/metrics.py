@@ -46,7 +46,7 @@ def _database_families(window: float) -> list:
     with db.transaction() as cur:
         net = store.network(cur)
         leads = metrics.leads(cur, window)
-        open_now = metrics.open_leads(cur, net["stuck_after_s"])
+        open_now = metrics.open_leads(cur, net.stuck_after_s)
         sales = metrics.sales(cur, window)
         pings = metrics.pings(cur, window)
         auctions = metrics.auctions(cur, window)

@@ -16,6 +16,7 @@ import uuid
 from config.settings import settings
 from pipeline.adapters import db, store, transport
 from pipeline.domain import delivery
+from pipeline.domain.records import Lead, Outcome, Ping, Status
 from pipeline.protocols import native as protocol
 from pipeline.protocols import registry as protocols
 from pipeline.protocols.interface import PostResult
@@ -24,14 +25,13 @@ from pipeline.service.nudges import Nudge
 log = logging.getLogger("pingtree")
 
 DELIVER = "pingtree.deliver_post"
-ANY_STATUS = ("received", "validated", "scored", "auctioning", "delivering", "held", "sold",
-              "rejected", "unsold")
+ANY_STATUS = tuple(Status)
 
 
 def deliver_post(lead_id) -> list:
     """Post the full lead to the awarded buyer; same buyer and key on every re-drive."""
     with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, "delivering")
+        lead = store.claim(cur, lead_id, Status.DELIVERING)
         if lead is None:
             return []
         in_flight = store.open_post(cur, lead_id)
@@ -39,82 +39,91 @@ def deliver_post(lead_id) -> list:
             if in_flight["live"]:
                 return []              # single flight: a post to this lead is on the wire
             store.expire_post(cur, in_flight["id"])
-        ping = store.award_ping(cur, lead["award_ping_id"])
-        history = store.post_history(cur, lead_id, ping["id"])
+        ping = store.award_ping(cur, lead.award_ping_id)
+        history = store.post_history(cur, lead_id, ping.id)
         if len(history) >= settings.post_attempts:
             # The last attempt's worker died: its outcome is unknown and no attempt is left.
             return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")
-        buyer = store.buyers(cur, [ping["buyer_id"]])[0]
+        buyer = store.buyers(cur, [ping.buyer_id])[0]
         token, attempt = uuid.uuid4(), len(history) + 1
-        store.begin_post(cur, lead_id, ping["id"], buyer.id, attempt, token, settings.post_lease_s)
+        store.begin_post(cur, lead_id, ping.id, buyer.id, attempt, token, settings.post_lease_s)
         store.touch(cur, lead_id)
         consent = store.consent(cur, lead_id)
     speaker = protocols.for_buyer(buyer)
-    out = speaker.post({"lead": lead, "consent": consent, "ping_id": ping["id"], "ping_ref": ping["ref"],
-                        "price_cents": ping["bid_cents"]}, int(time.time()))
+    out = speaker.post({"lead": lead.as_dict(), "consent": consent, "ping_id": ping.id, "ping_ref": ping.ref,
+                        "price_cents": ping.bid_cents}, int(time.time()))
     if isinstance(out, PostResult):    # a post that could not be built, so never sent: a rejection
         return settle_post(lead_id, ping, token, delivery.REJECTED, out.reason, None, None)
     reply = transport.send(out.url, out.body, out.headers, settings.post_timeout_s, method=out.method,
                            max_bytes=settings.max_answer_bytes, allow_private=settings.allow_private_buyers)
-    read = (protocol.read_post_failure(reply.failure, reply.status, reply.latency_ms) if reply.failure
-            else speaker.read_post(reply.status, reply.body, reply.latency_ms))
+    # No failure means an HTTP answer came, with its status (None is only ever a failure).
+    read = (speaker.read_post(reply.status, reply.body, reply.latency_ms)
+            if not reply.failure and reply.status is not None
+            else protocol.read_post_failure(reply.failure or "error", reply.status, reply.latency_ms))
     outcome = delivery.attempt_outcome(read.outcome, reply.failure, reply.status, attempt - 1)
     return settle_post(lead_id, ping, token, outcome, read.reason, reply.status, reply.latency_ms)
 
 
-def settle_post(lead_id, ping: dict, token, outcome: str, reason: str | None,
+def settle_post(lead_id, ping: Ping, token, outcome: str, reason: str | None,
                 http_status: int | None, latency_ms: int | None) -> list:
     """Record the answer under our token, then sell, retry, move on, or stop for the operator."""
     with db.transaction() as cur:
         lead = store.claim(cur, lead_id, ANY_STATUS)
+        if lead is None:               # a lead in flight is never pruned: this is a bug
+            raise LookupError(f"lead {lead_id} is gone while its post was settled")
         ours = store.settle_attempt(cur, token, outcome, reason, http_status, latency_ms)
-        same_award = lead["status"] == "delivering" and lead["award_ping_id"] == ping["id"]
+        same_award = lead.status == Status.DELIVERING and lead.award_ping_id == ping.id
         if outcome == delivery.ACCEPTED and not (ours and same_award):
             late_acceptance(cur, lead, ping, sold_now=same_award)
             return after_post(cur, lead, ping, [outcome], reason) if same_award else []
         if not ours or not same_award:
             return []                  # a newer attempt (or the sweep's give-up) owns the lead
-        history = [h["outcome"] for h in store.post_history(cur, lead_id, ping["id"])]
+        history = [h["outcome"] for h in store.post_history(cur, lead_id, ping.id)]
         return after_post(cur, lead, ping, history, reason)
 
 
-def after_post(cur, lead: dict, ping: dict, history: list[str], reason: str | None) -> list:
+def after_post(cur, lead: Lead, ping: Ping, history: list[str], reason: str | None) -> list:
     """Act on the attempts so far to the awarded buyer (domain/delivery.py has the rule)."""
     from pipeline.service import lifecycle  # the award lives there; it imports this module
-    lead_id, buyer_id = lead["id"], ping["buyer_id"]
+    lead_id, buyer_id = lead.id, ping.buyer_id
     step = delivery.next_step(history, settings.post_attempts)
     if step == delivery.SELL:
-        store.record_sale(cur, lead_id, buyer_id, ping["id"], ping["bid_cents"])
-        store.move(cur, lead_id, "sold", {"buyer_id": buyer_id, "price_cents": ping["bid_cents"]})
+        price = ping.bid_cents
+        assert price is not None, "an awarded ping has a price"
+        store.record_sale(cur, lead_id, buyer_id, ping.id, price)
+        store.move(cur, lead_id, Status.SOLD, {"buyer_id": buyer_id, "price_cents": price})
         return []
     if step == delivery.TRY_AGAIN:
         store.touch(cur, lead_id)
         return [retry_nudge(lead_id, len(history))]
-    store.release_caps(cur, ping["id"])
+    store.release_caps(cur, ping.id)
     if step == delivery.UNCONFIRMED:
         # The buyer may hold the lead: it is offered to nobody else.
-        store.move(cur, lead_id, "unsold", {"buyer_id": buyer_id, "reason": reason},
+        store.move(cur, lead_id, Status.UNSOLD, {"buyer_id": buyer_id, "reason": reason},
                    reject_reasons=["post_unconfirmed"], award_ping_id=None)
         log.warning("post to %s for lead %s unconfirmed (%s): operator to resolve", buyer_id,
                     lead_id, reason)
         return []
     if history[-1] != delivery.REJECTED:
         reason = f"gave_up:{reason}"
-    store.mark_ping(cur, ping["id"], "post_rejected", reason)
+    store.mark_ping(cur, ping.id, Outcome.POST_REJECTED, reason)
     if store.pause_if_rejecting(cur, buyer_id):
         log.warning("buyer %s paused: it rejected too many of the posts it received", buyer_id)
-    store.move(cur, lead_id, "auctioning", {"post_rejected_by": buyer_id, "reason": reason},
+    store.move(cur, lead_id, Status.AUCTIONING, {"post_rejected_by": buyer_id, "reason": reason},
                award_ping_id=None)
-    return lifecycle.award(cur, lead, store.auction(cur, lead["auction_id"]))
+    auction = store.auction(cur, lead.auction_id)
+    if auction is None:                # a delivering lead's auction is never pruned: a bug
+        raise LookupError(f"lead {lead_id}: its auction {lead.auction_id} is gone")
+    return lifecycle.award(cur, lead, auction)
 
 
-def late_acceptance(cur, lead: dict, ping: dict, *, sold_now: bool) -> None:
+def late_acceptance(cur, lead: Lead, ping: Ping, *, sold_now: bool) -> None:
     """A buyer accepted a post whose lease had been taken over: never dropped."""
-    store.record_event(cur, lead["id"], "late_acceptance",
-                       {"buyer_id": ping["buyer_id"], "lead_status": lead["status"],
+    store.record_event(cur, lead.id, "late_acceptance",
+                       {"buyer_id": ping.buyer_id, "lead_status": lead.status,
                         "sold_now": sold_now})
-    log.warning("late post acceptance: lead %s buyer %s (lead %s)%s", lead["id"], ping["buyer_id"],
-                lead["status"], "; sold to it" if sold_now else "; operator to resolve")
+    log.warning("late post acceptance: lead %s buyer %s (lead %s)%s", lead.id, ping.buyer_id,
+                lead.status, "; sold to it" if sold_now else "; operator to resolve")
 
 
 def retry_nudge(lead_id, attempts: int) -> Nudge:

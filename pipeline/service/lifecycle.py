@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from config.settings import settings
 from pipeline.adapters import db, store, transport
@@ -16,6 +18,7 @@ from pipeline.domain import auction as auctions
 from pipeline.domain import delivery, scoring, suppression, validation
 from pipeline.domain.buyers import Buyer, eligibility
 from pipeline.domain.modes import tier_mode
+from pipeline.domain.records import Auction, Lead, Network, Outcome, Ping, Status
 from pipeline.protocols import native as protocol
 from pipeline.protocols import registry as protocols
 from pipeline.protocols.interface import Answer
@@ -40,17 +43,16 @@ def now_utc() -> datetime:
 
 def validate_lead(lead_id) -> Nudges:
     with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, "received")
+        lead = store.claim(cur, lead_id, Status.RECEIVED)
         if lead is None:
             return []
         net = store.network(cur)
-        lead["consent"] = store.consent(cur, lead_id) or {}
-        normalised = validation.normalise(lead)
+        normalised = validation.normalise({**lead.as_dict(), "consent": store.consent(cur, lead_id) or {}})
         # Two copies of one consumer's lead validated at once must not both pass as first.
-        store.lock_contact(cur, lead["vertical"], normalised.phone_sha256, normalised.email_sha256)
+        store.lock_contact(cur, lead.vertical, normalised.phone_sha256, normalised.email_sha256)
         history = validation.History(
-            duplicate_of=store.duplicate_of(cur, lead_id, lead["vertical"], normalised.phone_sha256,
-                                            normalised.email_sha256, net["duplicate_window_h"]),
+            duplicate_of=store.duplicate_of(cur, lead_id, lead.vertical, normalised.phone_sha256,
+                                            normalised.email_sha256, net.duplicate_window_h),
             suppressed=store.suppressed(
                 cur, suppression.contact_entries(settings.suppression_key, normalised.phone_e164,
                                                  normalised.email) if settings.suppression_key
@@ -58,18 +60,18 @@ def validate_lead(lead_id) -> Nudges:
         verdict = validation.verdict(normalised, history)
         facts = normalised.facts()
         # The ZIP's own city and state: the contact's city is optional and free text.
-        facts["geo"] = {"zip": normalised.zip5, "state": normalised.zip_state or lead["contact"]["state"],
-                        "city": normalised.zip_city or lead["contact"].get("city")}
-        contact = dict(lead["contact"], phone=normalised.phone_e164 or lead["contact"].get("phone"),
-                       email=normalised.email or lead["contact"].get("email"))
-        common = {"facts": facts, "contact": contact, "phone_sha256": normalised.phone_sha256,
-                  "email_sha256": normalised.email_sha256}
+        facts["geo"] = {"zip": normalised.zip5, "state": normalised.zip_state or lead.contact["state"],
+                        "city": normalised.zip_city or lead.contact.get("city")}
+        contact = dict(lead.contact, phone=normalised.phone_e164 or lead.contact.get("phone"),
+                       email=normalised.email or lead.contact.get("email"))
+        common: dict[str, Any] = {"facts": facts, "contact": contact, "phone_sha256": normalised.phone_sha256,
+                                  "email_sha256": normalised.email_sha256}
         if isinstance(verdict, validation.Rejected):
-            store.move(cur, lead_id, "rejected", {"reasons": list(verdict.reasons)},
+            store.move(cur, lead_id, Status.REJECTED, {"reasons": list(verdict.reasons)},
                        reject_reasons=list(verdict.reasons),
                        duplicate_of=verdict.duplicate_of, **common)
             return []
-        store.move(cur, lead_id, "validated", **common)
+        store.move(cur, lead_id, Status.VALIDATED, **common)
     return [Nudge(SCORE, (str(lead_id),))]
 
 
@@ -77,38 +79,39 @@ def validate_lead(lead_id) -> Nudges:
 
 def score_lead(lead_id) -> Nudges:
     with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, "validated")
+        lead = store.claim(cur, lead_id, Status.VALIDATED)
         if lead is None:
             return []
-        lead["consent"] = store.consent(cur, lead_id) or {}
+        consent = store.consent(cur, lead_id) or {}
         now = now_utc()
-        found = validation.Normalised.from_facts(lead["facts"])
-        result = scoring.score(lead, found, store.score_context(cur, lead, now))
+        found = validation.Normalised.from_facts(lead.facts or {})
+        result = scoring.score({**lead.as_dict(), "consent": consent}, found,
+                               store.score_context(cur, lead, now))
         net = store.network(cur)
-        if result.total < net["score_floor"]:
-            store.move(cur, lead_id, "rejected", {"score": result.total}, score=result.total,
+        if result.total < net.score_floor:
+            store.move(cur, lead_id, Status.REJECTED, {"score": result.total}, score=result.total,
                        signals=result.signals, reject_reasons=["low_score"])
             return []
-        store.move(cur, lead_id, "scored", {"score": result.total}, score=result.total,
+        store.move(cur, lead_id, Status.SCORED, {"score": result.total}, score=result.total,
                    signals=result.signals)
-        lead.update(score=result.total, signals=result.signals)
+        lead = replace(lead, status=Status.SCORED, score=result.total, signals=result.signals)
         return start_cycle(cur, lead, cycle=1, net=net, now=now)
 
 
 # ---- auction ------------------------------------------------------------------------------
 
-def ping_view(lead: dict) -> dict:
+def ping_view(lead: Lead) -> dict:
     """What buyers and eligibility may see of a lead: no personal data."""
-    return {"lead_id": str(lead["id"]), "vertical": lead["vertical"], "score": lead["score"],
-            "geo": lead["facts"]["geo"], "qualifiers": lead["qualifiers"],
-            "source": {"publisher_id": lead["source"].get("publisher_id")}}
+    return {"lead_id": str(lead.id), "vertical": lead.vertical, "score": lead.score,
+            "geo": (lead.facts or {})["geo"], "qualifiers": lead.qualifiers,
+            "source": {"publisher_id": lead.source.get("publisher_id")}}
 
 
-def start_cycle(cur, lead: dict, *, cycle: int, net: dict, now: datetime) -> Nudges:
+def start_cycle(cur, lead: Lead, *, cycle: int, net: Network, now: datetime) -> Nudges:
     return open_next_tier(cur, lead, cycle=cycle, after_tier=0, net=net, now=now)
 
 
-def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
+def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network,
                    now: datetime) -> Nudges:
     """Open an auction in the next tier with an eligible buyer, or hold / give up the lead."""
     view = ping_view(lead)
@@ -116,31 +119,31 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
     usage = store.usage(cur, all_buyers, now)
     passed_over: list[dict] = []
     for tier in store.tiers(cur):
-        if tier["tier"] <= after_tier:
+        if tier.tier <= after_tier:
             continue
-        in_tier = [b for b in all_buyers if b.tier == tier["tier"]]
+        in_tier = [b for b in all_buyers if b.tier == tier.tier]
         eligible, skipped = eligibility(view, in_tier, now, usage)
         if not eligible:
             passed_over += [{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped]
             continue
-        mode = tier_mode(tier["mode"])
+        mode = tier_mode(tier.mode)
         if mode.rotates:
             # Taken under the tier's row lock when the lead starts, so leads that open the tier
             # together each start at the next buyer instead of all at the same one.
-            after = store.lock_rotation(cur, tier["tier"])
+            after = store.lock_rotation(cur, tier.tier)
             ranked = mode.order(eligible, usage, next((b for b in all_buyers if b.id == after), None))
-            store.set_rotation(cur, tier["tier"], ranked[0].id)
+            store.set_rotation(cur, tier.tier, ranked[0].id)
         else:
             ranked = mode.order(eligible, usage)
         ids = [b.id for b in ranked]
         count = mode.shard_count(len(ids), settings.ping_shard_size)
-        deadline = now + timedelta(milliseconds=net["auction_timeout_ms"])
+        deadline = now + timedelta(milliseconds=net.auction_timeout_ms)
         auction_id = store.open_auction(
-            cur, lead_id=lead["id"], cycle=cycle, tier=tier["tier"], mode=tier["mode"],
-            timeout_ms=net["auction_timeout_ms"],
+            cur, lead_id=lead.id, cycle=cycle, tier=tier.tier, mode=tier.mode,
+            timeout_ms=net.auction_timeout_ms,
             buyer_ids=ids, shard_count=count, deadline_at=deadline,
             skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped])
-        store.move(cur, lead["id"], "auctioning", {"cycle": cycle, "tier": tier["tier"]},
+        store.move(cur, lead.id, Status.AUCTIONING, {"cycle": cycle, "tier": tier.tier},
                    cycle=cycle, auction_id=auction_id, award_ping_id=None)
         if mode.walks:
             return [Nudge(WALK, (str(auction_id),))]
@@ -153,18 +156,18 @@ def open_next_tier(cur, lead: dict, *, cycle: int, after_tier: int, net: dict,
     return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now, skipped=passed_over)
 
 
-def hold_or_give_up(cur, lead: dict, *, cycle: int, net: dict, now: datetime,
+def hold_or_give_up(cur, lead: Lead, *, cycle: int, net: Network, now: datetime,
                     skipped: list[dict], reason: str | None = None) -> Nudges:
     """No buyer in any tier: hold for the next cycle, or give up after max_cycles."""
-    detail = {"cycle": cycle, "skipped": skipped} if skipped else {"cycle": cycle}
+    detail: dict[str, Any] = {"cycle": cycle, "skipped": skipped} if skipped else {"cycle": cycle}
     if reason:
         detail["reason"] = reason
-    if cycle >= net["max_cycles"]:
-        store.move(cur, lead["id"], "unsold", detail, cycle=cycle, auction_id=None,
+    if cycle >= net.max_cycles:
+        store.move(cur, lead.id, Status.UNSOLD, detail, cycle=cycle, auction_id=None,
                    award_ping_id=None)
     else:
-        due = now + timedelta(seconds=net["rerun_interval_s"])
-        store.move(cur, lead["id"], "held", {**detail, "next_run_at": due.isoformat()},
+        due = now + timedelta(seconds=net.rerun_interval_s)
+        store.move(cur, lead.id, Status.HELD, {**detail, "next_run_at": due.isoformat()},
                    cycle=cycle, next_run_at=due, auction_id=None, award_ping_id=None)
     return []
 
@@ -209,34 +212,36 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
 
 def read_reply(buyer: Buyer, reply: transport.Reply, kind: str) -> Answer:
     speaker = protocols.for_buyer(buyer)
+    # No failure means an HTTP answer came, with its status (None is only ever a failure).
     if kind == "pre_ping":
-        if reply.failure:
+        if reply.failure or reply.status is None:
             return Answer("ineligible", reason=reply.failure, latency_ms=reply.latency_ms)
         return speaker.read_pre_ping(reply.status, reply.body, reply.latency_ms)
-    if reply.failure:
+    if reply.failure or reply.status is None:
         outcome = "timeout" if reply.failure == "timeout" else "error"
         return Answer(outcome, reason=reply.failure, latency_ms=reply.latency_ms)
     return speaker.read_ping(reply.status, reply.body, reply.latency_ms)
 
 
-def _ping_row(auction: dict, buyer: Buyer, rank: int, answer: Answer, kind: str) -> dict:
-    return {"id": protocol.ping_id(auction["auction_id"], buyer.id, kind), "lead_id": auction["lead_id"],
-            "buyer_id": buyer.id, "tier": auction["tier"], "cycle": auction["cycle"], "rank": rank,
-            "kind": kind, "outcome": answer.outcome, "bid_cents": answer.bid_cents, "ref": answer.ref,
-            "latency_ms": answer.latency_ms, "reason": answer.reason}
+def _ping_row(auction: Auction, buyer: Buyer, rank: int, answer: Answer, kind: str) -> Ping:
+    return Ping(id=protocol.ping_id(str(auction.id), buyer.id, kind), auction_id=auction.id,
+                lead_id=auction.lead_id, buyer_id=buyer.id, tier=auction.tier, cycle=auction.cycle,
+                rank=rank, kind=kind, outcome=Outcome(answer.outcome), bid_cents=answer.bid_cents,
+                ref=answer.ref, latency_ms=answer.latency_ms, reason=answer.reason)
 
 
-def _ping_context(cur, auction_id, claim: int):
-    """Claim a piece of the auction's pinging (a shard, or a waterfall step) exactly once."""
+def _ping_context(cur, auction_id, claim: int
+                  ) -> tuple[Auction, Lead, dict, list[tuple[int, Buyer]]] | None:
+    """Claim a piece of the auction's pinging (a shard, or a waterfall step) exactly once:
+    the auction, its lead's ping-facing fields, the lead's ping view and the (rank, buyer)s."""
     claimed = store.claim_shard(cur, auction_id, claim)
     if claimed is None:
         return None
-    claimed["id"], claimed["signals"] = claimed["lead_id"], None
-    view = ping_view(claimed)
-    ids = claimed["buyer_ids"]
-    group = ids if tier_mode(claimed["mode"]).walks else auctions.shard(ids, claimed["shards"], claim)
+    auction, lead = claimed
+    ids = auction.buyer_ids
+    group = ids if tier_mode(auction.mode).walks else auctions.shard(ids, auction.shards, claim)
     by_id = {b.id: b for b in store.buyers(cur, group)}
-    return claimed, view, [(ids.index(i), by_id[i]) for i in group if i in by_id]
+    return auction, lead, ping_view(lead), [(ids.index(i), by_id[i]) for i in group if i in by_id]
 
 
 def ping_shard(auction_id, shard: int) -> Nudges:
@@ -249,13 +254,13 @@ def ping_shard(auction_id, shard: int) -> Nudges:
         found = _ping_context(cur, auction_id, shard)
     if found is None:
         return []                      # a redelivered shard: its buyers were pinged already
-    claimed, view, ranked = found
-    alone = claimed["shards"] == 1
-    if claimed["closed_at"] is not None:
+    auction, _, view, ranked = found
+    alone = auction.shards == 1
+    if auction.closed_at is not None:
         return award_auction(auction_id) if alone else []
-    answers = ping_many([b for _, b in ranked], view, auction_id=auction_id, cycle=claimed["cycle"],
-                        deadline=claimed["deadline_at"])
-    rows = [_ping_row(claimed, buyer, rank, answer, "ping")
+    answers = ping_many([b for _, b in ranked], view, auction_id=auction_id, cycle=auction.cycle,
+                        deadline=auction.deadline_at)
+    rows = [_ping_row(auction, buyer, rank, answer, "ping")
             for (rank, buyer), answer in zip(ranked, answers, strict=True)]
 
     def record() -> None:
@@ -279,31 +284,31 @@ def walk_waterfall(auction_id, step: int = 0) -> Nudges:
         found = _ping_context(cur, auction_id, step)
         if found is None:
             return []
-        already = {p["buyer_id"]: p for p in store.auction_pings(cur, auction_id)}
-        pre = {p["buyer_id"]: p for p in store.auction_pings(cur, auction_id, "pre_ping")}
-    claimed, view, ranked = found
-    deadline = claimed["deadline_at"]
+        already = {p.buyer_id: p for p in store.auction_pings(cur, auction_id)}
+        pre = {p.buyer_id: p for p in store.auction_pings(cur, auction_id, "pre_ping")}
+    auction, lead, view, ranked = found
+    deadline = auction.deadline_at
     to_pre_ping = [(r, b) for r, b in ranked if protocols.for_buyer(b).pre_pings and b.id not in pre]
     if to_pre_ping:
         answers = ping_many([b for _, b in to_pre_ping], view, auction_id=auction_id,
-                            cycle=claimed["cycle"], deadline=deadline, kind="pre_ping",
-                            hashes=(claimed["phone_sha256"], claimed["email_sha256"]))
-        rows = [_ping_row(claimed, b, r, a, "pre_ping")
+                            cycle=auction.cycle, deadline=deadline, kind="pre_ping",
+                            hashes=(lead.phone_sha256, lead.email_sha256))
+        rows = [_ping_row(auction, b, r, a, "pre_ping")
                 for (r, b), a in zip(to_pre_ping, answers, strict=True)]
         with db.transaction() as cur:
             store.record_pings(cur, auction_id, rows)
-        pre.update({row["buyer_id"]: row for row in rows})
+        pre.update({row.buyer_id: row for row in rows})
     for rank, buyer in ranked:
-        if buyer.id in already or pre.get(buyer.id, {}).get("outcome") == "ineligible":
+        if buyer.id in already or (buyer.id in pre and pre[buyer.id].outcome == Outcome.INELIGIBLE):
             continue
         # Each waterfall step has the buyer's own time-out, the auction deadline applies to pre-pings.
         step_deadline = now_utc() + timedelta(milliseconds=buyer.timeout_ms)
-        [answer] = ping_many([buyer], view, auction_id=auction_id, cycle=claimed["cycle"],
+        [answer] = ping_many([buyer], view, auction_id=auction_id, cycle=auction.cycle,
                              deadline=step_deadline)
         with db.transaction() as cur:
-            store.record_pings(cur, auction_id, [_ping_row(claimed, buyer, rank, answer, "ping")])
-            store.touch(cur, claimed["lead_id"])   # a walk that moves on is not stuck
-        if answer.outcome == "accept":
+            store.record_pings(cur, auction_id, [_ping_row(auction, buyer, rank, answer, "ping")])
+            store.touch(cur, auction.lead_id)   # a walk that moves on is not stuck
+        if answer.outcome == Outcome.ACCEPT:
             break
     return award_auction(auction_id)
 
@@ -314,47 +319,49 @@ def award_auction(auction_id) -> Nudges:
         auction = store.auction(cur, auction_id)
         if auction is None:
             return []
-        if (auction["closed_at"] is None and not tier_mode(auction["mode"]).walks
-                and auction["deadline_at"] > now_utc() and store.unfinished_shards(cur, auction)):
+        if (auction.closed_at is None and not tier_mode(auction.mode).walks
+                and auction.deadline_at > now_utc() and store.unfinished_shards(cur, auction)):
             # A chord that counted a duplicated header: the deadline close awards instead.
             return []
         store.close_auction(cur, auction_id)
-        lead = store.claim(cur, auction["lead_id"], "auctioning")
-        if lead is None or lead["auction_id"] != auction["id"]:
+        lead = store.claim(cur, auction.lead_id, Status.AUCTIONING)
+        if lead is None or lead.auction_id != auction.id:
             return []                  # a duplicate callback, or the lead moved on already
         return award(cur, lead, auction)
 
 
-def award(cur, lead: dict, auction: dict) -> Nudges:
+def award(cur, lead: Lead, auction: Auction) -> Nudges:
     net, now = store.network(cur), now_utc()
-    pings = store.auction_pings(cur, auction["id"])
-    bids = [auctions.Bid(p["id"], p["buyer_id"], p["rank"], p["outcome"], p["bid_cents"]) for p in pings]
+    pings = store.auction_pings(cur, auction.id)
+    bids = [auctions.Bid(p.id, p.buyer_id, p.rank, p.outcome, p.bid_cents) for p in pings]
     buyers = {b.id: b for b in store.buyers(cur, [b.buyer_id for b in bids])}
-    mode = tier_mode(auction["mode"])
-    posted = store.posted_buyers(cur, lead["id"])
-    for bid in mode.candidates(bids, net["bid_floor_cents"]):
-        if not delivery.may_post_to(bid.buyer_id, posted, net["max_post_buyers"]):
+    mode = tier_mode(auction.mode)
+    posted = store.posted_buyers(cur, lead.id)
+    for bid in mode.candidates(bids, net.bid_floor_cents):
+        if not delivery.may_post_to(bid.buyer_id, posted, net.max_post_buyers):
             # Enough buyers have seen this lead's contact data: no new one gets it.
-            store.close_auction(cur, auction["id"])
-            return hold_or_give_up(cur, lead, cycle=lead["cycle"], net=net, now=now, skipped=[],
+            store.close_auction(cur, auction.id)
+            return hold_or_give_up(cur, lead, cycle=lead.cycle, net=net, now=now, skipped=[],
                                    reason="max_post_buyers")
-        full = store.reserve_caps(cur, lead["id"], bid.ping_id, buyers[bid.buyer_id], bid.bid_cents, now)
+        price = bid.bid_cents
+        assert price is not None, "a candidate bid has a price"
+        full = store.reserve_caps(cur, lead.id, bid.ping_id, buyers[bid.buyer_id], price, now)
         if full:
-            store.mark_ping(cur, bid.ping_id, "reject", full)
+            store.mark_ping(cur, bid.ping_id, Outcome.REJECT, full)
             continue
         if mode.rotates:
             # The next lead starts after the winner, unless another lead took the turn since.
-            store.set_rotation(cur, auction["tier"], bid.buyer_id, unless_moved_from=auction["buyer_ids"][0])
-        store.move(cur, lead["id"], "delivering",
-                   {"buyer_id": bid.buyer_id, "price_cents": bid.bid_cents}, award_ping_id=bid.ping_id)
-        return [Nudge(DELIVER, (str(lead["id"]),))]
-    passed = {p["buyer_id"] for p in pings} | {
-        p["buyer_id"] for p in store.auction_pings(cur, auction["id"], "pre_ping")
-        if p["outcome"] == "ineligible"}
-    if mode.walks and auctions.next_to_ping(auction["buyer_ids"], passed):
-        store.touch(cur, lead["id"])
-        return [Nudge(WALK, (str(auction["id"]), len(pings)))]
-    return open_next_tier(cur, lead, cycle=lead["cycle"], after_tier=auction["tier"], net=net, now=now)
+            store.set_rotation(cur, auction.tier, bid.buyer_id, unless_moved_from=auction.buyer_ids[0])
+        store.move(cur, lead.id, Status.DELIVERING,
+                   {"buyer_id": bid.buyer_id, "price_cents": price}, award_ping_id=bid.ping_id)
+        return [Nudge(DELIVER, (str(lead.id),))]
+    passed = {p.buyer_id for p in pings} | {
+        p.buyer_id for p in store.auction_pings(cur, auction.id, "pre_ping")
+        if p.outcome == Outcome.INELIGIBLE}
+    if mode.walks and auctions.next_to_ping(auction.buyer_ids, passed):
+        store.touch(cur, lead.id)
+        return [Nudge(WALK, (str(auction.id), len(pings)))]
+    return open_next_tier(cur, lead, cycle=lead.cycle, after_tier=auction.tier, net=net, now=now)
 
 
 def close_overdue(limit: int = 200) -> Nudges:
@@ -365,7 +372,7 @@ def close_overdue(limit: int = 200) -> Nudges:
     """
     with db.transaction() as cur:
         overdue = store.overdue_auctions(cur, settings.close_grace_s,
-                                         store.network(cur)["stuck_after_s"], limit)
+                                         store.network(cur).stuck_after_s, limit)
     nudges: Nudges = []
     for auction_id in overdue:
         nudges += award_auction(auction_id)
@@ -380,7 +387,7 @@ def rerun_held(limit: int = 200) -> Nudges:
     with db.transaction() as cur:
         net, now = store.network(cur), now_utc()
         for lead in store.due_held(cur, now, limit):
-            nudges += start_cycle(cur, lead, cycle=lead["cycle"] + 1, net=net, now=now)
+            nudges += start_cycle(cur, lead, cycle=lead.cycle + 1, net=net, now=now)
     return nudges
 
 
@@ -394,38 +401,44 @@ def sweep_stuck(limit: int = 200) -> Nudges:
     nudges: Nudges = []
     with db.transaction() as cur:
         net, now = store.network(cur), now_utc()
-        for row in store.stuck(cur, net["stuck_after_s"], limit):
-            lead_id = str(row["id"])
-            if store.count_redrive(cur, row["id"]) > net["max_redrives"]:
+        for row, mode in store.stuck(cur, net.stuck_after_s, limit):
+            lead_id = str(row.id)
+            if store.count_redrive(cur, row.id) > net.max_redrives:
                 give_up_stuck(cur, row)
                 continue
-            redo = {"received": VALIDATE, "validated": SCORE, "delivering": DELIVER}.get(row["status"])
+            redo = REDRIVE.get(row.status) if row.status else None
             if redo:
                 nudges.append(Nudge(redo, (lead_id,)))
-            elif row["status"] == "scored":
-                lead = store.claim(cur, row["id"], "scored")
-                nudges += start_cycle(cur, lead, cycle=max(1, lead["cycle"]), net=net, now=now)
-            elif row["status"] == "auctioning" and not tier_mode(row["mode"]).walks:
-                nudges.append(Nudge(AWARD, (str(row["auction_id"]),)))
-            elif row["status"] == "auctioning":
+            elif row.status == Status.SCORED:
+                lead = store.claim(cur, row.id, Status.SCORED)   # locked by store.stuck: it is there
+                if lead is None:
+                    continue
+                nudges += start_cycle(cur, lead, cycle=max(1, lead.cycle), net=net, now=now)
+            elif row.status == Status.AUCTIONING and mode is not None and not tier_mode(mode).walks:
+                nudges.append(Nudge(AWARD, (str(row.auction_id),)))
+            elif row.status == Status.AUCTIONING:
                 # A walk idle past stuck_after_s is presumed dead: reopen its step and go on.
-                step = len(store.auction_pings(cur, row["auction_id"]))
-                store.release_shard(cur, row["auction_id"], step)
-                nudges.append(Nudge(WALK, (str(row["auction_id"]), step)))
-            log.info("sweep re-drove lead %s from %s", lead_id, row["status"])
+                step = len(store.auction_pings(cur, row.auction_id))
+                store.release_shard(cur, row.auction_id, step)
+                nudges.append(Nudge(WALK, (str(row.auction_id), step)))
+            log.info("sweep re-drove lead %s from %s", lead_id, row.status)
     return nudges
 
 
-def give_up_stuck(cur, row: dict) -> None:
+# The statuses the sweep re-drives by sending their stage's message again.
+REDRIVE = {Status.RECEIVED: VALIDATE, Status.VALIDATED: SCORE, Status.DELIVERING: DELIVER}
+
+
+def give_up_stuck(cur, row: Lead) -> None:
     """The sweep cannot move this lead: end it for the operator, with nothing left reserved."""
-    in_flight = store.open_post(cur, row["id"])
+    in_flight = store.open_post(cur, row.id)
     if in_flight is not None:
         store.expire_post(cur, in_flight["id"])     # its lease ran out: a later answer is late
-    if row["award_ping_id"]:
-        store.release_caps(cur, row["award_ping_id"])
-    if row["auction_id"]:
-        store.close_auction(cur, row["auction_id"])
-    reason = f"stuck_{row['status']}"
-    store.move(cur, row["id"], "unsold", {"reason": reason, "redrives": row["redrives"] + 1},
+    if row.award_ping_id:
+        store.release_caps(cur, row.award_ping_id)
+    if row.auction_id:
+        store.close_auction(cur, row.auction_id)
+    reason = f"stuck_{row.status}"
+    store.move(cur, row.id, Status.UNSOLD, {"reason": reason, "redrives": row.redrives + 1},
                reject_reasons=[reason], award_ping_id=None)
-    log.warning("lead %s ended unsold: %s after %d re-drives", row["id"], reason, row["redrives"])
+    log.warning("lead %s ended unsold: %s after %d re-drives", row.id, reason, row.redrives)

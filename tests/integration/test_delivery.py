@@ -13,6 +13,7 @@ import pytest
 
 from pipeline import submit_lead
 from pipeline.adapters import db, store, views
+from pipeline.domain.records import Status
 from pipeline.service import deliver, intake, lifecycle
 from tests.helpers import ScriptedBuyers, load_tree, make_lead
 
@@ -90,8 +91,8 @@ def test_a_dead_workers_post_is_taken_over_only_when_its_lease_runs_out(scripted
     scripted.add("a", 30.0, [(200, ACCEPT, 0)])
     lead_id = awarded(scripted)
     with db.transaction() as cur:                  # a worker took the lease, then died
-        lead = store.claim(cur, lead_id, "delivering")
-        store.begin_post(cur, lead_id, lead["award_ping_id"], "a", 1, __import__("uuid").uuid4(), 0.8)
+        lead = store.claim(cur, lead_id, Status.DELIVERING)
+        store.begin_post(cur, lead_id, lead.award_ping_id, "a", 1, __import__("uuid").uuid4(), 0.8)
     assert deliver.deliver_post(lead_id) == [] and scripted.posts == []
     with db.transaction() as cur:                  # the sweep leaves a post in flight alone
         cur.execute("UPDATE leads SET status_at = status_at - interval '1 hour' WHERE id=%s", (lead_id,))

@@ -7,7 +7,8 @@ from datetime import datetime
 from psycopg2.extras import Json, execute_values
 
 from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
-from pipeline.domain.modes import tier_mode
+from pipeline.domain.modes import Mode, tier_mode
+from pipeline.domain.records import Auction, Lead, Outcome, Ping
 
 
 def usage(cur, buyer_list: list[Buyer], now: datetime) -> dict[str, Usage]:
@@ -32,7 +33,7 @@ def usage(cur, buyer_list: list[Buyer], now: datetime) -> dict[str, Usage]:
     return out
 
 
-def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: str, buyer_ids: list[str],
+def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: Mode, buyer_ids: list[str],
                  shard_count: int, deadline_at: datetime, skipped: list[dict],
                  timeout_ms: int | None = None) -> uuid.UUID:
     """``deadline_at`` holds until the first ping starts; then it is that moment + ``timeout_ms``."""
@@ -45,13 +46,13 @@ def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: str, buyer_ids: l
     return auction_id
 
 
-def auction(cur, auction_id, lock: bool = False) -> dict | None:
+def auction(cur, auction_id, lock: bool = False) -> Auction | None:
     cur.execute("SELECT * FROM auctions WHERE id=%s" + (" FOR UPDATE" if lock else ""), (auction_id,))
     row = cur.fetchone()
-    return dict(row) if row else None
+    return Auction.from_row(row) if row else None
 
 
-def claim_shard(cur, auction_id, shard: int) -> dict | None:
+def claim_shard(cur, auction_id, shard: int) -> tuple[Auction, Lead] | None:
     """The shard's auction and lead (ping-facing fields only) if nobody pinged this shard yet."""
     cur.execute(
         "INSERT INTO auction_shards (auction_id, shard, started_at) VALUES (%s, %s, clock_timestamp())"
@@ -70,7 +71,9 @@ def claim_shard(cur, auction_id, shard: int) -> dict | None:
         " l.email_sha256 FROM auctions a JOIN leads l ON l.id = a.lead_id WHERE a.id=%s",
         (auction_id,))
     row = cur.fetchone()
-    return dict(row) if row else None
+    if row is None:
+        return None
+    return Auction.from_row(row, id=row["auction_id"]), Lead.from_row(row, id=row["lead_id"])
 
 
 def finish_shard(cur, auction_id, shard: int) -> None:
@@ -78,18 +81,18 @@ def finish_shard(cur, auction_id, shard: int) -> None:
                 " AND shard=%s", (auction_id, shard))
 
 
-def unfinished_shards(cur, auction: dict) -> int:
+def unfinished_shards(cur, auction: Auction) -> int:
     """Shards of an auction whose answers are not all written yet (claimed or not)."""
     cur.execute("SELECT count(*) AS n FROM auction_shards WHERE auction_id=%s"
-                " AND finished_at IS NOT NULL", (auction["id"],))
-    return auction["shards"] - cur.fetchone()["n"]
+                " AND finished_at IS NOT NULL", (auction.id,))
+    return auction.shards - cur.fetchone()["n"]
 
 
 def release_shard(cur, auction_id, shard: int) -> None:
     cur.execute("DELETE FROM auction_shards WHERE auction_id=%s AND shard=%s", (auction_id, shard))
 
 
-def record_pings(cur, auction_id, rows: list[dict]) -> None:
+def record_pings(cur, auction_id, rows: list[Ping]) -> None:
     """Write answers; an accept that arrives after an auction tier closed is recorded as late."""
     if not rows:
         return
@@ -99,10 +102,9 @@ def record_pings(cur, auction_id, rows: list[dict]) -> None:
     closed = auction["closed_at"] is not None and tier_mode(auction["mode"]).deadline_binds
     values = []
     for r in rows:
-        outcome = "late" if closed and r["outcome"] == "accept" else r["outcome"]
-        values.append((r["id"], auction_id, r["lead_id"], r["buyer_id"], r["tier"], r["cycle"],
-                       r["rank"], r.get("kind", "ping"), outcome, r.get("bid_cents"), r.get("ref"),
-                       r.get("latency_ms"), r.get("reason")))
+        outcome = Outcome.LATE if closed and r.outcome == Outcome.ACCEPT else r.outcome
+        values.append((r.id, auction_id, r.lead_id, r.buyer_id, r.tier, r.cycle, r.rank, r.kind,
+                       outcome, r.bid_cents, r.ref, r.latency_ms, r.reason))
     # A ping the close already wrote off as a time-out keeps that outcome unless it was a pass.
     execute_values(
         cur, "INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
@@ -112,15 +114,15 @@ def record_pings(cur, auction_id, rows: list[dict]) -> None:
         " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason = 'no_answer'", values)
 
 
-def close_auction(cur, auction_id) -> dict | None:
+def close_auction(cur, auction_id) -> Auction | None:
     """Close once: the chord callback and the deadline close race here; one wins."""
     cur.execute("UPDATE auctions SET closed_at=clock_timestamp() WHERE id=%s AND closed_at IS NULL"
                 " RETURNING *", (auction_id,))
     row = cur.fetchone()
     if row is None:
         return None
-    row = dict(row)
-    if tier_mode(row["mode"]).deadline_binds:
+    closed = Auction.from_row(row)
+    if tier_mode(closed.mode).deadline_binds:
         # Buyers whose answer never arrived passed: written off so the record is complete. A
         # buyer whose shard (buyer i is in shard i % shards) never started was never pinged.
         cur.execute(
@@ -132,9 +134,9 @@ def close_auction(cur, auction_id) -> dict | None:
             " LEFT JOIN auction_shards s ON s.auction_id = %(a)s"
             "   AND s.shard = (b.ord - 1) %% %(shards)s"
             " ON CONFLICT DO NOTHING",
-            {"a": auction_id, "lead": row["lead_id"], "tier": row["tier"], "cycle": row["cycle"],
-             "ids": row["buyer_ids"], "shards": row["shards"]})
-    return row
+            {"a": auction_id, "lead": closed.lead_id, "tier": closed.tier, "cycle": closed.cycle,
+             "ids": closed.buyer_ids, "shards": closed.shards})
+    return closed
 
 
 def overdue_auctions(cur, grace_s: float, lost_after_s: float, limit: int) -> list:
@@ -149,13 +151,13 @@ def overdue_auctions(cur, grace_s: float, lost_after_s: float, limit: int) -> li
     return [r["id"] for r in cur.fetchall()]
 
 
-def auction_pings(cur, auction_id, kind: str = "ping") -> list[dict]:
+def auction_pings(cur, auction_id, kind: str = "ping") -> list[Ping]:
     cur.execute("SELECT * FROM pings WHERE auction_id=%s AND kind=%s ORDER BY rank",
                 (auction_id, kind))
-    return [dict(r) for r in cur.fetchall()]
+    return [Ping.from_row(r) for r in cur.fetchall()]
 
 
-def mark_ping(cur, ping_id, outcome: str, reason: str | None) -> None:
+def mark_ping(cur, ping_id, outcome: Outcome, reason: str | None) -> None:
     cur.execute("UPDATE pings SET outcome=%s, reason=%s WHERE id=%s", (outcome, reason, ping_id))
 
 

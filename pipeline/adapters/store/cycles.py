@@ -4,14 +4,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pipeline.domain.modes import Mode
+from pipeline.domain.records import Lead
 
-def due_held(cur, now: datetime, limit: int = 500) -> list[dict]:
+
+def due_held(cur, now: datetime, limit: int = 500) -> list[Lead]:
     cur.execute("SELECT * FROM leads WHERE status='held' AND next_run_at <= %s"
                 " ORDER BY next_run_at LIMIT %s FOR UPDATE SKIP LOCKED", (now, limit))
-    return [dict(r) for r in cur.fetchall()]
+    return [Lead.from_row(r) for r in cur.fetchall()]
 
 
-def stuck(cur, stuck_after_s: int, limit: int = 500) -> list[dict]:
+def stuck(cur, stuck_after_s: int, limit: int = 500) -> list[tuple[Lead, Mode | None]]:
+    """Leads stuck past ``stuck_after_s`` (status, auction, award, re-drives read) and the mode
+    of their auction tier, if they are in one; locked, skipping those another sweep holds."""
     cur.execute(
         "SELECT l.id, l.status, l.auction_id, l.award_ping_id, l.redrives, a.deadline_at, a.closed_at,"
         " a.mode FROM leads l LEFT JOIN auctions a ON a.id = l.auction_id"
@@ -21,7 +26,7 @@ def stuck(cur, stuck_after_s: int, limit: int = 500) -> list[dict]:
         " AND NOT EXISTS (SELECT 1 FROM post_attempts p WHERE p.lead_id = l.id"
         "   AND p.outcome IS NULL AND p.lease_until > clock_timestamp())"
         " ORDER BY l.status_at LIMIT %s FOR UPDATE OF l SKIP LOCKED", (stuck_after_s, limit))
-    return [dict(r) for r in cur.fetchall()]
+    return [(Lead.from_row(r), None if r["mode"] is None else Mode(r["mode"])) for r in cur.fetchall()]
 
 
 def count_redrive(cur, lead_id) -> int:

@@ -1,10 +1,12 @@
 """Delivery: single-flight post attempts under a lease, their settling, and the sale."""
 from __future__ import annotations
 
+from pipeline.domain.records import Ping
 
-def award_ping(cur, ping_id) -> dict:
+
+def award_ping(cur, ping_id) -> Ping:
     cur.execute("SELECT * FROM pings WHERE id=%s", (ping_id,))
-    return dict(cur.fetchone())
+    return Ping.from_row(cur.fetchone())
 
 
 def open_post(cur, lead_id) -> dict | None:

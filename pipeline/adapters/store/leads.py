@@ -7,10 +7,7 @@ from datetime import datetime
 from psycopg2.extras import Json, execute_values
 
 from pipeline.domain.instants import iso
-
-# The statuses a lead ends in.
-TERMINAL = ("sold", "rejected", "unsold")
-
+from pipeline.domain.records import TERMINAL, Lead, Status  # noqa: F401  (TERMINAL: store.TERMINAL)
 
 
 def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
@@ -54,21 +51,21 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
     return lead_id, True, payload_sha256
 
 
-def record_event(cur, lead_id, status: str, detail: dict | None = None) -> None:
+def record_event(cur, lead_id, status: Status | str, detail: dict | None = None) -> None:
     cur.execute("INSERT INTO lead_events (lead_id, status, detail) VALUES (%s, %s, %s)",
                 (lead_id, status, Json(detail) if detail else None))
 
 
-def claim(cur, lead_id, from_status: str | tuple[str, ...]) -> dict | None:
+def claim(cur, lead_id, from_status: Status | tuple[Status, ...]) -> Lead | None:
     """Lock the lead when it is in ``from_status``; None means another message got there first."""
     statuses = (from_status,) if isinstance(from_status, str) else from_status
     cur.execute("SELECT * FROM leads WHERE id=%s AND status = ANY(%s) FOR UPDATE",
                 (lead_id, list(statuses)))
     row = cur.fetchone()
-    return dict(row) if row else None
+    return Lead.from_row(row) if row else None
 
 
-def move(cur, lead_id, to_status: str, detail: dict | None = None, **columns) -> None:
+def move(cur, lead_id, to_status: Status, detail: dict | None = None, **columns) -> None:
     """Set the lead's status (and any columns given) and write the timeline entry."""
     sets = ", ".join(f"{k}=%({k})s" for k in columns)
     values = {**{k: (Json(v) if isinstance(v, dict) else v) for k, v in columns.items()},
@@ -140,9 +137,9 @@ def list_suppressions(cur, limit: int = 1000) -> list[dict]:
     return [dict(r) for r in cur.fetchall()]
 
 
-def score_context(cur, lead: dict, now: datetime) -> dict:
+def score_context(cur, lead: Lead, now: datetime) -> dict:
     """History the scoring signals need: leads from the same consent IP in the last day."""
     cur.execute("SELECT count(*) AS n FROM consents c JOIN consents me ON me.lead_id=%s"
                 " WHERE c.ip = me.ip AND c.lead_id <> me.lead_id"
-                " AND c.recorded_at > %s - interval '24 hours'", (lead["id"], now))
+                " AND c.recorded_at > %s - interval '24 hours'", (lead.id, now))
     return {"same_ip_24h": cur.fetchone()["n"]}

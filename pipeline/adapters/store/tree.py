@@ -7,6 +7,7 @@ from psycopg2.extras import Json
 
 from pipeline.domain.buyers import Buyer
 from pipeline.domain.money import as_number
+from pipeline.domain.records import Network, Tier
 from pipeline.domain.tree import MASKED_SECRET, InvalidTree
 
 
@@ -90,14 +91,14 @@ def _kept_credentials(cur, buyers: list[dict]) -> dict[str, dict[str, str]]:
     return kept
 
 
-def network(cur) -> dict:
+def network(cur) -> Network:
     cur.execute("SELECT * FROM network WHERE id=1")
-    return dict(cur.fetchone())
+    return Network.from_row(cur.fetchone())
 
 
-def tiers(cur) -> list[dict]:
+def tiers(cur) -> list[Tier]:
     cur.execute("SELECT * FROM tiers WHERE active ORDER BY tier")
-    return [dict(r) for r in cur.fetchall()]
+    return [Tier.from_row(r) for r in cur.fetchall()]
 
 
 def buyers(cur, ids: list[str] | None = None) -> list[Buyer]:
@@ -126,15 +127,15 @@ def tree_document(cur) -> dict:
             "pre_ping_hashes": b.pre_ping_hashes, "integration": b.integration,
             "credentials": dict.fromkeys(b.credentials, MASKED_SECRET)})
     return {
-        "network": {"score_floor": net["score_floor"], "bid_floor": as_number(net["bid_floor_cents"]),
-                    "auction_timeout_s": net["auction_timeout_ms"] / 1000,
-                    "max_cycles": net["max_cycles"], "rerun_interval_s": net["rerun_interval_s"],
-                    "duplicate_window_h": net["duplicate_window_h"],
-                    "stuck_after_s": net["stuck_after_s"], "max_redrives": net["max_redrives"],
-                    "max_post_buyers": net["max_post_buyers"],
-                    "post_reject_pause_rate": net["post_reject_pause_rate"],
-                    "post_reject_pause_min_posts": net["post_reject_pause_min_posts"],
-                    "post_reject_pause_h": net["post_reject_pause_h"]},
+        "network": {"score_floor": net.score_floor, "bid_floor": as_number(net.bid_floor_cents),
+                    "auction_timeout_s": net.auction_timeout_ms / 1000,
+                    "max_cycles": net.max_cycles, "rerun_interval_s": net.rerun_interval_s,
+                    "duplicate_window_h": net.duplicate_window_h,
+                    "stuck_after_s": net.stuck_after_s, "max_redrives": net.max_redrives,
+                    "max_post_buyers": net.max_post_buyers,
+                    "post_reject_pause_rate": net.post_reject_pause_rate,
+                    "post_reject_pause_min_posts": net.post_reject_pause_min_posts,
+                    "post_reject_pause_h": net.post_reject_pause_h},
         "tiers": [{"tier": t["tier"], "name": t["name"], "mode": t["mode"], "active": t["active"]}
                   for t in tier_rows],
         "buyers": out_buyers,

@@ -1,0 +1,168 @@
+"""The records the stages work on: a lead, the network's settings, a tier, an auction, a ping.
+
+The store loads them from PostgreSQL rows (``from_row``, which takes the columns it knows and
+leaves the rest); the stages read attributes and compare enum members. Status and Outcome are
+StrEnums: a member *is* its string, so the database, the API, the reports and the timeline
+store and show the same words as before.
+
+A query that reads only some columns (a shard's ping context, the sweep's stuck leads) gives a
+record whose other fields keep their defaults.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+from pipeline.domain.modes import Mode
+
+
+class Status(StrEnum):
+    """Where a lead is in its journey (leads.status)."""
+    RECEIVED = "received"
+    VALIDATED = "validated"
+    SCORED = "scored"
+    AUCTIONING = "auctioning"
+    DELIVERING = "delivering"
+    HELD = "held"
+    SOLD = "sold"
+    REJECTED = "rejected"
+    UNSOLD = "unsold"
+
+
+# The statuses a lead ends in, and the ones the sweep re-drives when a lead stops moving.
+TERMINAL = (Status.SOLD, Status.REJECTED, Status.UNSOLD)
+MOVING = (Status.RECEIVED, Status.VALIDATED, Status.SCORED, Status.AUCTIONING, Status.DELIVERING)
+
+
+class Outcome(StrEnum):
+    """What became of one ping (pings.outcome); a pre-ping answers eligible or ineligible."""
+    ACCEPT = "accept"
+    REJECT = "reject"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    LATE = "late"                    # an accept after the auction tier closed
+    NOT_PINGED = "not_pinged"        # never sent (its shard never started, or no time was left)
+    POST_REJECTED = "post_rejected"  # won, then refused (or never confirmed) the post
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+
+
+class _Row:
+    """``from_row``: a record from a database row (any mapping), by field name."""
+
+    _enums: ClassVar[dict[str, type[StrEnum]]] = {}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], **more: Any) -> Self:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        values = {k: v for k, v in {**row, **more}.items() if k in known}
+        for name, enum in cls._enums.items():
+            if values.get(name) is not None:
+                values[name] = enum(values[name])
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as the plain mapping the protocols and the scoring read (one level)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Lead(_Row):
+    """A lead as stored (leads): its status, what it holds, where its journey stands."""
+    id: uuid.UUID
+    vertical: str = ""
+    status: Status | None = None
+    contact: dict = field(default_factory=dict)       # personal data: the validate stage, the post
+    qualifiers: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    form: dict | None = None
+    facts: dict | None = None                        # what the validate stage learnt
+    phone_sha256: str | None = None
+    email_sha256: str | None = None
+    score: int | None = None
+    signals: dict | None = None
+    reject_reasons: list[str] = field(default_factory=list)
+    duplicate_of: uuid.UUID | None = None
+    cycle: int = 0
+    auction_id: uuid.UUID | None = None              # auctioning / delivering: its auction tier
+    award_ping_id: uuid.UUID | None = None           # delivering: the bid being delivered
+    next_run_at: datetime | None = None              # held: when its next cycle is due
+    redrives: int = 0
+    publisher_id: str | None = None
+    status_at: datetime | None = None
+    created_at: datetime | None = None
+
+    _enums: ClassVar[dict[str, type[StrEnum]]] = {"status": Status}
+
+
+@dataclass(frozen=True)
+class Network(_Row):
+    """The network's settings (the tree's `network`), in stored units."""
+    score_floor: int
+    bid_floor_cents: int
+    auction_timeout_ms: int
+    max_cycles: int
+    rerun_interval_s: int
+    duplicate_window_h: int
+    stuck_after_s: int
+    max_redrives: int
+    max_post_buyers: int
+    post_reject_pause_rate: float
+    post_reject_pause_min_posts: int
+    post_reject_pause_h: int
+
+
+@dataclass(frozen=True)
+class Tier(_Row):
+    tier: int
+    name: str
+    mode: Mode
+    active: bool = True
+    last_winner: str | None = None                   # round robin: the rotation point
+
+    _enums: ClassVar[dict[str, type[StrEnum]]] = {"mode": Mode}
+
+
+@dataclass(frozen=True)
+class Auction(_Row):
+    """One tier's auction (or walk) for one lead in one cycle."""
+    id: uuid.UUID
+    lead_id: uuid.UUID
+    cycle: int
+    tier: int
+    mode: Mode
+    deadline_at: datetime
+    buyer_ids: list[str]                             # in rank order
+    shards: int = 1
+    closed_at: datetime | None = None
+    started_at: datetime | None = None
+    first_ping_at: datetime | None = None
+    timeout_ms: int | None = None
+    skipped: list[dict] = field(default_factory=list)
+
+    _enums: ClassVar[dict[str, type[StrEnum]]] = {"mode": Mode}
+
+
+@dataclass(frozen=True)
+class Ping(_Row):
+    """One buyer's ping (or pre-ping) in an auction tier and its answer (pings)."""
+    id: uuid.UUID
+    lead_id: uuid.UUID
+    buyer_id: str
+    tier: int
+    cycle: int
+    rank: int
+    outcome: Outcome
+    kind: str = "ping"                               # ping, pre_ping
+    auction_id: uuid.UUID | None = None
+    bid_cents: int | None = None
+    ref: str | None = None
+    latency_ms: int | None = None
+    reason: str | None = None
+    at: datetime | None = None
+
+    _enums: ClassVar[dict[str, type[StrEnum]]] = {"outcome": Outcome}
