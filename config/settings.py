@@ -62,8 +62,6 @@ class Settings:
     log_format: str
     # PostgreSQL connections one process keeps open (threads beyond it wait for one).
     db_pool_size: int
-    # Where nudges are sent from: the Celery shell, named here so pipeline/ never imports it.
-    dispatcher: str
     # Celery task events for Flower (task-sent/received/started/succeeded); the bench turns
     # them off to measure what they cost.
     task_events: bool
@@ -125,7 +123,6 @@ def load() -> Settings:
         log_level=env.log_level("PINGTREE_LOG_LEVEL", "INFO"),
         log_format=env.str("PINGTREE_LOG_FORMAT", "json", validate=OneOf(("json", "text"))),
         db_pool_size=env.int("PINGTREE_DB_POOL_SIZE", 8, validate=Range(1, 1000)),
-        dispatcher=env.str("PINGTREE_DISPATCHER", "tasks.dispatch:send"),
         task_events=env.bool("PINGTREE_TASK_EVENTS", True),
         demo_database_url=env.str("PINGTREE_DEMO_DATABASE_URL",
                                   "postgresql://postgres@127.0.0.1:5432/pingtree_demo",

@@ -38,7 +38,18 @@ config_settings.settings = config_settings.load()   # what every module imported
 
 from config.settings import settings  # noqa: E402
 from pipeline.adapters import db  # noqa: E402
+from pipeline.service import nudges  # noqa: E402
 from tests.helpers import APP_ROLE, settle  # noqa: E402
+
+
+def _celery_send(sent) -> None:
+    """The test process's nudge sender (its composition root): the Celery shell, loaded on first
+    use so the unit tests never import Celery."""
+    from tasks.dispatch import send
+    send(sent)
+
+
+nudges.install_sender(_celery_send)
 
 TABLES = ("sales", "cap_reservations", "cap_usage", "post_attempts", "pings", "auction_shards",
           "auctions", "lead_events", "consents", "idempotency_keys", "leads", "buyers", "tiers",

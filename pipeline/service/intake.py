@@ -12,6 +12,7 @@ from pipeline.adapters import db, publishers, store
 from pipeline.adapters.publishers import Publisher
 from pipeline.domain.leads import InvalidLead, parse_lead
 from pipeline.domain.validation import contact_hashes
+from pipeline.service import nudges
 from pipeline.service.nudges import Nudge, dispatch
 
 log = logging.getLogger("pingtree.intake")
@@ -71,9 +72,11 @@ def submit_lead(payload: dict, idempotency_key: str | None = None, *,
     without it the body's `source.publisher_id` stands (Python callers and operator keys).
     The idempotency key is scoped to that publisher and expires after the configured window.
     Raises InvalidLead (``.errors``, field by field) for bad input, IdempotencyConflict when
-    the key was used for another body, and db.DatabaseDown when PostgreSQL does not answer.
-    Nothing is stored for a refused lead.
+    the key was used for another body, db.DatabaseDown when PostgreSQL does not answer, and
+    NoSender in a process whose entry point installed no nudge sender. Nothing is stored for a
+    refused lead.
     """
+    nudges.sender()    # checked first: a lead stored here must get its validate message
     errors: dict = {}
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         errors["idempotency_key"] = ["Must be 1 to 255 characters."]

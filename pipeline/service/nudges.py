@@ -1,10 +1,14 @@
-"""Nudges: the messages a stage asks to send once its state is committed (Celery-free values)."""
+"""Nudges: the messages a stage asks to send once its state is committed (Celery-free values),
+and the sender that sends them, installed by the process's entry point (its composition root).
+
+The Celery app installs the Celery shell's sender when it starts (tasks/__init__.py); so do the
+API and `pingtree submit` (pipeline/entrypoints/wiring.py), and the tests. A process without
+one refuses to start a lead (NoSender) rather than leave its nudge unsent.
+"""
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from config.settings import settings
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,35 @@ class Fanout:
     body: Nudge
 
 
+Sender = Callable[[list[Nudge | Fanout]], None]
+
+
+class NoSender(RuntimeError):
+    """No sender is installed in this process: its entry point must install one."""
+
+
+_sender: Sender | None = None
+
+
+def install_sender(sender: Sender | None) -> None:
+    """Set (or, with None, remove) this process's sender."""
+    global _sender
+    _sender = sender
+
+
+def has_sender() -> bool:
+    return _sender is not None
+
+
+def sender() -> Sender:
+    """The installed sender; NoSender when the process's entry point installed none."""
+    if _sender is None:
+        raise NoSender("no nudge sender installed: the process's entry point installs one"
+                       " (tasks.dispatch.send, via pipeline.entrypoints.wiring or `import tasks`)")
+    return _sender
+
+
 def dispatch(nudges: list[Nudge | Fanout]) -> None:
-    """Send through the Celery shell named in settings; the domain never imports Celery."""
+    """Send through the installed sender; the domain and the stages never import Celery."""
     if nudges:
-        module, _, name = settings.dispatcher.partition(":")
-        getattr(importlib.import_module(module), name)(nudges)
+        sender()(nudges)

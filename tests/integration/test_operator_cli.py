@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.adapters import db
-from tests.helpers import ROOT, cli, make_lead, pingtree
+from tests.helpers import ROOT, cli, make_lead, pingtree, wait_for
 
 EXAMPLE_TREE = ROOT / "config" / "examples" / "tree.json"
 BUYER = {"id": "fresh", "tier": 1, "verticals": ["solar"], "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -153,6 +153,17 @@ def test_submit_takes_objects_arrays_and_json_lines_and_sums_up(clean_db, worker
     empty.write_text("\n")
     result = cli("submit", str(empty))
     assert result.returncode == 2 and "no leads in it" in result.stderr
+
+
+def test_a_lead_submitted_by_the_command_gets_its_validate_message(clean_db, workers, tmp_path):
+    # The real command in its own process: its entry point installs the Celery sender.
+    leads = tmp_path / "one.jsonl"
+    leads.write_text(json.dumps(_leads(("solar", 8))[0]) + "\n")
+    result = pingtree("submit", str(leads))
+    assert result.returncode == 0, result.stderr
+    [lead_id] = result.stdout.split()
+    assert wait_for(lead_id, ("validated", "scored", "auctioning", "delivering", "held", "sold",
+                              "rejected", "unsold"))["status"] != "received"
 
 
 def test_up_says_plainly_that_it_waits_for_postgresql():

@@ -68,8 +68,10 @@ def _next_object(text: str, at: int) -> int:
 def cmd_submit(args) -> int:
     from pipeline.adapters import db
     from pipeline.domain.leads import InvalidLead
+    from pipeline.entrypoints import wiring
     from pipeline.entrypoints.http import BadBody, parse_body
     from pipeline.service.intake import IdempotencyConflict, submit_lead
+    wiring.install_nudge_sender()
     accepted = refused = 0
     try:
         for line, raw, problem in split_documents(read_input(args.file)):

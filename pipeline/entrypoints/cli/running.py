@@ -32,7 +32,9 @@ def cmd_db_prune(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from pipeline.entrypoints import wiring
     from pipeline.entrypoints.http import serve
+    wiring.install_nudge_sender()
     serve(args.addr, threads=args.threads)
     return 0
 
