@@ -14,15 +14,19 @@ import time
 import uuid
 
 from config.settings import settings
-from pipeline.adapters import db, store, transport
+from pipeline.adapters import db, transport
+from pipeline.adapters import store as sql_store
 from pipeline.domain import delivery
 from pipeline.domain.records import Lead, Outcome, Ping, Status
 from pipeline.protocols import native as protocol
 from pipeline.protocols import registry as protocols
 from pipeline.protocols.interface import PostResult
 from pipeline.service.nudges import Nudge
+from pipeline.service.ports import Store
 
 log = logging.getLogger("pingtree")
+
+store: Store = sql_store   # as in lifecycle.py: PostgreSQL, or the unit tests' in-memory store
 
 DELIVER = "pingtree.deliver_post"
 ANY_STATUS = tuple(Status)

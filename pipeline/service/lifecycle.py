@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config.settings import settings
-from pipeline.adapters import db, store, transport
+from pipeline.adapters import db, transport
+from pipeline.adapters import store as sql_store
 from pipeline.domain import auction as auctions
 from pipeline.domain import delivery, scoring, suppression, validation
 from pipeline.domain.buyers import Buyer, eligibility
@@ -25,6 +26,7 @@ from pipeline.protocols.interface import Answer
 from pipeline.service import intake
 from pipeline.service.deliver import deliver_post, settle_post  # noqa: F401  (the deliver stage)
 from pipeline.service.nudges import Fanout, Nudge
+from pipeline.service.ports import Store
 
 log = logging.getLogger("pingtree")
 
@@ -33,6 +35,10 @@ PING_SHARD, WALK = "pingtree.ping_shard", "pingtree.walk_waterfall"
 AWARD, DELIVER = "pingtree.award_auction", "pingtree.deliver_post"
 
 Nudges = list[Nudge | Fanout]
+
+# The stages' store: PostgreSQL (mypy checks the module against the Store protocol); the unit
+# tests put their in-memory store here.
+store: Store = sql_store
 
 
 def now_utc() -> datetime:
