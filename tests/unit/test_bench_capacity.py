@@ -91,12 +91,14 @@ def test_flower_is_one_process_for_the_whole_deployment_and_can_be_left_out():
     assert capacity.deployment(f, 4, flower=False)["leads_per_s"] == pytest.approx(500.0)
 
 
-def test_storage_grows_by_the_bytes_per_lead_at_the_rate():
+def test_storage_grows_by_the_bytes_per_lead_at_the_rate_and_stands_at_its_retention():
     f = figures(bytes_per_lead={"leads": 2000.0, "events": 1000.0, "other": -8192.0})
-    s = capacity.storage(f, 10.0)
+    s = capacity.storage(f, 10.0, detail_days=30, record_days=1000)
     assert s["per_day"] == {"leads": 2000.0 * 10 * 86_400, "events": 1000.0 * 10 * 86_400}
     assert s["total_per_day"] == pytest.approx(3000.0 * 10 * 86_400)
     assert s["bytes_per_lead"] == 3000
+    # Events are detail (kept 30 days), a lead is a record (kept 1000 here).
+    assert s["standing"] == {"leads": 2000.0 * 10 * 86_400 * 1000, "events": 1000.0 * 10 * 86_400 * 30}
 
 
 def test_across_machines_each_round_trip_on_the_path_adds_its_time():

@@ -34,6 +34,10 @@ QUEUE_TASKS = {"validate": ("pingtree.validate_lead",), "score": ("pingtree.scor
                "deliver": ("pingtree.deliver_post",)}
 API_THREADS = 16      # `pingtree serve`'s waitress threads (one process)
 DAY_S = 86_400
+# Retention (`pingtree db prune`): the detail of a finished lead goes after PINGTREE_DETAIL_KEEP_DAYS,
+# the lead, its consent and its sale after PINGTREE_RECORD_KEEP_DAYS (their defaults).
+DETAIL_GROUPS = ("pings and auctions", "events", "post attempts")
+DETAIL_KEEP_DAYS, RECORD_KEEP_DAYS = 30, 1827
 
 
 def pool_of(command: str) -> dict:
@@ -182,11 +186,15 @@ def first_shared_limit(f: Figures, **kw) -> dict:
             "workers": math.ceil(shared[name]["rate"] / per[slowest]["per_process"])}
 
 
-def storage(f: Figures, rate: float) -> dict:
-    """Bytes a day at `rate` leads/s, by table group and in all."""
+def storage(f: Figures, rate: float, *, detail_days: int = DETAIL_KEEP_DAYS,
+            record_days: int = RECORD_KEEP_DAYS) -> dict:
+    """Bytes a day at `rate` leads/s by table group, and the standing size once retention
+    deletes: the detail groups kept `detail_days`, the rest (leads, consents, sales) `record_days`."""
     groups = {g: b * rate * DAY_S for g, b in f.bytes_per_lead.items() if b > 0}
+    kept = {g: day * (detail_days if g in DETAIL_GROUPS else record_days) for g, day in groups.items()}
     return {"rate": rate, "bytes_per_lead": round(sum(max(0.0, b) for b in f.bytes_per_lead.values())),
-            "per_day": groups, "total_per_day": sum(groups.values())}
+            "per_day": groups, "total_per_day": sum(groups.values()), "detail_days": detail_days,
+            "record_days": record_days, "standing": kept, "total_standing": sum(kept.values())}
 
 
 def network_latency(f: Figures, rtts_ms=(0.1, 0.25, 0.5, 1.0)) -> list[dict]:
@@ -298,10 +306,12 @@ def render(m: dict) -> str:
                        " slowest stage)")
     s = m["storage"]
     out.append(f"\nStorage at {s['rate']:g} leads/s: {s['bytes_per_lead']} bytes per lead,"
-               f" {s['total_per_day'] / 1e9:.2f} GB a day")
-    out.append(table(["table group", "bytes/lead", "GB/day"],
-                     [[g, round(b / (s["rate"] * DAY_S)), f"{b / 1e9:.2f}"]
-                      for g, b in s["per_day"].items()]))
+               f" {s['total_per_day'] / 1e9:.2f} GB a day; {s['total_standing'] / 1e12:.2f} TB standing"
+               f" (detail kept {s['detail_days']} days, records {s['record_days']})")
+    out.append(table(["table group", "bytes/lead", "GB/day", "kept days", "GB standing"],
+                     [[g, round(b / (s["rate"] * DAY_S)), f"{b / 1e9:.2f}",
+                       s["detail_days"] if g in DETAIL_GROUPS else s["record_days"],
+                       f"{s['standing'][g] / 1e9:.0f}"] for g, b in s["per_day"].items()]))
     if m["network"]:
         out.append("\nAcross machines: p50 one at a time with Redis and PostgreSQL a round trip away")
         out.append(table(["round trip ms", "p50 ms"], [[r["rtt_ms"], r["p50_ms"]] for r in m["network"]]))

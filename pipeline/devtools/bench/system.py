@@ -32,8 +32,8 @@ NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cyc
            "rerun_interval_s": 300, "duplicate_window_h": 0, "stuck_after_s": 60}
 # Where a lead's rows and bytes land, by table group (a table not named here counts as "other").
 TABLE_GROUPS = {"leads": ("leads", "idempotency_keys"),
-                "auctions and pings": ("auctions", "auction_shards", "pings"),
-                "events": ("lead_events",), "post attempts and sales": ("post_attempts", "sales"),
+                "pings and auctions": ("pings", "auctions", "auction_shards"),
+                "events": ("lead_events",), "post attempts": ("post_attempts",), "sales": ("sales",),
                 "consents": ("consents",), "caps": ("cap_usage", "cap_reservations", "buyer_days")}
 TARGETS = {"p50_ms": 30, "p99_ms": 100, "leads_per_s": 100, "cpu_ms_per_lead": 20,
            "cpu_ms_per_extra_buyer": 0.5, "deadline_overrun_ms": 100}
