@@ -58,6 +58,10 @@ def test_bench_smoke(tmp_path):
     assert cost["rows_per_lead"]["leads"]["inserted"] > 0
     assert set(cost["bytes_per_lead"]) >= {"leads", "events"}
     assert cost["task_runs_per_lead"].get("pingtree.validate_lead", 0) > 0
+    # Over the whole hold, once PostgreSQL's statistics caught up: every lead's row is counted.
+    whole = cost["whole_hold"]
+    assert whole["leads"] > 0 and whole["rows_per_lead"]["leads"]["inserted"] >= 1.0
+    assert whole["task_runs_per_lead"]["pingtree.validate_lead"] == 1.0
     assert set(events_on["cost"]["idle_cpu_ms_per_s"]["stages"]) >= {"api", "ping"}
     if shutil.which("redis-benchmark"):
         assert doc["calibration"]["redis"]["commands_per_core_s"] > 0

@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.devtools.bench import capacity
 from pipeline.devtools.bench.capacity import Figures
+from pipeline.devtools.bench.system import API_THREADS, pool_of
 
 THREADS4 = {"pool": "threads", "concurrency": 4}
 
@@ -26,10 +27,10 @@ def figures(**overrides) -> Figures:
      {"pool": "threads", "concurrency": 64}),
     ("celery -A tasks worker -Q rerun -n rerun@%h -P solo -l WARNING", {"pool": "solo", "concurrency": 1}),
     ("celery -A tasks worker -Q score --concurrency 3", {"pool": "prefork", "concurrency": 3}),
-    ("pingtree serve", {"pool": "threads", "concurrency": capacity.API_THREADS}),
+    ("pingtree serve", {"pool": "threads", "concurrency": API_THREADS}),
 ])
 def test_a_procfile_line_gives_its_pool_and_concurrency(command, pool):
-    assert capacity.pool_of(command) == pool
+    assert pool_of(command) == pool
 
 
 def test_a_process_sustains_a_core_over_its_cpu_per_lead_less_what_idling_costs():
@@ -52,6 +53,16 @@ def test_the_pool_bounds_a_stage_that_waits_and_a_busy_box_is_taken_out_of_the_w
     assert ping["cpu_bound"] == pytest.approx(125.0)          # 1000 / 8 ms
     assert ping["pool_bound"] == pytest.approx(100.0)         # 2 slots x 1000 / (40 - 20) ms
     assert ping["per_process"] == pytest.approx(100.0)
+
+
+def test_a_queue_whose_tasks_did_not_run_for_the_leads_bounds_nothing():
+    runs = {"pingtree.validate_lead": 1.0, "pingtree.score_lead": 1.0, "pingtree.ping_shard": 1.0,
+            "pingtree.deliver_post": 1.0}
+    f = figures(task_runs=runs, stage_cpu_ms={**figures().stage_cpu_ms, "award": 50.0})
+    assert capacity.stage_rates(f)["award"]["per_process"] == math.inf
+    assert capacity.deployment(f, 1)["bottleneck"] == "ping"
+    f = figures(task_runs={**runs, "pingtree.award_auction": 1.0}, stage_cpu_ms=f.stage_cpu_ms)
+    assert capacity.deployment(f, 1)["bottleneck"] == "award"      # 1000 / 50 ms = 20/s
 
 
 def test_a_prefork_worker_is_a_core_per_child():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.devtools.bench import capacity, protocols
+from pipeline.devtools.bench import protocols
 from pipeline.devtools.bench.measure import pct
 from pipeline.devtools.bench.report import NOISE, against_baseline, plot, report
 from pipeline.devtools.bench.scenarios import Bench
@@ -53,6 +53,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--capacity", action="store_true",
                         help="only what the capacity model needs (latency, cost at 10 buyers, network,"
                              " the Redis and PostgreSQL calibration), then the model")
+    from pipeline.devtools.bench import capacity  # not at the top: `python -m` runs it as a script
     capacity.add_arguments(parser)
     parser.add_argument("--protocols-only", action="store_true",
                         help="only the CPU per ping of each buyer protocol (native vs integrations)")
@@ -66,6 +67,7 @@ def main_from_args(args) -> int:
     if args.protocols_only:
         print(protocols.report(protocols.measure(500 if args.smoke else 2000)))
         return 0
+    from pipeline.devtools.bench import capacity
     bench = Bench(args)
     results = bench.run()
     out = Path(args.out)

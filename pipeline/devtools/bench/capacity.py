@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,29 +31,11 @@ QUEUE_TASKS = {"validate": ("pingtree.validate_lead",), "score": ("pingtree.scor
                "ping": ("pingtree.ping_shard", "pingtree.walk_waterfall"),
                "award": ("pingtree.award_auction", "pingtree.close_overdue"),
                "deliver": ("pingtree.deliver_post",)}
-API_THREADS = 16      # `pingtree serve`'s waitress threads (one process)
 DAY_S = 86_400
 # Retention (`pingtree db prune`): the detail of a finished lead goes after PINGTREE_DETAIL_KEEP_DAYS,
 # the lead, its consent and its sale after PINGTREE_RECORD_KEEP_DAYS (their defaults).
 DETAIL_GROUPS = ("pings and auctions", "events", "post attempts")
 DETAIL_KEEP_DAYS, RECORD_KEEP_DAYS = 30, 1827
-
-
-def pool_of(command: str) -> dict:
-    """{"pool", "concurrency"} of a Procfile `celery worker` line (Celery's defaults: prefork, one
-    child per core); `pingtree serve` is one process of API_THREADS threads."""
-    words = shlex.split(command)
-    if "worker" not in words:
-        return {"pool": "threads", "concurrency": API_THREADS}
-    pool, concurrency = "prefork", None
-    for flag, value in zip(words, words[1:], strict=False):
-        if flag in ("-P", "--pool"):
-            pool = value
-        elif flag in ("-c", "--concurrency"):
-            concurrency = int(value)
-    if pool == "solo":
-        concurrency = 1
-    return {"pool": pool, "concurrency": concurrency or 1}
 
 
 @dataclass
@@ -81,6 +62,7 @@ class Figures:
     pg_transactions_per_core_s: float | None = None    # pgbench
     pg_rows_per_core_s: float | None = None
     network: dict | None = None                   # {"rtt_ms", "round_trips_on_path", "direct_p50_ms"}
+    task_runs: dict[str, float] = field(default_factory=dict)   # runs per lead, by task name
 
 
 def marginal(cpu_ms_per_lead: float, idle_ms_per_s: float, rate: float) -> float:
@@ -112,6 +94,12 @@ def stage_rates(f: Figures, core_speed: float = 1.0) -> dict[str, dict]:
             continue
         pool = f.pools.get(stage, {"pool": "threads", "concurrency": 1})
         cores = pool["concurrency"] if pool["pool"] == "prefork" else 1
+        if f.task_runs and stage in QUEUE_TASKS and not any(f.task_runs.get(t) for t in QUEUE_TASKS[stage]):
+            # No task of this queue ran for the leads (the award queue's only task then is
+            # beat's close_overdue): its process idles beside the lead's path and bounds nothing.
+            out[stage] = {"cpu_ms_per_lead": f.stage_cpu_ms[stage], "marginal_cpu_ms": 0.0, "cores": cores,
+                          "cpu_bound": math.inf, "pool_bound": math.inf, "per_process": math.inf}
+            continue
         cpu = process_rate(f.stage_cpu_ms[stage], f.stage_idle_ms_per_s.get(stage, 0.0), f.rate,
                            cores=cores, core_speed=core_speed)
         # A task holds its slot for its wall time, less what a busy measuring box added to it
@@ -218,17 +206,21 @@ def figures(results: dict, run: str = "events_on", buyers: str = "10") -> Figure
     """The model's inputs from a bench run: the cost scenario at `buyers` buyers of `run`, the
     idle CPU measured before it, the calibration, and the network scenario when it ran."""
     r = results["runs"][run]
-    cost = r["cost"][buyers]
+    window = r["cost"][buyers]
+    # The whole hold (every lead, start to finish) where the bench measured it, else the window.
+    cost = window.get("whole_hold") or {**window, "leads": window["leads_in_window"],
+                                        "seconds": window["window_s"]}
     idle = r["cost"].get("idle_cpu_ms_per_s", {})
     cal = results.get("calibration") or {}
     redis_cal, pg_cal = cal.get("redis") or {}, cal.get("postgres") or {}
     net = r.get("network")
     direct = (r.get("latency") or {}).get("p50_ms")
     return Figures(
-        rate=cost["leads_in_window"] / cost["window_s"],
+        rate=cost["leads"] / cost["seconds"],
         stage_cpu_ms={k: v for k, v in cost.get("stage_cpu_ms_per_lead", {}).items() if k in STAGES},
         stage_idle_ms_per_s=idle.get("stages", {}),
         task_ms=cost.get("task_ms_per_lead", {}),
+        task_runs=cost.get("task_runs_per_lead", {}),
         stage_cpu_wait_ms=cost.get("stage_cpu_wait_ms_per_lead", {}),
         pools=results.get("pools", {}),
         redis_commands=cost["redis_commands_per_lead"],
@@ -240,7 +232,7 @@ def figures(results: dict, run: str = "events_on", buyers: str = "10") -> Figure
         sql_rows_written=cost.get("sql_rows_written_per_lead", 0.0),
         flower_cpu_ms=cost.get("flower_cpu_ms_per_lead") if r.get("flower") else None,
         flower_idle_ms_per_s=idle.get("flower") or 0.0,
-        bytes_per_lead=cost.get("bytes_per_lead", {}),
+        bytes_per_lead=window.get("bytes_per_lead", {}),
         redis_commands_per_core_s=redis_cal.get("commands_per_core_s"),
         pg_transactions_per_core_s=pg_cal.get("transactions_per_core_s"),
         pg_rows_per_core_s=pg_cal.get("rows_per_core_s"),
@@ -287,7 +279,8 @@ def render(m: dict) -> str:
     out.append(table(["shared part", "units", "leads/s", "from"],
                      [[n, s["units"], s["rate"], ", ".join(f"{k} {v}" for k, v in s["bounds"].items())]
                       for n, s in m["shared"].items()]))
-    for key, title in (("deployments", "with Flower"), ("deployments_without_flower", "without Flower")):
+    for key, title in (("deployments", "with Flower"),
+                       ("deployments_without_flower", "Flower left out (the same per-lead figures)")):
         rows = m[key]
         if not rows:
             continue
@@ -318,14 +311,76 @@ def render(m: dict) -> str:
     return "\n".join(out)
 
 
+def markdown(m: dict, results: dict) -> str:
+    """The README's capacity tables from a model and its run (`--markdown`)."""
+    window = results["runs"][m["run"]]["cost"]["10"]
+    cost = window.get("whole_hold") or window
+    cal = results.get("calibration") or {}
+    md = lambda rows: "\n".join("| " + " | ".join("–" if c is None else str(c) for c in r) + " |"  # noqa: E731
+                                for r in [rows[0], ["---"] * len(rows[0]), *rows[1:]])
+    per = m["per_process"]
+    run = results["runs"][m["run"]]
+    setup = "events off" if not run.get("events") else \
+        "events on, Flower running" if run.get("flower") else "events on, no Flower"
+    out = [f"Per lead, measured at {m['measured_at_leads_per_s']} leads/s, 10 buyers, {setup}:",
+           "", md([["process", "CPU ms per lead", "of which idle", "leads/s per process (CPU)",
+                    "leads/s per process (pool)"],
+                   *[[s, r["cpu_ms_per_lead"], round(r["cpu_ms_per_lead"] - r["marginal_cpu_ms"], 2),
+                      r["cpu_bound"], r["pool_bound"] if r["pool_bound"] is not None else "-"]
+                     for s, r in per.items()]]), ""]
+    redis, pg = cal.get("redis") or {}, cal.get("postgres") or {}
+    shared = m["shared"]
+    rows = [["shared part", "per lead", "one unit sustains", "leads/s per unit"]]
+    if "redis" in shared:
+        rows.append(["Redis (one core)", f"{cost['redis_commands_per_lead']} commands,"
+                     f" {cost.get('redis_server_cpu_ms_per_lead')} ms CPU",
+                     f"{redis.get('commands_per_core_s')} commands/s (redis-benchmark)",
+                     round(shared["redis"]["rate"] / shared["redis"]["units"], 1)])
+    if "postgres" in shared:
+        rows.append(["PostgreSQL (per core)", f"{cost['sql_transactions_per_lead']} transactions,"
+                     f" {cost['sql_rows_written_per_lead']} rows, {cost.get('postgres_cpu_ms_per_lead')} ms"
+                     " backend CPU", f"{pg.get('transactions_per_core_s')} transactions/s,"
+                     f" {pg.get('rows_per_core_s')} rows/s (pgbench -N)",
+                     round(shared["postgres"]["rate"] / shared["postgres"]["units"], 1)])
+    if "flower" in shared:
+        rows.append(["Flower (one process)", f"{cost.get('flower_cpu_ms_per_lead')} ms CPU", "one core",
+                     shared["flower"]["rate"]])
+    out += [md(rows), ""]
+    for key, title in (("deployments", setup),
+                       ("deployments_without_flower", f"Flower left out (the figures still {setup})")):
+        names = list(m[key][0]["parts"]) if m[key] else []
+        out += [f"N worker processes per queue and N API processes, {title}"
+                f" (one Redis, PostgreSQL on {m['assumptions']['pg_cores']} cores), leads/s:", "",
+                md([["N", *names, "deployment", "bottleneck"],
+                    *[[d["workers"], *[d["parts"][n] for n in names], f"**{d['leads_per_s']}**",
+                       d["bottleneck"]] for d in m[key]]]), ""]
+    st = m["storage"]
+    out += [f"Storage at {st['rate']:g} leads/s (table + indexes + TOAST):", "",
+            md([["table group", "bytes per lead", "GB a day", "kept (days)", "GB standing"],
+                *[[g, round(b / (st["rate"] * DAY_S)), f"{b / 1e9:.2f}",
+                   st["detail_days"] if g in DETAIL_GROUPS else st["record_days"],
+                   f"{st['standing'][g] / 1e9:.0f}"] for g, b in st["per_day"].items()],
+                ["all", st["bytes_per_lead"], f"{st['total_per_day'] / 1e9:.2f}", "",
+                 f"{st['total_standing'] / 1e9:.0f}"]]), ""]
+    if m["network"]:
+        net = results["runs"][m["run"]]["network"]
+        out += [f"Round trips on a lead's path: {net.get('round_trips_on_path')} (measured through a"
+                f" {net['rtt_ms']} ms delay proxy); p50 one at a time across machines:", "",
+                md([["round trip", *[f"{r['rtt_ms']} ms" for r in m["network"]]],
+                    ["p50", *[f"{r['p50_ms']} ms" for r in m["network"]]]]), ""]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.devtools.bench.capacity",
                                      description="the capacity model from a bench.json")
     parser.add_argument("bench_json", nargs="?", default="bench-results/bench.json")
     add_arguments(parser)
+    parser.add_argument("--markdown", action="store_true", help="the README's tables, in Markdown")
     args = parser.parse_args(argv)
     results = json.loads(Path(args.bench_json).read_text())
-    print(render(model(results, **options(args))))
+    m = model(results, **options(args))
+    print(markdown(m, results) if args.markdown else render(m))
     return 0
 
 

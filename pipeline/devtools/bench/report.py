@@ -150,15 +150,20 @@ def report(results: dict) -> str:
             if "cpu_ms_per_extra_buyer" in c:
                 out.append(f"   CPU per extra buyer: {c['cpu_ms_per_extra_buyer']} ms")
             for n in ns:
-                if c[n].get("stage_cpu_ms_per_lead"):
-                    out.append(f"   per process ({n} buyers): CPU ms per lead, idle CPU ms per s")
+                whole = c[n].get("whole_hold")
+                if whole:
+                    out.append(f"   over the whole hold ({n} buyers, {whole['leads']} leads,"
+                               f" {whole['seconds']} s): {whole['redis_commands_per_lead']} Redis commands,"
+                               f" {whole['sql_transactions_per_lead']} SQL transactions,"
+                               f" {whole['sql_rows_written_per_lead']} rows written per lead")
                     idle = (c.get("idle_cpu_ms_per_s") or {}).get("stages", {})
-                    out.append(table(["process", "CPU ms/lead", "idle ms/s"],
-                                     [[k, v, idle.get(k)] for k, v in c[n]["stage_cpu_ms_per_lead"].items()]))
+                    out.append(table(["process", "CPU ms/lead", "waited for a CPU ms/lead", "idle ms/s"],
+                                     [[k, v, whole["stage_cpu_wait_ms_per_lead"].get(k), idle.get(k)]
+                                      for k, v in whole["stage_cpu_ms_per_lead"].items()]))
                     out.append(table(["table group", "inserted", "updated (HOT)", "deleted", "bytes"],
                                      [[g, r["inserted"], f"{r['updated']} ({r['hot_updated']})", r["deleted"],
                                        c[n]["bytes_per_lead"].get(g)]
-                                      for g, r in c[n]["rows_per_lead"].items()
+                                      for g, r in whole["rows_per_lead"].items()
                                       if any(r.values()) or c[n]["bytes_per_lead"].get(g)]))
             for n in ns:
                 if "tasks_per_lead" in c[n]:

@@ -13,7 +13,7 @@ from pipeline.devtools.bench import calibrate, protocols
 from pipeline.devtools.bench.delay import DelayProxy, measured_rtt
 from pipeline.devtools.bench.measure import pct
 from pipeline.devtools.bench.report import summary
-from pipeline.devtools.bench.system import HANG, MAX_BUYERS, NETWORK, System, bytes_by_group
+from pipeline.devtools.bench.system import HANG, MAX_BUYERS, NETWORK, System, bytes_by_group, per_lead
 from pipeline.devtools.embedded import address
 
 
@@ -65,11 +65,13 @@ class Bench(System):
             result["probe"] = {"steps": steps, "capacity_per_s": capacity}
             rate = 0.8 * capacity      # a 3 s step can hide a slow build-up: hold below it
         profiler = self.start_profile(buyer_count) if profile else None
-        sizes = self.table_bytes()
+        sizes, whole = self.table_bytes(), [(time.time(), self.snapshot())]
         ids, marks = self.offer(rate, self.duration, sample=self.snapshot)
         if profiler:
             self.stop_profile(profiler)
         counts = self.drain(ids, 15)
+        self.stats_flushed(whole[0][1], len(ids))
+        whole.append((time.time(), self.snapshot()))
         grown = bytes_by_group(sizes, self.table_bytes())
         posts = self.posts_by_lead()
         values = self.latencies(ids, posts)
@@ -82,7 +84,25 @@ class Bench(System):
             "cost": self.cost(marks, ids, posts)})
         if ids:   # bytes over every lead of the hold (pages fill in 8 kB steps: the more leads the better)
             result["cost"]["bytes_per_lead"] = {g: round(b / len(ids)) for g, b in grown.items()}
+            # And every cost over the whole hold, from before the first lead to the last one
+            # finished: a box that cannot keep up finishes fewer leads in the window than its
+            # stages start (a backlog), so a stage's CPU over the window's leads would overstate.
+            (t0, s0), (t1, s1) = whole
+            result["cost"]["whole_hold"] = {"leads": len(ids), "seconds": round(t1 - t0, 2),
+                                            **per_lead(s0, s1, len(ids))}
         return result
+
+    def stats_flushed(self, before: dict, leads: int, timeout: float = 12.0) -> None:
+        """Wait until PostgreSQL's statistics show every lead of the hold inserted: a backend
+        sends its counts at most once a second, later when idle (so a snapshot taken at once
+        misses the last leads' rows and transactions); then a second more for the others."""
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            if self.snapshot()["tables"].get("leads", {}).get("ins", 0) >= \
+                    before["tables"].get("leads", {}).get("ins", 0) + leads:
+                break
+            time.sleep(0.5)
+        time.sleep(1.0)
 
     def ramp(self) -> tuple[float, list[dict]]:
         """Offer rising rates for a few seconds each; the capacity is the last rate kept up with.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -15,7 +16,6 @@ import requests
 
 from config import queues
 from pipeline.adapters import db, store, taskstats
-from pipeline.devtools.bench.capacity import pool_of
 from pipeline.devtools.bench.measure import RedisServer, cpu_ms, cpu_wait_ms
 from pipeline.devtools.embedded import program
 from pipeline.devtools.mockbuyers import MockBuyersProcess, free_port, tree_for_fleet
@@ -39,6 +39,26 @@ TARGETS = {"p50_ms": 30, "p99_ms": 100, "leads_per_s": 100, "cpu_ms_per_lead": 2
            "cpu_ms_per_extra_buyer": 0.5, "deadline_overrun_ms": 100}
 
 
+API_THREADS = 16      # `pingtree serve`'s waitress threads (one process)
+
+
+def pool_of(command: str) -> dict:
+    """{"pool", "concurrency"} of a Procfile `celery worker` line (Celery's defaults: prefork, one
+    child per core); `pingtree serve` is one process of API_THREADS threads."""
+    words = shlex.split(command)
+    if "worker" not in words:
+        return {"pool": "threads", "concurrency": API_THREADS}
+    pool, concurrency = "prefork", None
+    for flag, value in zip(words, words[1:], strict=False):
+        if flag in ("-P", "--pool"):
+            pool = value
+        elif flag in ("-c", "--concurrency"):
+            concurrency = int(value)
+    if pool == "solo":
+        concurrency = 1
+    return {"pool": pool, "concurrency": concurrency or 1}
+
+
 def stage_of(process: str) -> str:
     """The stage a bench process serves: ping1, ping2 ... are all the ping stage."""
     return "ping" if process.startswith("ping") else process
@@ -46,6 +66,30 @@ def stage_of(process: str) -> str:
 
 def group_of(table: str) -> str:
     return next((g for g, names in TABLE_GROUPS.items() if table in names), "other")
+
+
+def per_lead(s0: dict, s1: dict, done: int) -> dict:
+    """What `done` leads cost between two snapshots, per lead."""
+    redis_delta = {k: v - s0["redis"].get(k, 0) for k, v in s1["redis"].items()}
+    redis_delta = {k: v for k, v in redis_delta.items() if v > 0}
+    pg_cpu = sum(v - s0["pg_backends"].get(pid, 0) for pid, v in s1["pg_backends"].items())
+    per = lambda x: round(x / done, 3)  # noqa: E731
+    return {
+        "cpu_ms_per_lead": per(s1["cpu_ms"] - s0["cpu_ms"]),
+        "flower_cpu_ms_per_lead": per(s1["flower_cpu_ms"] - s0["flower_cpu_ms"]),
+        "redis_server_cpu_ms_per_lead": per(s1["redis_cpu_ms"] - s0["redis_cpu_ms"])
+        if s0["redis_cpu_ms"] is not None else None,
+        "postgres_cpu_ms_per_lead": per(pg_cpu),
+        "mock_buyers_cpu_ms_per_lead": per(s1["buyers_cpu_ms"] - s0["buyers_cpu_ms"]),
+        "redis_commands_per_lead": per(sum(redis_delta.values())),
+        "redis_commands_top": {k: per(v) for k, v in sorted(redis_delta.items(), key=lambda kv: -kv[1])[:8]},
+        "task_messages_per_lead": per(redis_delta.get("lpush", 0)),
+        "events_published_per_lead": per(redis_delta.get("publish", 0)),
+        "sql_transactions_per_lead": per(s1["pg"]["xacts"] - s0["pg"]["xacts"]),
+        "sql_rows_written_per_lead": per(s1["pg"]["tup_inserted"] + s1["pg"]["tup_updated"]
+                                         - s0["pg"]["tup_inserted"] - s0["pg"]["tup_updated"]),
+        **per_stage(s0, s1, done),
+    }
 
 
 def bytes_by_group(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -378,28 +422,8 @@ class System:
         done = sum(1 for i in lead_ids if i in posts and t0 <= posts[i]["received_at"] <= t1)
         if not done:
             return {"leads_in_window": 0}
-        redis_delta = {k: v - s0["redis"].get(k, 0) for k, v in s1["redis"].items()}
-        redis_delta = {k: v for k, v in redis_delta.items() if v > 0}
-        pg_cpu = sum(v - s0["pg_backends"].get(pid, 0) for pid, v in s1["pg_backends"].items())
-        per = lambda x: round(x / done, 3)  # noqa: E731
-        return {
-            "leads_in_window": done, "window_s": round(marks["t1"] - marks["t0"], 2),
-            "cpu_ms_per_lead": per(s1["cpu_ms"] - s0["cpu_ms"]),
-            "flower_cpu_ms_per_lead": per(s1["flower_cpu_ms"] - s0["flower_cpu_ms"]),
-            "redis_server_cpu_ms_per_lead": per(s1["redis_cpu_ms"] - s0["redis_cpu_ms"])
-            if s0["redis_cpu_ms"] is not None else None,
-            "postgres_cpu_ms_per_lead": per(pg_cpu),
-            "mock_buyers_cpu_ms_per_lead": per(s1["buyers_cpu_ms"] - s0["buyers_cpu_ms"]),
-            "redis_commands_per_lead": per(sum(redis_delta.values())),
-            "redis_commands_top": {k: per(v) for k, v in sorted(redis_delta.items(),
-                                                                 key=lambda kv: -kv[1])[:8]},
-            "task_messages_per_lead": per(redis_delta.get("lpush", 0)),
-            "events_published_per_lead": per(redis_delta.get("publish", 0)),
-            "sql_transactions_per_lead": per(s1["pg"]["xacts"] - s0["pg"]["xacts"]),
-            "sql_rows_written_per_lead": per(s1["pg"]["tup_inserted"] + s1["pg"]["tup_updated"]
-                                             - s0["pg"]["tup_inserted"] - s0["pg"]["tup_updated"]),
-            **per_stage(s0, s1, done),
-        }
+        return {"leads_in_window": done, "window_s": round(marks["t1"] - marks["t0"], 2),
+                **per_lead(s0, s1, done)}
 
     def tasks_executed(self) -> dict[str, int]:
         """Tasks run so far per name, summed over every worker (`celery inspect stats`)."""
