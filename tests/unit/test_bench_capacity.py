@@ -114,8 +114,8 @@ def test_storage_grows_by_the_bytes_per_lead_at_the_rate_and_stands_at_its_reten
 
 def test_across_machines_each_round_trip_on_the_path_adds_its_time():
     f = figures(network={"rtt_ms": 2.0, "round_trips_on_path": 60.0, "direct_p50_ms": 40.0})
-    assert capacity.network_latency(f, (0.5, 1.0)) == [{"rtt_ms": 0.5, "p50_ms": 70.0},
-                                                       {"rtt_ms": 1.0, "p50_ms": 100.0}]
+    assert capacity.network_latency(f, (0.5, 1.0)) == [{"rtt_ms": 0.5, "added_ms": 30.0, "p50_ms": 70.0},
+                                                       {"rtt_ms": 1.0, "added_ms": 60.0, "p50_ms": 100.0}]
     assert capacity.network_latency(figures()) == []
 
 

@@ -191,8 +191,8 @@ def network_latency(f: Figures, rtts_ms=(0.1, 0.25, 0.5, 1.0)) -> list[dict]:
     n = f.network or {}
     if not n.get("round_trips_on_path") or n.get("direct_p50_ms") is None:
         return []
-    return [{"rtt_ms": rtt, "p50_ms": round(n["direct_p50_ms"] + n["round_trips_on_path"] * rtt, 1)}
-            for rtt in rtts_ms]
+    return [{"rtt_ms": rtt, "added_ms": round(n["round_trips_on_path"] * rtt, 1),
+             "p50_ms": round(n["direct_p50_ms"] + n["round_trips_on_path"] * rtt, 1)} for rtt in rtts_ms]
 
 
 # -- from a bench.json ----------------------------------------------------------------------------
@@ -307,7 +307,8 @@ def render(m: dict) -> str:
                        f"{s['standing'][g] / 1e9:.0f}"] for g, b in s["per_day"].items()]))
     if m["network"]:
         out.append("\nAcross machines: p50 one at a time with Redis and PostgreSQL a round trip away")
-        out.append(table(["round trip ms", "p50 ms"], [[r["rtt_ms"], r["p50_ms"]] for r in m["network"]]))
+        out.append(table(["round trip ms", "added ms", "p50 ms"],
+                         [[r["rtt_ms"], r["added_ms"], r["p50_ms"]] for r in m["network"]]))
     return "\n".join(out)
 
 
@@ -326,28 +327,28 @@ def markdown(m: dict, results: dict) -> str:
            "", md([["process", "CPU ms per lead", "of which idle", "leads/s per process (CPU)",
                     "leads/s per process (pool)"],
                    *[[s, r["cpu_ms_per_lead"], round(r["cpu_ms_per_lead"] - r["marginal_cpu_ms"], 2),
-                      r["cpu_bound"], r["pool_bound"] if r["pool_bound"] is not None else "-"]
-                     for s, r in per.items()]]), ""]
+                      r["cpu_bound"], r["pool_bound"]] for s, r in per.items()]]), ""]
     redis, pg = cal.get("redis") or {}, cal.get("postgres") or {}
     shared = m["shared"]
     rows = [["shared part", "per lead", "one unit sustains", "leads/s per unit"]]
     if "redis" in shared:
-        rows.append(["Redis (one core)", f"{cost['redis_commands_per_lead']} commands,"
-                     f" {cost.get('redis_server_cpu_ms_per_lead')} ms CPU",
+        rows.append(["Redis (one core)", f"{cost['redis_commands_per_lead']:.1f} commands,"
+                     f" {cost.get('redis_server_cpu_ms_per_lead') or 0:.1f} ms CPU",
                      f"{redis.get('commands_per_core_s')} commands/s (redis-benchmark)",
                      round(shared["redis"]["rate"] / shared["redis"]["units"], 1)])
     if "postgres" in shared:
-        rows.append(["PostgreSQL (per core)", f"{cost['sql_transactions_per_lead']} transactions,"
-                     f" {cost['sql_rows_written_per_lead']} rows, {cost.get('postgres_cpu_ms_per_lead')} ms"
-                     " backend CPU", f"{pg.get('transactions_per_core_s')} transactions/s,"
+        rows.append(["PostgreSQL (per core)", f"{cost['sql_transactions_per_lead']:.1f} transactions,"
+                     f" {cost['sql_rows_written_per_lead']:.1f} rows,"
+                     f" {cost.get('postgres_cpu_ms_per_lead') or 0:.1f} ms backend CPU",
+                     f"{pg.get('transactions_per_core_s')} transactions/s,"
                      f" {pg.get('rows_per_core_s')} rows/s (pgbench -N)",
                      round(shared["postgres"]["rate"] / shared["postgres"]["units"], 1)])
     if "flower" in shared:
-        rows.append(["Flower (one process)", f"{cost.get('flower_cpu_ms_per_lead')} ms CPU", "one core",
-                     shared["flower"]["rate"]])
+        rows.append(["Flower (one process)", f"{cost.get('flower_cpu_ms_per_lead') or 0:.1f} ms CPU",
+                     "one core", shared["flower"]["rate"]])
     out += [md(rows), ""]
     for key, title in (("deployments", setup),
-                       ("deployments_without_flower", f"Flower left out (the figures still {setup})")):
+                       ("deployments_without_flower", "Flower left out (the same per-lead figures)")):
         names = list(m[key][0]["parts"]) if m[key] else []
         out += [f"N worker processes per queue and N API processes, {title}"
                 f" (one Redis, PostgreSQL on {m['assumptions']['pg_cores']} cores), leads/s:", "",
@@ -367,6 +368,7 @@ def markdown(m: dict, results: dict) -> str:
         out += [f"Round trips on a lead's path: {net.get('round_trips_on_path')} (measured through a"
                 f" {net['rtt_ms']} ms delay proxy); p50 one at a time across machines:", "",
                 md([["round trip", *[f"{r['rtt_ms']} ms" for r in m["network"]]],
+                    ["added to a lead", *[f"{r['added_ms']} ms" for r in m["network"]]],
                     ["p50", *[f"{r['p50_ms']} ms" for r in m["network"]]]]), ""]
     return "\n".join(out)
 
