@@ -43,9 +43,11 @@ task_default_queue = queues.VALIDATE
 task_queues = [Queue(name, routing_key=name) for name in queues.ALL]
 task_create_missing_queues = False
 
-# Flower sees every task: the arguments are ids only.
+# Flower sees every task: the arguments are ids only. Workers send task-received, -started,
+# -succeeded, -failed and -retried: Flower builds each task from task-received (name, args, ids),
+# so task-sent (one more Redis PUBLISH per message, from every sender) shows it nothing more.
 worker_send_task_events = settings.task_events
-task_send_sent_event = settings.task_events
+task_send_sent_event = False
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False
 timezone = "UTC"

@@ -62,7 +62,7 @@ class Settings:
     log_format: str
     # PostgreSQL connections one process keeps open (threads beyond it wait for one).
     db_pool_size: int
-    # Celery task events for Flower (task-sent/received/started/succeeded); the bench turns
+    # Celery task events for Flower (task-received/started/succeeded/failed); the bench turns
     # them off to measure what they cost.
     task_events: bool
     # Where `make demo` keeps its own database and Redis db (it empties both).

@@ -1,6 +1,5 @@
 """The Celery app: configuration from config/, and the broker workaround of tasks/broker.py."""
 from celery import Celery
-from celery.signals import beat_init
 
 from config import celeryconfig, schedule
 from pipeline.adapters.db import DatabaseDown
@@ -17,8 +16,3 @@ app.conf.beat_schedule = schedule.BEAT_SCHEDULE
 # a second run harmless. Beat tasks need none: their next run is the retry.
 STAGE_RETRY = {"autoretry_for": (DatabaseDown,), "retry_backoff": 0.5, "retry_backoff_max": 5,
                "retry_jitter": False, "max_retries": 12}
-
-@beat_init.connect
-def _no_sent_events_from_beat(sender=None, **_):
-    # Beat only sends housekeeping (a close every 0.25 s): Flower is for following leads.
-    sender.app.conf.task_send_sent_event = False
