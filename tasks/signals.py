@@ -31,6 +31,13 @@ def register_beat_jobs(**_) -> None:
         log.warning("beat jobs not registered: %s", type(exc).__name__)
 
 
+@signals.worker_shutdown.connect
+@signals.worker_process_shutdown.connect
+def write_task_figures(**_) -> None:
+    # Figures are written once a second (pipeline/adapters/taskstats.py): what is held, now.
+    taskstats.flush()
+
+
 @cache
 def _id_field(task_name: str) -> str | None:
     """`lead_id` or `auction_id`: what the task's first argument is, read from its signature."""
