@@ -1,7 +1,8 @@
-"""The beat schedule: the held-lead cycle, the stuck-lead sweep, the overdue close, the prune.
+"""The beat schedule: the held-lead cycle, the stuck-lead sweep, the prune; the close's period.
 
 Two beats may run (one may die): each job takes a lock and runs once per tick of its period
-(pipeline/service/beat.py), so a second beat's copy does nothing.
+(pipeline/service/beat.py), so a second beat's copy does nothing. The overdue-auction close is
+not a beat job: every award worker runs it every CLOSE_EVERY_S in a thread (tasks/award.py).
 """
 from config import queues
 
@@ -9,7 +10,6 @@ RERUN_EVERY_S = 5.0
 SWEEP_EVERY_S = 10.0
 CLOSE_EVERY_S = 0.25
 PRUNE_EVERY_S = 300.0
-
 
 
 def _every(task: str, seconds: float, queue: str) -> dict:
@@ -20,8 +20,6 @@ def _every(task: str, seconds: float, queue: str) -> dict:
 
 
 BEAT_SCHEDULE = {
-    # The deadline close for auctions whose pings started late or never finished.
-    "close-overdue-auctions": _every("pingtree.close_overdue", CLOSE_EVERY_S, queues.AWARD),
     "rerun-held-leads": _every("pingtree.rerun_held", RERUN_EVERY_S, queues.RERUN),
     "sweep-stuck-leads": _every("pingtree.sweep_stuck", SWEEP_EVERY_S, queues.RERUN),
     # Retention: a short, budgeted prune often, rather than a long one that holds the queue.

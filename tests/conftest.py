@@ -104,8 +104,10 @@ def workers(database, broker):
         time.sleep(2)
     broker.flushdb()
     queues = "validate,score,ping,award,deliver,rerun"
+    # Without the deadline close: tests close auctions themselves, on a database they share
+    # (tests/e2e/test_deadline_close.py starts a worker of its own that runs it).
     command = (f"celery -A tasks worker -Q {queues} -n test@%h -P threads -c 12 -l INFO"
-               " --without-gossip --without-mingle --without-heartbeat")
+               " --without-gossip --without-mingle --without-heartbeat --without-deadline-close")
     log_dir = os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "worker-logs")
     # The workers run as the least-privilege application role, as the README says to run them.
     as_app = settings.database_url + ("&" if "?" in settings.database_url else "?") + APP_ROLE

@@ -60,17 +60,19 @@ def test_two_beats_run_each_job_once_per_tick_and_a_dead_beat_shows(clean_db, wo
         assert runs.get(job, 0) <= ticks, (job, runs[job], ticks)
         if period < stopped - started - 2:          # its first tick came while the beats ran
             assert runs[job] >= 1, job
-    # Both beats sent every close (a 0.25 s tick), yet each tick ran once.
-    close = sent(tmp_path, "close-overdue-auctions")
-    assert min(close.values()) >= 20, close
-    assert sum(close.values()) >= 1.6 * runs["close-overdue-auctions"], (close, runs)
+    # Both beats sent every rerun (a 5 s tick), yet each tick ran once.
+    rerun = sent(tmp_path, "rerun-held-leads")
+    assert min(rerun.values()) >= 2, rerun
+    assert sum(rerun.values()) > runs["rerun-held-leads"], (rerun, runs)
 
-    # Both beats are dead: the close, due every 0.25 s, is late within a second or so.
+    # Both beats are dead: the rerun, due every 5 s, is late two periods (+ slack) after its last run.
     monkeypatch.setattr(beat, "settings", dataclasses.replace(beat.settings, beat_late_s=0.5))
-    time.sleep(1.5)
+    until = time.monotonic() + 2 * schedule.RERUN_EVERY_S + 10
+    while client.get("/healthz/beat").status_code == 200 and time.monotonic() < until:
+        time.sleep(0.5)
     answer = client.get("/healthz/beat")
     assert answer.status_code == 503
-    assert "close-overdue-auctions" in answer.get_json()["late"]
+    assert "rerun-held-leads" in answer.get_json()["late"]
     assert client.get("/healthz").status_code == 200      # intake is fine without beat
     assert client.get("/readyz").status_code == 200
     assert client.get("/livez").status_code == 200

@@ -126,7 +126,7 @@ def test_a_killed_worker_loses_nothing_and_sells_once(clean_db, workers, buyers)
     assert_sold_once(lead_ids, buyers)
 
 
-def test_an_auction_whose_ping_task_never_ran_is_closed_by_the_beat_closer(clean_db, workers, buyers,
+def test_an_auction_whose_ping_task_never_ran_is_closed_by_the_deadline_close(clean_db, workers, buyers,
                                                                             monkeypatch):
     from pipeline.service import lifecycle
     from tasks.app import app
@@ -139,7 +139,7 @@ def test_an_auction_whose_ping_task_never_ran_is_closed_by_the_beat_closer(clean
     assert [n.task for n in lost] == ["pingtree.ping_shard"]
     assert wait_for(lead_id, ("auctioning",), timeout=1)
     time.sleep(1.0 + settings.close_grace_s)
-    app.send_task("pingtree.close_overdue")         # what beat does every 0.25 s
+    app.send_task("pingtree.close_overdue")         # what each award worker does every 0.25 s
     time.sleep(1)
     # Its clock never started (a ping task late in a backlog still gets its full time): the
     # close waits stuck_after_s for a ping task that never starts.

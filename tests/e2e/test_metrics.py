@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config import queues, schedule
 from pipeline import submit_lead
-from pipeline.adapters import db
+from pipeline.adapters import db, taskstats
 from pipeline.entrypoints.http import create_app
 from pipeline.service import intake
 from tests.helpers import make_lead, one_taker, wait_for
@@ -35,11 +35,23 @@ def runs(samples, task: str) -> float:
     return value(samples, "pingtree_task_runs_total", task=task, state="SUCCESS")
 
 
+def written(client) -> dict[tuple, float]:
+    """A scrape once the workers wrote the figures of the last test's tasks (each process
+    writes them within taskstats.FLUSH_EVERY_S): the task runs no longer change."""
+    until, last = time.monotonic() + 20, scrape(client)
+    while True:
+        time.sleep(taskstats.FLUSH_EVERY_S + 0.3)
+        now = scrape(client)
+        if all(runs(now, task) == runs(last, task) for task in STAGES) or time.monotonic() > until:
+            return now
+        last = now
+
+
 def test_metrics_show_sold_leads_pings_posts_queues_beat_jobs_and_task_runs(clean_db, workers, buyers,
                                                                             monkeypatch):
     client = create_app().test_client()
     one_taker(buyers)
-    before = scrape(client)
+    before = written(client)
     sold = [submit_lead(make_lead("solar")) for _ in range(3)]
     for lead_id in sold:
         wait_for(lead_id, ("sold",))
