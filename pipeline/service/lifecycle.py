@@ -191,7 +191,7 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
         budget = min(buyer.timeout_ms / 1000, (deadline - now).total_seconds())
         if budget <= 0:
             # Never sent: the buyer is not charged a time-out for our own queueing.
-            answers[i] = Answer("not_pinged" if kind == "ping" else "ineligible",
+            answers[i] = Answer(Outcome.NOT_PINGED if kind == "ping" else Outcome.INELIGIBLE,
                                 reason="deadline_passed", latency_ms=None)
             continue
         # The hashes are personal data: only for a buyer whose tree entry opted in.
@@ -221,10 +221,10 @@ def read_reply(buyer: Buyer, reply: transport.Reply, kind: str) -> Answer:
     # No failure means an HTTP answer came, with its status (None is only ever a failure).
     if kind == "pre_ping":
         if reply.failure or reply.status is None:
-            return Answer("ineligible", reason=reply.failure, latency_ms=reply.latency_ms)
+            return Answer(Outcome.INELIGIBLE, reason=reply.failure, latency_ms=reply.latency_ms)
         return speaker.read_pre_ping(reply.status, reply.body, reply.latency_ms)
     if reply.failure or reply.status is None:
-        outcome = "timeout" if reply.failure == "timeout" else "error"
+        outcome = Outcome.TIMEOUT if reply.failure == "timeout" else Outcome.ERROR
         return Answer(outcome, reason=reply.failure, latency_ms=reply.latency_ms)
     return speaker.read_ping(reply.status, reply.body, reply.latency_ms)
 

@@ -47,7 +47,7 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
         (lead_id, consent["ip"], consent["timestamp"], consent["text"], consent["text_sha256"],
          consent.get("page_url"), consent.get("user_agent"), consent.get("trustedform_cert_url"),
          consent.get("jornaya_leadid"), consent.get("phone_sha256"), consent.get("email_sha256")))
-    record_event(cur, lead_id, "received")
+    record_event(cur, lead_id, Status.RECEIVED)
     return lead_id, True, payload_sha256
 
 
