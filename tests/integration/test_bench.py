@@ -61,6 +61,7 @@ def test_bench_smoke(tmp_path):
     # Over the whole hold, once PostgreSQL's statistics caught up: every lead's row is counted.
     whole = cost["whole_hold"]
     assert whole["leads"] > 0 and whole["rows_per_lead"]["leads"]["inserted"] >= 1.0
+    assert round(whole["rows_per_lead"]["sales"]["inserted"] * whole["leads"]) >= cost["sold"]
     assert whole["task_runs_per_lead"]["pingtree.validate_lead"] == 1.0
     assert set(events_on["cost"]["idle_cpu_ms_per_s"]["stages"]) >= {"api", "ping"}
     if shutil.which("redis-benchmark"):

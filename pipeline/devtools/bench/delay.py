@@ -29,7 +29,9 @@ class DelayProxy:
 
     def start(self) -> DelayProxy:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.devtools.bench.delay", "--port", str(self.port),
+            # Not `-m`: the bench package, imported first, has imported this module already.
+            [sys.executable, "-c", "from pipeline.devtools.bench.delay import main; main()",
+             "--port", str(self.port),
              "--target", f"{self.target[0] or 'unix'}:{self.target[1]}",
              "--one-way-ms", str(self.one_way_ms)])
         until = time.monotonic() + 10

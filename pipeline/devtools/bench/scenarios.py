@@ -70,7 +70,7 @@ class Bench(System):
         if profiler:
             self.stop_profile(profiler)
         counts = self.drain(ids, 15)
-        self.stats_flushed(whole[0][1], len(ids))
+        self.stats_flushed(whole[0][1], len(ids), counts.get("sold", 0))
         whole.append((time.time(), self.snapshot()))
         grown = bytes_by_group(sizes, self.table_bytes())
         posts = self.posts_by_lead()
@@ -92,17 +92,18 @@ class Bench(System):
                                             **per_lead(s0, s1, len(ids))}
         return result
 
-    def stats_flushed(self, before: dict, leads: int, timeout: float = 12.0) -> None:
-        """Wait until PostgreSQL's statistics show every lead of the hold inserted: a backend
-        sends its counts at most once a second, later when idle (so a snapshot taken at once
-        misses the last leads' rows and transactions); then a second more for the others."""
+    def stats_flushed(self, before: dict, leads: int, sold: int, timeout: float = 12.0) -> None:
+        """Wait until PostgreSQL's statistics show every lead of the hold inserted and every sale:
+        a backend sends its counts at most once a second, and up to 10 s late once idle, so a
+        snapshot taken at once misses the last leads' rows and transactions. The first stage's
+        and the last stage's rows counted, the stages between (idle sooner) are too."""
+        def caught_up(table: str, rows: int) -> bool:
+            return self.snapshot()["tables"].get(table, {}).get("ins", 0) >= \
+                before["tables"].get(table, {}).get("ins", 0) + rows
         until = time.monotonic() + timeout
-        while time.monotonic() < until:
-            if self.snapshot()["tables"].get("leads", {}).get("ins", 0) >= \
-                    before["tables"].get("leads", {}).get("ins", 0) + leads:
-                break
+        while time.monotonic() < until and not (caught_up("leads", leads) and caught_up("sales", sold)):
             time.sleep(0.5)
-        time.sleep(1.0)
+        time.sleep(0.5)
 
     def ramp(self) -> tuple[float, list[dict]]:
         """Offer rising rates for a few seconds each; the capacity is the last rate kept up with.
