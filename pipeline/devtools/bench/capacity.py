@@ -323,7 +323,10 @@ def markdown(m: dict, results: dict) -> str:
     run = results["runs"][m["run"]]
     setup = "events off" if not run.get("events") else \
         "events on, Flower running" if run.get("flower") else "events on, no Flower"
-    out = [f"Per lead, measured at {m['measured_at_leads_per_s']} leads/s, 10 buyers, {setup}:",
+    leads = cost.get("leads", cost.get("leads_in_window"))
+    offered = results["runs"][m["run"]]["cost"].get("offered_per_s", {})
+    offered = offered.get("10", offered.get(10)) if isinstance(offered, dict) else offered
+    out = [f"Per lead, over {leads} leads offered at {offered}/s, 10 buyers, {setup}:",
            "", md([["process", "CPU ms per lead", "of which idle", "leads/s per process (CPU)",
                     "leads/s per process (pool)"],
                    *[[s, r["cpu_ms_per_lead"], round(r["cpu_ms_per_lead"] - r["marginal_cpu_ms"], 2),
@@ -350,13 +353,13 @@ def markdown(m: dict, results: dict) -> str:
     for key, title in (("deployments", setup),
                        ("deployments_without_flower", "Flower left out (the same per-lead figures)")):
         names = list(m[key][0]["parts"]) if m[key] else []
-        out += [f"N worker processes per queue and N API processes, {title}"
-                f" (one Redis, PostgreSQL on {m['assumptions']['pg_cores']} cores), leads/s:", "",
+        out += [f"N worker processes per queue and N API processes, {title}; one Redis,"
+                f" PostgreSQL on {m['assumptions']['pg_cores']} cores; leads/s:", "",
                 md([["N", *names, "deployment", "bottleneck"],
                     *[[d["workers"], *[d["parts"][n] for n in names], f"**{d['leads_per_s']}**",
                        d["bottleneck"]] for d in m[key]]]), ""]
     st = m["storage"]
-    out += [f"Storage at {st['rate']:g} leads/s (table + indexes + TOAST):", "",
+    out += [f"At {st['rate']:g} leads/s (table + indexes + TOAST):", "",
             md([["table group", "bytes per lead", "GB a day", "kept (days)", "GB standing"],
                 *[[g, round(b / (st["rate"] * DAY_S)), f"{b / 1e9:.2f}",
                    st["detail_days"] if g in DETAIL_GROUPS else st["record_days"],
@@ -365,11 +368,10 @@ def markdown(m: dict, results: dict) -> str:
                  f"{st['total_standing'] / 1e9:.0f}"]]), ""]
     if m["network"]:
         net = results["runs"][m["run"]]["network"]
-        out += [f"Round trips on a lead's path: {net.get('round_trips_on_path')} (measured through a"
-                f" {net['rtt_ms']} ms delay proxy); p50 one at a time across machines:", "",
+        out += [f"Round trips on a lead's path: {net.get('round_trips_on_path')} (through a delay"
+                f" proxy measured at {net['rtt_ms']} ms); what they add to a lead across machines:", "",
                 md([["round trip", *[f"{r['rtt_ms']} ms" for r in m["network"]]],
-                    ["added to a lead", *[f"{r['added_ms']} ms" for r in m["network"]]],
-                    ["p50", *[f"{r['p50_ms']} ms" for r in m["network"]]]]), ""]
+                    ["added to a lead", *[f"{r['added_ms']} ms" for r in m["network"]]]]), ""]
     return "\n".join(out)
 
 
