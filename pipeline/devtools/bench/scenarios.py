@@ -96,14 +96,15 @@ class Bench(System):
         """Wait until PostgreSQL's statistics show every lead of the hold inserted and every sale:
         a backend sends its counts at most once a second, and up to 10 s late once idle, so a
         snapshot taken at once misses the last leads' rows and transactions. The first stage's
-        and the last stage's rows counted, the stages between (idle sooner) are too."""
+        and the last stage's rows counted, the stages between (idle sooner) are too; and the
+        workers' task figures, written once a second, with them."""
         def caught_up(table: str, rows: int) -> bool:
             return self.snapshot()["tables"].get(table, {}).get("ins", 0) >= \
                 before["tables"].get(table, {}).get("ins", 0) + rows
         until = time.monotonic() + timeout
         while time.monotonic() < until and not (caught_up("leads", leads) and caught_up("sales", sold)):
             time.sleep(0.5)
-        time.sleep(0.5)
+        time.sleep(1.2)
 
     def ramp(self) -> tuple[float, list[dict]]:
         """Offer rising rates for a few seconds each; the capacity is the last rate kept up with.
