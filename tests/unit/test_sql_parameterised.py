@@ -14,8 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # (file, interpolated expression) -> why it is no data
 REVIEWED = {
-    ("pipeline/adapters/store/leads.py", "', ' + sets if sets else ''"):
+    ("pipeline/adapters/store/leads.py", "sets"):
         "column names from the keyword arguments of move(), called by our code only",
+    ("pipeline/adapters/store/leads.py", "tree.VERSION"): "the tree version's subquery, a constant",
+    ("pipeline/adapters/store/auctions.py", "tree.VERSION"): "the tree version's subquery, a constant",
+    ("pipeline/adapters/store/tree.py", "VERSION"): "the tree version's subquery, a constant",
+    ("pipeline/adapters/store/auctions.py", "STARTS_CLOCK"): "a condition on columns, a constant",
+    ("pipeline/adapters/store/auctions.py", "unnest"):
+        "one %(name)s::type[] placeholder per pings column (a constant list): values go as parameters",
+    ("pipeline/adapters/store/auctions.py", "names"): "the pings columns of that constant list",
     ("pipeline/adapters/retention.py", "table"): "a table name from a constant tuple",
     ("pipeline/adapters/store/tree.py", "', '.join(columns)"): "the buyers table's own column names",
     ("pipeline/adapters/store/tree.py", "', '.join(('%(' + c + ')s' for c in columns))"):

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
+from pipeline.adapters.store import tree
 from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
 from pipeline.domain.modes import Mode, tier_mode
 from pipeline.domain.records import Auction, Lead, Outcome, Ping
@@ -52,27 +53,33 @@ def auction(cur, auction_id, lock: bool = False) -> Auction | None:
     return Auction.from_row(row) if row else None
 
 
+# The first claim of an auction still open starts its clock (not a walk's: it has no timeout_ms).
+STARTS_CLOCK = "(first_ping_at IS NULL AND closed_at IS NULL AND timeout_ms IS NOT NULL)"
+
+
 def claim_shard(cur, auction_id, shard: int) -> tuple[Auction, Lead] | None:
     """The shard's auction and lead (ping-facing fields only) if nobody pinged this shard yet."""
+    # One statement: the claim, the clock started at the first ping (a ping task that waited in
+    # the queue takes nothing from the buyers' time), and what pinging needs. The auction's row
+    # is written by every claim, so RETURNING gives its newest version even when the claim
+    # waited for a close: a shard claimed as its tier closes sees it closed and pings nobody.
     cur.execute(
-        "INSERT INTO auction_shards (auction_id, shard, started_at) VALUES (%s, %s, clock_timestamp())"
-        " ON CONFLICT DO NOTHING RETURNING shard", (auction_id, shard))
-    if cur.fetchone() is None:
-        return None
-    # The clock starts at the first ping: a ping task that waited in the queue takes nothing
-    # from the buyers' time (an auction still open, not closed by the deadline close).
-    cur.execute("UPDATE auctions SET first_ping_at=clock_timestamp(),"
-                " deadline_at=clock_timestamp() + make_interval(secs => timeout_ms / 1000.0)"
-                " WHERE id=%s AND first_ping_at IS NULL AND closed_at IS NULL"
-                " AND timeout_ms IS NOT NULL", (auction_id,))
-    cur.execute(
-        "SELECT a.id AS auction_id, a.lead_id, a.cycle, a.tier, a.mode, a.deadline_at, a.closed_at,"
+        "WITH claimed AS (INSERT INTO auction_shards (auction_id, shard, started_at)"
+        "   VALUES (%(a)s, %(s)s, clock_timestamp()) ON CONFLICT DO NOTHING RETURNING auction_id),"
+        " a AS (UPDATE auctions SET"
+        f"   first_ping_at=CASE WHEN {STARTS_CLOCK} THEN clock_timestamp() ELSE first_ping_at END,"
+        f"   deadline_at=CASE WHEN {STARTS_CLOCK}"
+        "     THEN clock_timestamp() + make_interval(secs => timeout_ms / 1000.0) ELSE deadline_at END"
+        "   WHERE id IN (SELECT auction_id FROM claimed) RETURNING *)"
+        " SELECT a.id AS auction_id, a.lead_id, a.cycle, a.tier, a.mode, a.deadline_at, a.closed_at,"
         " a.buyer_ids, a.shards, l.vertical, l.score, l.qualifiers, l.facts, l.source, l.phone_sha256,"
-        " l.email_sha256 FROM auctions a JOIN leads l ON l.id = a.lead_id WHERE a.id=%s",
-        (auction_id,))
+        f" l.email_sha256, {tree.VERSION} AS tree_version FROM a JOIN leads l ON l.id = a.lead_id",
+        {"a": auction_id, "s": shard})
     row = cur.fetchone()
     if row is None:
         return None
+    row = dict(row)
+    tree.saw_version(cur, row.pop("tree_version"))
     return Auction.from_row(row, id=row["auction_id"]), Lead.from_row(row, id=row["lead_id"])
 
 
@@ -92,51 +99,61 @@ def release_shard(cur, auction_id, shard: int) -> None:
     cur.execute("DELETE FROM auction_shards WHERE auction_id=%s AND shard=%s", (auction_id, shard))
 
 
+# Modes whose tier closes for all at one deadline: an answer after the close is late there.
+DEADLINE_MODES = [m.value for m in Mode if tier_mode(m).deadline_binds]
+PING_COLUMNS = (("id", "uuid"), ("lead_id", "uuid"), ("buyer_id", "text"), ("tier", "int"),
+                ("cycle", "int"), ("rank", "int"), ("kind", "text"), ("outcome", "text"),
+                ("bid_cents", "bigint"), ("ref", "text"), ("latency_ms", "int"), ("reason", "text"))
+
+
 def record_pings(cur, auction_id, rows: list[Ping]) -> None:
-    """Write answers; an accept that arrives after an auction tier closed is recorded as late."""
+    """Write answers; an accept that arrives after an auction tier closed is recorded as late.
+
+    One statement: the auction read under a share lock (the close waits for us, or we see it
+    closed) and every answer inserted, column by column from arrays.
+    """
     if not rows:
         return
-    cur.execute("SELECT closed_at, mode FROM auctions WHERE id=%s FOR SHARE", (auction_id,))
-    auction = cur.fetchone()
-    # Lateness is an auction's idea (one deadline for all); a waterfall step has its own budget.
-    closed = auction["closed_at"] is not None and tier_mode(auction["mode"]).deadline_binds
-    values = []
-    for r in rows:
-        outcome = Outcome.LATE if closed and r.outcome == Outcome.ACCEPT else r.outcome
-        values.append((r.id, auction_id, r.lead_id, r.buyer_id, r.tier, r.cycle, r.rank, r.kind,
-                       outcome, r.bid_cents, r.ref, r.latency_ms, r.reason))
-    # A ping the close already wrote off as a time-out keeps that outcome unless it was a pass.
-    execute_values(
-        cur, "INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
-        " bid_cents, ref, latency_ms, reason) VALUES %s ON CONFLICT (auction_id, buyer_id, kind)"
+    arrays = {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
+    unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS)
+    names = ", ".join(name for name, _ in PING_COLUMNS)
+    # A ping the close already wrote off keeps that outcome unless it was a pass (no answer, or
+    # never pinged: a shard claimed as its tier closed may have pinged before it saw the close).
+    cur.execute(
+        "WITH a AS (SELECT closed_at IS NOT NULL AND mode = ANY(%(deadline_modes)s) AS closed"
+        "   FROM auctions WHERE id=%(auction_id)s FOR SHARE)"
+        " INSERT INTO pings (auction_id, id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
+        "   bid_cents, ref, latency_ms, reason)"
+        " SELECT %(auction_id)s, v.id, v.lead_id, v.buyer_id, v.tier, v.cycle, v.rank, v.kind,"
+        "   CASE WHEN a.closed AND v.outcome = 'accept' THEN 'late' ELSE v.outcome END,"
+        "   v.bid_cents, v.ref, v.latency_ms, v.reason"
+        f" FROM a, unnest({unnest}) AS v({names})"
+        " ON CONFLICT (auction_id, buyer_id, kind)"
         " DO UPDATE SET outcome = CASE WHEN EXCLUDED.outcome = 'accept' THEN 'late'"
         " ELSE EXCLUDED.outcome END, bid_cents=EXCLUDED.bid_cents, latency_ms=EXCLUDED.latency_ms,"
-        " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason = 'no_answer'", values)
+        " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason IN ('no_answer', 'never_pinged')",
+        {**arrays, "auction_id": auction_id, "deadline_modes": DEADLINE_MODES})
 
 
 def close_auction(cur, auction_id) -> Auction | None:
     """Close once: the chord callback and the deadline close race here; one wins."""
-    cur.execute("UPDATE auctions SET closed_at=clock_timestamp() WHERE id=%s AND closed_at IS NULL"
-                " RETURNING *", (auction_id,))
+    # One statement. Buyers whose answer never arrived passed: written off (in a tier with one
+    # deadline for all) so the record is complete. A buyer whose shard (buyer i is in shard
+    # i % shards) never started was never pinged.
+    cur.execute(
+        "WITH c AS (UPDATE auctions SET closed_at=clock_timestamp() WHERE id=%(a)s AND closed_at IS NULL"
+        "   RETURNING *),"
+        " w AS (INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, outcome, reason)"
+        "   SELECT md5(c.id::text || b.id)::uuid, c.id, c.lead_id, b.id, c.tier, c.cycle,"
+        "     b.ord - 1, CASE WHEN s.shard IS NULL THEN 'not_pinged' ELSE 'timeout' END,"
+        "     CASE WHEN s.shard IS NULL THEN 'never_pinged' ELSE 'no_answer' END"
+        "   FROM c CROSS JOIN LATERAL unnest(c.buyer_ids) WITH ORDINALITY AS b(id, ord)"
+        "   LEFT JOIN auction_shards s ON s.auction_id = c.id AND s.shard = (b.ord - 1) %% c.shards"
+        "   WHERE c.mode = ANY(%(deadline_modes)s)"
+        "   ON CONFLICT DO NOTHING)"
+        " SELECT * FROM c", {"a": auction_id, "deadline_modes": DEADLINE_MODES})
     row = cur.fetchone()
-    if row is None:
-        return None
-    closed = Auction.from_row(row)
-    if tier_mode(closed.mode).deadline_binds:
-        # Buyers whose answer never arrived passed: written off so the record is complete. A
-        # buyer whose shard (buyer i is in shard i % shards) never started was never pinged.
-        cur.execute(
-            "INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, outcome, reason)"
-            " SELECT md5(%(a)s::text || b.id)::uuid, %(a)s, %(lead)s, b.id, %(tier)s, %(cycle)s,"
-            "   b.ord - 1, CASE WHEN s.shard IS NULL THEN 'not_pinged' ELSE 'timeout' END,"
-            "   CASE WHEN s.shard IS NULL THEN 'never_pinged' ELSE 'no_answer' END"
-            " FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS b(id, ord)"
-            " LEFT JOIN auction_shards s ON s.auction_id = %(a)s"
-            "   AND s.shard = (b.ord - 1) %% %(shards)s"
-            " ON CONFLICT DO NOTHING",
-            {"a": auction_id, "lead": closed.lead_id, "tier": closed.tier, "cycle": closed.cycle,
-             "ids": closed.buyer_ids, "shards": closed.shards})
-    return closed
+    return Auction.from_row(row) if row else None
 
 
 def overdue_auctions(cur, grace_s: float, lost_after_s: float, limit: int) -> list:

@@ -1,6 +1,7 @@
 """Delivery: single-flight post attempts under a lease, their settling, and the sale."""
 from __future__ import annotations
 
+from pipeline.adapters.store.tree import forget_version
 from pipeline.domain.records import Ping
 
 
@@ -70,6 +71,8 @@ def pause_if_rejecting(cur, buyer_id: str):
         " FROM net, r, s WHERE buyers.id = %(b)s AND r.n + s.n >= net.min_posts"
         "   AND r.n >= net.rate * (r.n + s.n) RETURNING paused_until", {"b": buyer_id})
     row = cur.fetchone()
+    if row:
+        forget_version(cur)        # the rest of this transaction sees the buyer paused
     return row and row["paused_until"]
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
+from pipeline.adapters.store import tree
 from pipeline.domain.instants import iso
 from pipeline.domain.records import TERMINAL, Lead, Status  # noqa: F401  (TERMINAL: store.TERMINAL)
 
@@ -59,20 +60,24 @@ def record_event(cur, lead_id, status: Status | str, detail: dict | None = None)
 def claim(cur, lead_id, from_status: Status | tuple[Status, ...]) -> Lead | None:
     """Lock the lead when it is in ``from_status``; None means another message got there first."""
     statuses = (from_status,) if isinstance(from_status, str) else from_status
-    cur.execute("SELECT * FROM leads WHERE id=%s AND status = ANY(%s) FOR UPDATE",
-                (lead_id, list(statuses)))
+    cur.execute(f"SELECT *, {tree.VERSION} AS tree_version FROM leads WHERE id=%s AND status = ANY(%s)"
+                " FOR UPDATE", (lead_id, list(statuses)))
     row = cur.fetchone()
-    return Lead.from_row(row) if row else None
+    if row is None:
+        return None
+    tree.saw_version(cur, row["tree_version"])   # the stage's reads of the tree check this
+    return Lead.from_row(row)
 
 
 def move(cur, lead_id, to_status: Status, detail: dict | None = None, **columns) -> None:
-    """Set the lead's status (and any columns given) and write the timeline entry."""
-    sets = ", ".join(f"{k}=%({k})s" for k in columns)
-    values = {**{k: (Json(v) if isinstance(v, dict) else v) for k, v in columns.items()},
-              "id": lead_id, "status": to_status}
-    cur.execute(f"UPDATE leads SET status=%(status)s, status_at=clock_timestamp()"
-                f"{', ' + sets if sets else ''} WHERE id=%(id)s", values)
-    record_event(cur, lead_id, to_status, detail)
+    """Set the lead's status (and any columns given) and write the timeline entry: one statement."""
+    sets = "".join(f", {k}=%(c_{k})s" for k in columns)
+    values = {**{f"c_{k}": (Json(v) if isinstance(v, dict) else v) for k, v in columns.items()},
+              "id": lead_id, "status": to_status, "detail": Json(detail) if detail else None}
+    cur.execute(f"WITH moved AS (UPDATE leads SET status=%(status)s, status_at=clock_timestamp(){sets}"
+                " WHERE id=%(id)s RETURNING id)"
+                " INSERT INTO lead_events (lead_id, status, detail)"
+                " SELECT id, %(status)s, %(detail)s FROM moved", values)
 
 
 def consent(cur, lead_id) -> dict | None:

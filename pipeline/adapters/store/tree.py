@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import dataclass
 
 from psycopg2.extras import Json
 
@@ -55,6 +57,7 @@ def load_tree(cur, tree: dict) -> dict:
         changed += cur.rowcount
     cur.execute("UPDATE buyers SET active=false, updated_at=now() WHERE active AND NOT (id = ANY(%s))",
                 ([b["id"] for b in tree["buyers"]],))
+    forget_version(cur)
     return {"buyers_changed": changed, "buyers_deactivated": cur.rowcount}
 
 
@@ -91,23 +94,80 @@ def _kept_credentials(cur, buyers: list[dict]) -> dict[str, dict[str, str]]:
     return kept
 
 
+# ---- the tree snapshot ----------------------------------------------------------------------
+# Each process keeps the tree it read last (network, active tiers, buyers) with the version it
+# read it at; a transaction checks the version once (a statement that claims a lead carries it
+# for free, else one tiny SELECT) and reads the tree again only when the version moved.
+
+VERSION = "(SELECT version FROM tree_version WHERE id = 1)"   # a column for a claiming statement
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: uuid.UUID
+    network: Network
+    tiers: tuple[Tier, ...]
+    buyers: tuple[Buyer, ...]
+    by_id: dict[str, Buyer]
+
+
+_snapshot: Snapshot | None = None
+
+
+def saw_version(cur, version) -> None:
+    """The tree version a statement of this transaction read (from the VERSION column)."""
+    cur.tree_version = version
+
+
+def forget_version(cur) -> None:
+    """This transaction wrote the tree: its next read of the tree checks the version again."""
+    cur.tree_version = None
+
+
+def snapshot(cur) -> Snapshot:
+    global _snapshot
+    version = getattr(cur, "tree_version", None)
+    if version is None:
+        cur.execute(f"SELECT {VERSION} AS version")
+        version = cur.fetchone()["version"]
+        saw_version(cur, version)
+    found = _snapshot
+    if found is None or found.version != version:
+        found = _snapshot = _read_tree(cur)
+        saw_version(cur, found.version)
+    return found
+
+
+def _read_tree(cur) -> Snapshot:
+    # The version first: rows read after it are at least that new (a newer tree only means one
+    # more read later).
+    cur.execute(f"SELECT {VERSION} AS tree_version, * FROM network WHERE id=1")
+    net = dict(cur.fetchone())
+    version = net.pop("tree_version")
+    cur.execute("SELECT tier, name, mode, active FROM tiers WHERE active ORDER BY tier")
+    # Not the round-robin turn (last_winner): it moves with every lead, read by lock_rotation.
+    tier_rows = tuple(Tier.from_row(r) for r in cur.fetchall())
+    cur.execute("SELECT * FROM buyers ORDER BY tier, id")
+    all_buyers = tuple(Buyer.from_row({**r, "integration": r["integration"] and json.loads(r["integration"])})
+                       for r in cur.fetchall())
+    return Snapshot(version, Network.from_row(net), tier_rows, all_buyers, {b.id: b for b in all_buyers})
+
+
 def network(cur) -> Network:
-    cur.execute("SELECT * FROM network WHERE id=1")
-    return Network.from_row(cur.fetchone())
+    return snapshot(cur).network
 
 
 def tiers(cur) -> list[Tier]:
-    cur.execute("SELECT * FROM tiers WHERE active ORDER BY tier")
-    return [Tier.from_row(r) for r in cur.fetchall()]
+    """The active tiers in order (their round-robin turn is read with lock_rotation)."""
+    return list(snapshot(cur).tiers)
 
 
 def buyers(cur, ids: list[str] | None = None) -> list[Buyer]:
+    """Every buyer (by tier, then id), or those of ``ids`` that exist."""
+    tree = snapshot(cur)
     if ids is None:
-        cur.execute("SELECT * FROM buyers ORDER BY tier, id")
-    else:
-        cur.execute("SELECT * FROM buyers WHERE id = ANY(%s)", (list(ids),))
-    return [Buyer.from_row({**r, "integration": r["integration"] and json.loads(r["integration"])})
-            for r in cur.fetchall()]
+        return list(tree.buyers)
+    return [tree.by_id[i] for i in dict.fromkeys(ids) if i in tree.by_id]
 
 
 def tree_document(cur) -> dict:

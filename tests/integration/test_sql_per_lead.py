@@ -1,0 +1,123 @@
+"""What one lead costs PostgreSQL, stage by stage: statements, transactions and rows written.
+
+The stages run in this process (no worker) against ten buyers on a local HTTP server that all
+bid, in one auction tier, each statement counted on the way to the server. The ceilings are
+today's counts: a change that sends more statements per lead fails here, a change that sends
+fewer lowers them (`pytest -s` prints the table).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections import Counter
+
+import pytest
+
+from pipeline import submit_lead
+from pipeline.adapters import db
+from pipeline.service import deliver, intake, lifecycle
+from tests.helpers import ScriptedBuyers, load_tree, make_lead
+
+NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 1,
+           "rerun_interval_s": 1, "duplicate_window_h": 24, "stuck_after_s": 30}
+BUYERS = 10
+
+# stage: (transactions, statements) at most, for one lead sold at ten buyers on a warm process.
+CEILINGS = {"intake": (1, 3), "validate": (1, 7), "score": (1, 6), "ping": (3, 10),
+            "deliver": (2, 12)}
+
+
+class Counting:
+    """A cursor that counts what it sends (execute_values goes through execute too)."""
+
+    def __init__(self, cur, tally: Counter):
+        self._cur, self._tally = cur, tally
+
+    def execute(self, query, params=None):
+        self._tally["statements"] += 1
+        self._tally[" ".join(str(query)[:70].split())] += 1
+        return self._cur.execute(query, params)
+
+    def __getattr__(self, name):
+        return getattr(self._cur, name)
+
+    def __iter__(self):
+        return iter(self._cur)
+
+
+@pytest.fixture
+def counted(clean_db, monkeypatch):
+    """(tallies by stage, a setter for the stage being counted)."""
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)   # the stages run here
+    one_shard = dataclasses.replace(lifecycle.settings, ping_shard_size=50)
+    monkeypatch.setattr(lifecycle, "settings", one_shard)
+    tallies: dict[str, Counter] = {}
+    stage = ["setup"]
+    real = db.transaction
+
+    @contextlib.contextmanager
+    def transaction(url=None):
+        tally = tallies.setdefault(stage[0], Counter())
+        tally["transactions"] += 1
+        with real(url) as cur:
+            cur.execute("SELECT pg_stat_force_next_flush()")     # rows written, counted below
+            yield Counting(cur, tally)
+
+    monkeypatch.setattr(db, "transaction", transaction)
+
+    def at(name: str) -> None:
+        stage[0] = name
+    return tallies, at
+
+
+def rows_written() -> int:
+    time.sleep(0.1)           # each backend reports when it goes idle
+    with db.transaction() as cur:
+        cur.execute("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) AS n"
+                    " FROM pg_stat_user_tables")
+        return int(cur.fetchone()["n"])
+
+
+def sell_one(at, seed: int) -> str:
+    at("intake")
+    lead_id = submit_lead(make_lead("solar", seed=seed))
+    at("validate")
+    [score] = lifecycle.validate_lead(lead_id)
+    at("score")
+    [ping] = lifecycle.score_lead(*score.args)
+    at("ping")
+    [post] = lifecycle.ping_shard(*ping.args)
+    at("deliver")
+    assert deliver.deliver_post(*post.args) == []
+    at("done")
+    return lead_id
+
+
+def test_one_lead_costs_at_most_its_statements(counted):
+    tallies, at = counted
+    server = ScriptedBuyers()
+    for i in range(BUYERS):
+        server.add(f"b{i}", 10.0 + i, [(200, {"accepted": True}, 0)])
+    server.start()
+    try:
+        load_tree(server.tree(NETWORK))
+        sell_one(at, seed=1)                 # a cold process reads the tree once
+        tallies.clear()
+        before = rows_written()
+        lead_id = sell_one(at, seed=2)
+        written = rows_written() - before
+    finally:
+        server.stop()
+    with db.transaction() as cur:
+        cur.execute("SELECT status FROM leads WHERE id=%s", (lead_id,))
+        assert cur.fetchone()["status"] == "sold"
+    table = {s: (t["transactions"], t["statements"]) for s, t in tallies.items() if s in CEILINGS}
+    for s, t in tallies.items():
+        print(s, dict(t))
+    print(f"\nper lead at {BUYERS} buyers: {table};"
+          f" {sum(t for t, _ in table.values())} transactions,"
+          f" {sum(s for _, s in table.values())} statements, {written} rows written")
+    for stage, (most_xacts, most_statements) in CEILINGS.items():
+        assert table[stage][0] <= most_xacts, (stage, table[stage])
+        assert table[stage][1] <= most_statements, (stage, table[stage])
