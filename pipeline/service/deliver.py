@@ -35,9 +35,10 @@ ANY_STATUS = tuple(Status)
 def deliver_post(lead_id) -> list:
     """Post the full lead to the awarded buyer; same buyer and key on every re-drive."""
     with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, Status.DELIVERING)
-        if lead is None:
+        claimed = store.claim_with_consent(cur, lead_id, Status.DELIVERING)
+        if claimed is None:
             return []
+        lead, consent = claimed
         in_flight = store.open_post(cur, lead_id)
         if in_flight is not None:
             if in_flight["live"]:
@@ -51,8 +52,6 @@ def deliver_post(lead_id) -> list:
         buyer = store.buyers(cur, [ping.buyer_id])[0]
         token, attempt = uuid.uuid4(), len(history) + 1
         store.begin_post(cur, lead_id, ping.id, buyer.id, attempt, token, settings.post_lease_s)
-        store.touch(cur, lead_id)
-        consent = store.consent(cur, lead_id)
     speaker = protocols.for_buyer(buyer)
     out = speaker.post({"lead": lead.as_dict(), "consent": consent, "ping_id": ping.id, "ping_ref": ping.ref,
                         "price_cents": ping.bid_cents}, int(time.time()))

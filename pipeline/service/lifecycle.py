@@ -49,11 +49,12 @@ def now_utc() -> datetime:
 
 def validate_lead(lead_id) -> Nudges:
     with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, Status.RECEIVED)
-        if lead is None:
+        claimed = store.claim_with_consent(cur, lead_id, Status.RECEIVED)
+        if claimed is None:
             return []
+        lead, consent = claimed
         net = store.network(cur)
-        normalised = validation.normalise({**lead.as_dict(), "consent": store.consent(cur, lead_id) or {}})
+        normalised = validation.normalise({**lead.as_dict(), "consent": consent or {}})
         # Two copies of one consumer's lead validated at once must not both pass as first.
         store.lock_contact(cur, lead.vertical, normalised.phone_sha256, normalised.email_sha256)
         history = validation.History(
@@ -85,10 +86,10 @@ def validate_lead(lead_id) -> Nudges:
 
 def score_lead(lead_id) -> Nudges:
     with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, Status.VALIDATED)
-        if lead is None:
+        claimed = store.claim_with_consent(cur, lead_id, Status.VALIDATED)
+        if claimed is None:
             return []
-        consent = store.consent(cur, lead_id) or {}
+        lead, consent = claimed[0], claimed[1] or {}
         now = now_utc()
         found = validation.Normalised.from_facts(lead.facts or {})
         result = scoring.score({**lead.as_dict(), "consent": consent}, found,
@@ -98,10 +99,11 @@ def score_lead(lead_id) -> Nudges:
             store.move(cur, lead_id, Status.REJECTED, {"score": result.total}, score=result.total,
                        signals=result.signals, reject_reasons=["low_score"])
             return []
-        store.move(cur, lead_id, Status.SCORED, {"score": result.total}, score=result.total,
-                   signals=result.signals)
+        # Scored, and on at once: the scored entry is written with the lead's next move.
+        scored = store.Passing(Status.SCORED, {"score": result.total},
+                               {"score": result.total, "signals": result.signals})
         lead = replace(lead, status=Status.SCORED, score=result.total, signals=result.signals)
-        return start_cycle(cur, lead, cycle=1, net=net, now=now)
+        return start_cycle(cur, lead, cycle=1, net=net, now=now, passing=scored)
 
 
 # ---- auction ------------------------------------------------------------------------------
@@ -113,13 +115,17 @@ def ping_view(lead: Lead) -> dict:
             "source": {"publisher_id": lead.source.get("publisher_id")}}
 
 
-def start_cycle(cur, lead: Lead, *, cycle: int, net: Network, now: datetime) -> Nudges:
-    return open_next_tier(cur, lead, cycle=cycle, after_tier=0, net=net, now=now)
+def start_cycle(cur, lead: Lead, *, cycle: int, net: Network, now: datetime,
+                passing: store.Passing | None = None) -> Nudges:
+    return open_next_tier(cur, lead, cycle=cycle, after_tier=0, net=net, now=now, passing=passing)
 
 
 def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network,
-                   now: datetime) -> Nudges:
-    """Open an auction in the next tier with an eligible buyer, or hold / give up the lead."""
+                   now: datetime, passing: store.Passing | None = None) -> Nudges:
+    """Open an auction in the next tier with an eligible buyer, or hold / give up the lead.
+
+    ``passing``: a status the lead passed through in this transaction, written with this move.
+    """
     view = ping_view(lead)
     all_buyers = store.buyers(cur)
     usage = store.usage(cur, all_buyers, now)
@@ -150,7 +156,7 @@ def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network
             buyer_ids=ids, shard_count=count, deadline_at=deadline,
             skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped])
         store.move(cur, lead.id, Status.AUCTIONING, {"cycle": cycle, "tier": tier.tier},
-                   cycle=cycle, auction_id=auction_id, award_ping_id=None)
+                   passing=passing, cycle=cycle, auction_id=auction_id, award_ping_id=None)
         if mode.walks:
             return [Nudge(WALK, (str(auction_id),))]
         # The deadline is kept by each ping's budget; the beat's close_overdue catches the rest.
@@ -159,22 +165,24 @@ def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network
             return [Nudge(PING_SHARD, (str(auction_id), 0))]
         return [Fanout(header=tuple(Nudge(PING_SHARD, (str(auction_id), i)) for i in range(count)),
                        body=Nudge(AWARD, (str(auction_id),)))]
-    return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now, skipped=passed_over)
+    return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now, skipped=passed_over,
+                           passing=passing)
 
 
 def hold_or_give_up(cur, lead: Lead, *, cycle: int, net: Network, now: datetime,
-                    skipped: list[dict], reason: str | None = None) -> Nudges:
+                    skipped: list[dict], reason: str | None = None,
+                    passing: store.Passing | None = None) -> Nudges:
     """No buyer in any tier: hold for the next cycle, or give up after max_cycles."""
     detail: dict[str, Any] = {"cycle": cycle, "skipped": skipped} if skipped else {"cycle": cycle}
     if reason:
         detail["reason"] = reason
     if cycle >= net.max_cycles:
-        store.move(cur, lead.id, Status.UNSOLD, detail, cycle=cycle, auction_id=None,
+        store.move(cur, lead.id, Status.UNSOLD, detail, passing=passing, cycle=cycle, auction_id=None,
                    award_ping_id=None)
     else:
         due = now + timedelta(seconds=net.rerun_interval_s)
         store.move(cur, lead.id, Status.HELD, {**detail, "next_run_at": due.isoformat()},
-                   cycle=cycle, next_run_at=due, auction_id=None, award_ping_id=None)
+                   passing=passing, cycle=cycle, next_run_at=due, auction_id=None, award_ping_id=None)
     return []
 
 

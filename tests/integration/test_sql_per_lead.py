@@ -24,8 +24,8 @@ NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cyc
 BUYERS = 10
 
 # stage: (transactions, statements) at most, for one lead sold at ten buyers on a warm process.
-CEILINGS = {"intake": (1, 3), "validate": (1, 7), "score": (1, 6), "ping": (3, 10),
-            "deliver": (2, 12)}
+CEILINGS = {"intake": (1, 3), "validate": (1, 5), "score": (1, 4), "ping": (3, 10),
+            "deliver": (2, 10)}
 
 
 class Counting:
@@ -112,6 +112,12 @@ def test_one_lead_costs_at_most_its_statements(counted):
     with db.transaction() as cur:
         cur.execute("SELECT status FROM leads WHERE id=%s", (lead_id,))
         assert cur.fetchone()["status"] == "sold"
+        # Statuses passed through in one statement keep their order on the timeline.
+        cur.execute("SELECT status, detail FROM lead_events WHERE lead_id=%s ORDER BY id", (lead_id,))
+        timeline = [(e["status"], e["detail"]) for e in cur.fetchall()]
+    assert [s for s, _ in timeline] == ["received", "validated", "scored", "auctioning", "delivering",
+                                        "sold"]
+    assert isinstance(timeline[2][1]["score"], int) and timeline[3][1] == {"cycle": 1, "tier": 1}
     table = {s: (t["transactions"], t["statements"]) for s, t in tallies.items() if s in CEILINGS}
     for s, t in tallies.items():
         print(s, dict(t))

@@ -17,6 +17,7 @@ REVIEWED = {
     ("pipeline/adapters/store/leads.py", "sets"):
         "column names from the keyword arguments of move(), called by our code only",
     ("pipeline/adapters/store/leads.py", "tree.VERSION"): "the tree version's subquery, a constant",
+    ("pipeline/adapters/store/leads.py", "CONSENT_AS"): "the consent columns, a constant",
     ("pipeline/adapters/store/auctions.py", "tree.VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/store/tree.py", "VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/store/auctions.py", "STARTS_CLOCK"): "a condition on columns, a constant",

@@ -41,8 +41,10 @@ from pipeline.adapters.store.delivery import (  # noqa: F401
 )
 from pipeline.adapters.store.leads import (  # noqa: F401
     TERMINAL,  # noqa: F401
+    Passing,
     add_suppressions,
     claim,
+    claim_with_consent,
     consent,
     duplicate_of,
     insert_lead,

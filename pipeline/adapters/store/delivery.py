@@ -31,10 +31,14 @@ def post_history(cur, lead_id, ping_id) -> list[dict]:
 
 
 def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_s: float) -> None:
-    """Write the attempt before it is sent; the unique open index allows one per lead."""
-    cur.execute("INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
-                " VALUES (%s, %s, %s, %s, %s, clock_timestamp() + make_interval(secs => %s))",
-                (lead_id, ping_id, buyer_id, attempt, token, lease_s))
+    """Write the attempt before it is sent; the unique open index allows one per lead. The
+    lead's stuck clock restarts in the same statement (a post in flight is not stuck)."""
+    cur.execute("WITH touched AS (UPDATE leads SET status_at=clock_timestamp() WHERE id=%(lead)s)"
+                " INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
+                " VALUES (%(lead)s, %(ping)s, %(buyer)s, %(attempt)s, %(token)s,"
+                " clock_timestamp() + make_interval(secs => %(lease)s))",
+                {"lead": lead_id, "ping": ping_id, "buyer": buyer_id, "attempt": attempt,
+                 "token": token, "lease": lease_s})
 
 
 def settle_attempt(cur, token, outcome: str, reason: str | None, http_status: int | None,

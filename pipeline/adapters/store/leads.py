@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
@@ -69,26 +70,64 @@ def claim(cur, lead_id, from_status: Status | tuple[Status, ...]) -> Lead | None
     return Lead.from_row(row)
 
 
-def move(cur, lead_id, to_status: Status, detail: dict | None = None, **columns) -> None:
-    """Set the lead's status (and any columns given) and write the timeline entry: one statement."""
-    sets = "".join(f", {k}=%(c_{k})s" for k in columns)
-    values = {**{f"c_{k}": (Json(v) if isinstance(v, dict) else v) for k, v in columns.items()},
-              "id": lead_id, "status": to_status, "detail": Json(detail) if detail else None}
-    cur.execute(f"WITH moved AS (UPDATE leads SET status=%(status)s, status_at=clock_timestamp(){sets}"
-                " WHERE id=%(id)s RETURNING id)"
-                " INSERT INTO lead_events (lead_id, status, detail)"
-                " SELECT id, %(status)s, %(detail)s FROM moved", values)
-
-
-def consent(cur, lead_id) -> dict | None:
-    cur.execute("SELECT host(ip) AS ip, consented_at, text, text_sha256, page_url, user_agent,"
-                " trustedform_cert_url, jornaya_leadid FROM consents WHERE lead_id=%s", (lead_id,))
+def claim_with_consent(cur, lead_id, from_status: Status | tuple[Status, ...]
+                       ) -> tuple[Lead, dict | None] | None:
+    """claim() and the lead's consent record (as consent() gives it) in one statement."""
+    statuses = (from_status,) if isinstance(from_status, str) else from_status
+    cur.execute(f"SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
+                f" {CONSENT_AS} FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
+                " WHERE l.id=%s AND l.status = ANY(%s) FOR UPDATE OF l", (lead_id, list(statuses)))
     row = cur.fetchone()
     if row is None:
         return None
-    out = dict(row)
+    tree.saw_version(cur, row["tree_version"])
+    return Lead.from_row(row), _consent(row) if row["has_consent"] else None
+
+
+@dataclass(frozen=True)
+class Passing:
+    """A status a lead passes through inside a transaction that moves it on at once (scored,
+    then auctioning): its timeline entry and columns go with the next move, one row version."""
+    status: Status
+    detail: dict | None
+    columns: dict
+
+
+def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
+         passing: Passing | None = None, **columns) -> None:
+    """Set the lead's status (and any columns given) and write the timeline entry (the passed
+    status's first, if any): one statement."""
+    events = ([(passing.status, passing.detail)] if passing else []) + [(to_status, detail)]
+    columns = {**(passing.columns if passing else {}), **columns}
+    sets = "".join(f", {k}=%(c_{k})s" for k in columns)
+    values = {**{f"c_{k}": (Json(v) if isinstance(v, dict) else v) for k, v in columns.items()},
+              "id": lead_id, "status": to_status, "statuses": [str(e[0]) for e in events],
+              "details": [Json(e[1]) if e[1] else None for e in events]}
+    cur.execute(f"WITH moved AS (UPDATE leads SET status=%(status)s, status_at=clock_timestamp(){sets}"
+                " WHERE id=%(id)s RETURNING id)"
+                " INSERT INTO lead_events (lead_id, status, detail)"
+                " SELECT moved.id, e.status, e.detail FROM moved,"
+                " unnest(%(statuses)s::text[], %(details)s::jsonb[]) WITH ORDINALITY AS e(status, detail, n)"
+                " ORDER BY e.n", values)
+
+
+# The consent record as the stages and buyers read it, each column prefixed (beside a lead's).
+CONSENT_AS = ("host(c.ip) AS consent_ip, c.consented_at AS consent_consented_at, c.text AS consent_text,"
+              " c.text_sha256 AS consent_text_sha256, c.page_url AS consent_page_url,"
+              " c.user_agent AS consent_user_agent, c.trustedform_cert_url AS consent_trustedform_cert_url,"
+              " c.jornaya_leadid AS consent_jornaya_leadid")
+
+
+def _consent(row) -> dict:
+    out = {k.removeprefix("consent_"): v for k, v in row.items() if k.startswith("consent_")}
     out["timestamp"] = iso(out.pop("consented_at"))
     return out
+
+
+def consent(cur, lead_id) -> dict | None:
+    cur.execute(f"SELECT {CONSENT_AS} FROM consents c WHERE lead_id=%s", (lead_id,))
+    row = cur.fetchone()
+    return _consent(row) if row else None
 
 
 def duplicate_of(cur, lead_id, vertical: str, phone_sha256: str | None, email_sha256: str | None,
@@ -107,9 +146,12 @@ def duplicate_of(cur, lead_id, vertical: str, phone_sha256: str | None, email_sh
 
 
 def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
-    """Serialise validation of leads sharing a phone or email (transaction-scoped locks)."""
-    for value in sorted(h for h in hashes if h):   # one order everywhere: no deadlock
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{vertical}:{value}",))
+    """Serialise validation of leads sharing a phone or email (transaction-scoped locks), taken
+    in one statement, in one order everywhere (the array's): no deadlock."""
+    keys = [f"{vertical}:{value}" for value in sorted(h for h in hashes if h)]
+    if keys:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k",
+                    (keys,))
 
 
 def suppressed(cur, keyed: tuple[str | None, str | None], legacy: tuple[str | None, str | None]) -> bool:
