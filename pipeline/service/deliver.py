@@ -39,13 +39,13 @@ def deliver_post(lead_id) -> list:
         if claimed is None:
             return []
         lead, consent = claimed
-        in_flight = store.open_post(cur, lead_id)
+        ping, in_flight, history = store.post_context(cur, lead_id, lead.award_ping_id)
         if in_flight is not None:
             if in_flight["live"]:
                 return []              # single flight: a post to this lead is on the wire
             store.expire_post(cur, in_flight["id"])
-        ping = store.award_ping(cur, lead.award_ping_id)
-        history = store.post_history(cur, lead_id, ping.id)
+            history = [{**h, "outcome": store.EXPIRED} if h["id"] == in_flight["id"] else h
+                       for h in history]
         if len(history) >= settings.post_attempts:
             # The last attempt's worker died: its outcome is unknown and no attempt is left.
             return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")
@@ -93,8 +93,7 @@ def after_post(cur, lead: Lead, ping: Ping, history: list[str], reason: str | No
     if step == delivery.SELL:
         price = ping.bid_cents
         assert price is not None, "an awarded ping has a price"
-        store.record_sale(cur, lead_id, buyer_id, ping.id, price)
-        store.move(cur, lead_id, Status.SOLD, {"buyer_id": buyer_id, "price_cents": price})
+        store.sell(cur, lead_id, buyer_id, ping.id, price)
         return []
     if step == delivery.TRY_AGAIN:
         store.touch(cur, lead_id)

@@ -57,13 +57,14 @@ def validate_lead(lead_id) -> Nudges:
         normalised = validation.normalise({**lead.as_dict(), "consent": consent or {}})
         # Two copies of one consumer's lead validated at once must not both pass as first.
         store.lock_contact(cur, lead.vertical, normalised.phone_sha256, normalised.email_sha256)
-        history = validation.History(
-            duplicate_of=store.duplicate_of(cur, lead_id, lead.vertical, normalised.phone_sha256,
-                                            normalised.email_sha256, net.duplicate_window_h),
-            suppressed=store.suppressed(
-                cur, suppression.contact_entries(settings.suppression_key, normalised.phone_e164,
-                                                 normalised.email) if settings.suppression_key
-                else (None, None), (normalised.phone_sha256, normalised.email_sha256)))
+        # A statement after the locks: it sees a twin that held them and committed.
+        duplicate_of, suppressed = store.contact_history(
+            cur, lead_id, lead.vertical, normalised.phone_sha256, normalised.email_sha256,
+            net.duplicate_window_h,
+            suppression.contact_entries(settings.suppression_key, normalised.phone_e164,
+                                        normalised.email) if settings.suppression_key else (None, None),
+            (normalised.phone_sha256, normalised.email_sha256))
+        history = validation.History(duplicate_of=duplicate_of, suppressed=suppressed)
         verdict = validation.verdict(normalised, history)
         facts = normalised.facts()
         # The ZIP's own city and state: the contact's city is optional and free text.
@@ -271,7 +272,7 @@ def ping_shard(auction_id, shard: int) -> Nudges:
     auction, _, view, ranked = found
     alone = auction.shards == 1
     if auction.closed_at is not None:
-        return award_auction(auction_id) if alone else []
+        return award_auction(auction_id, shards_done=True) if alone else []
     answers = ping_many([b for _, b in ranked], view, auction_id=auction_id, cycle=auction.cycle,
                         deadline=auction.deadline_at)
     rows = [_ping_row(auction, buyer, rank, answer, "ping")
@@ -279,12 +280,11 @@ def ping_shard(auction_id, shard: int) -> Nudges:
 
     def record() -> None:
         with db.transaction() as cur:
-            store.record_pings(cur, auction_id, rows)
-            store.finish_shard(cur, auction_id, shard)
+            store.record_pings(cur, auction_id, rows, finished_shard=shard)
     # Answers are worth a retry on a fresh connection: a PostgreSQL blip must not write off
     # buyers that accepted (the close would record them as time-outs).
     db.retrying(record, attempts=6, wait_s=0.2)
-    return award_auction(auction_id) if alone else []
+    return award_auction(auction_id, shards_done=True) if alone else []
 
 
 def walk_waterfall(auction_id, step: int = 0) -> Nudges:
@@ -324,20 +324,26 @@ def walk_waterfall(auction_id, step: int = 0) -> Nudges:
             store.touch(cur, auction.lead_id)   # a walk that moves on is not stuck
         if answer.outcome == Outcome.ACCEPT:
             break
-    return award_auction(auction_id)
+    return award_auction(auction_id, shards_done=True)
 
 
-def award_auction(auction_id) -> Nudges:
-    """Close the auction (if the deadline close did not) and act on its bids."""
+def award_auction(auction_id, shards_done: bool = False) -> Nudges:
+    """Close the auction (if the deadline close did not) and act on its bids.
+
+    ``shards_done``: the caller knows every shard's answers are written (a lone shard that
+    finished, a walk), so the close need not count them first.
+    """
     with db.transaction() as cur:
-        auction = store.auction(cur, auction_id)
+        closed = store.close_auction(cur, auction_id) if shards_done else None
+        auction = closed or store.auction(cur, auction_id)
         if auction is None:
             return []
-        if (auction.closed_at is None and not tier_mode(auction.mode).walks
-                and auction.deadline_at > now_utc() and store.unfinished_shards(cur, auction)):
-            # A chord that counted a duplicated header: the deadline close awards instead.
-            return []
-        store.close_auction(cur, auction_id)
+        if not shards_done:
+            if (auction.closed_at is None and not tier_mode(auction.mode).walks
+                    and auction.deadline_at > now_utc() and store.unfinished_shards(cur, auction)):
+                # A chord that counted a duplicated header: the deadline close awards instead.
+                return []
+            store.close_auction(cur, auction_id)
         lead = store.claim(cur, auction.lead_id, Status.AUCTIONING)
         if lead is None or lead.auction_id != auction.id:
             return []                  # a duplicate callback, or the lead moved on already

@@ -29,14 +29,14 @@ from pipeline.adapters.store.cycles import (  # noqa: F401
     touch,
 )
 from pipeline.adapters.store.delivery import (  # noqa: F401
-    award_ping,
+    EXPIRED,
     begin_post,
     expire_post,
     open_post,
     pause_if_rejecting,
+    post_context,
     post_history,
     posted_buyers,
-    record_sale,
     settle_attempt,
 )
 from pipeline.adapters.store.leads import (  # noqa: F401
@@ -46,7 +46,7 @@ from pipeline.adapters.store.leads import (  # noqa: F401
     claim,
     claim_with_consent,
     consent,
-    duplicate_of,
+    contact_history,
     insert_lead,
     list_suppressions,
     lock_contact,
@@ -54,7 +54,7 @@ from pipeline.adapters.store.leads import (  # noqa: F401
     record_event,
     remove_suppression,
     score_context,
-    suppressed,
+    sell,
 )
 from pipeline.adapters.store.tree import (  # noqa: F401
     buyers,

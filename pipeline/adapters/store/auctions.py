@@ -106,13 +106,16 @@ PING_COLUMNS = (("id", "uuid"), ("lead_id", "uuid"), ("buyer_id", "text"), ("tie
                 ("bid_cents", "bigint"), ("ref", "text"), ("latency_ms", "int"), ("reason", "text"))
 
 
-def record_pings(cur, auction_id, rows: list[Ping]) -> None:
+def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None = None) -> None:
     """Write answers; an accept that arrives after an auction tier closed is recorded as late.
 
     One statement: the auction read under a share lock (the close waits for us, or we see it
-    closed) and every answer inserted, column by column from arrays.
+    closed), every answer inserted column by column from arrays, and with ``finished_shard``
+    that shard marked finished (finish_shard).
     """
     if not rows:
+        if finished_shard is not None:
+            finish_shard(cur, auction_id, finished_shard)
         return
     arrays = {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
     unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS)
@@ -121,7 +124,9 @@ def record_pings(cur, auction_id, rows: list[Ping]) -> None:
     # never pinged: a shard claimed as its tier closed may have pinged before it saw the close).
     cur.execute(
         "WITH a AS (SELECT closed_at IS NOT NULL AND mode = ANY(%(deadline_modes)s) AS closed"
-        "   FROM auctions WHERE id=%(auction_id)s FOR SHARE)"
+        "   FROM auctions WHERE id=%(auction_id)s FOR SHARE),"
+        " f AS (UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%(auction_id)s"
+        "   AND shard=%(shard)s)"
         " INSERT INTO pings (auction_id, id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
         "   bid_cents, ref, latency_ms, reason)"
         " SELECT %(auction_id)s, v.id, v.lead_id, v.buyer_id, v.tier, v.cycle, v.rank, v.kind,"
@@ -132,7 +137,8 @@ def record_pings(cur, auction_id, rows: list[Ping]) -> None:
         " DO UPDATE SET outcome = CASE WHEN EXCLUDED.outcome = 'accept' THEN 'late'"
         " ELSE EXCLUDED.outcome END, bid_cents=EXCLUDED.bid_cents, latency_ms=EXCLUDED.latency_ms,"
         " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason IN ('no_answer', 'never_pinged')",
-        {**arrays, "auction_id": auction_id, "deadline_modes": DEADLINE_MODES})
+        {**arrays, "auction_id": auction_id, "deadline_modes": DEADLINE_MODES,
+         "shard": finished_shard})
 
 
 def close_auction(cur, auction_id) -> Auction | None:

@@ -5,9 +5,20 @@ from pipeline.adapters.store.tree import forget_version
 from pipeline.domain.records import Ping
 
 
-def award_ping(cur, ping_id) -> Ping:
-    cur.execute("SELECT * FROM pings WHERE id=%s", (ping_id,))
-    return Ping.from_row(cur.fetchone())
+def post_context(cur, lead_id, ping_id) -> tuple[Ping, dict | None, list[dict]]:
+    """What the deliver stage reads, in one statement: the awarded ping; the lead's post in
+    flight, if any ({id, live}: live while its lease holds); the attempts so far to that ping
+    ({id, attempt, outcome}, in order)."""
+    cur.execute(
+        "SELECT p.*,"
+        " (SELECT json_build_object('id', a.id, 'live', a.lease_until > clock_timestamp())"
+        "   FROM post_attempts a WHERE a.lead_id=%(lead)s AND a.outcome IS NULL) AS in_flight,"
+        " (SELECT coalesce(json_agg(json_build_object('id', a.id, 'attempt', a.attempt,"
+        "   'outcome', a.outcome) ORDER BY a.attempt), '[]')"
+        "   FROM post_attempts a WHERE a.lead_id=%(lead)s AND a.ping_id=p.id) AS history"
+        " FROM pings p WHERE p.id=%(ping)s", {"lead": lead_id, "ping": ping_id})
+    row = cur.fetchone()
+    return Ping.from_row(row), row["in_flight"], row["history"]
 
 
 def open_post(cur, lead_id) -> dict | None:
@@ -18,10 +29,13 @@ def open_post(cur, lead_id) -> dict | None:
     return dict(row) if row else None
 
 
+EXPIRED = "unknown"     # the outcome of an attempt whose lease ran out
+
+
 def expire_post(cur, attempt_id: int) -> None:
     """A post whose lease ran out without an answer (its worker died): outcome unknown."""
-    cur.execute("UPDATE post_attempts SET outcome='unknown', reason='lease_expired',"
-                " settled_at=clock_timestamp() WHERE id=%s AND outcome IS NULL", (attempt_id,))
+    cur.execute("UPDATE post_attempts SET outcome=%s, reason='lease_expired',"
+                " settled_at=clock_timestamp() WHERE id=%s AND outcome IS NULL", (EXPIRED, attempt_id))
 
 
 def post_history(cur, lead_id, ping_id) -> list[dict]:
@@ -78,11 +92,3 @@ def pause_if_rejecting(cur, buyer_id: str):
     if row:
         forget_version(cur)        # the rest of this transaction sees the buyer paused
     return row and row["paused_until"]
-
-
-def record_sale(cur, lead_id, buyer_id: str, ping_id, price_cents: int) -> bool:
-    """The sale; the primary key on lead_id makes a second sale of one lead impossible."""
-    cur.execute("INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id",
-                (lead_id, buyer_id, ping_id, price_cents))
-    return cur.fetchone() is not None

@@ -36,20 +36,25 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
                         (lead["source"]["publisher_id"], idempotency_key))
             row = cur.fetchone()
             return row["lead_id"], False, row["payload_sha256"]
-    cur.execute(
-        "INSERT INTO leads (id, status, vertical, idempotency_key, payload_sha256, contact,"
-        " qualifiers, source, form) VALUES (%s, 'received', %s, %s, %s, %s, %s, %s, %s)",
-        (lead_id, lead["vertical"], idempotency_key, payload_sha256, Json(lead["contact"]),
-         Json(lead["qualifiers"]), Json(lead["source"]), Json(lead.get("form"))))
     consent = lead["consent"]
+    # One statement: the lead, its consent record and its first timeline entry.
     cur.execute(
-        "INSERT INTO consents (lead_id, ip, consented_at, text, text_sha256, page_url, user_agent,"
-        " trustedform_cert_url, jornaya_leadid, phone_sha256, email_sha256)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (lead_id, consent["ip"], consent["timestamp"], consent["text"], consent["text_sha256"],
-         consent.get("page_url"), consent.get("user_agent"), consent.get("trustedform_cert_url"),
-         consent.get("jornaya_leadid"), consent.get("phone_sha256"), consent.get("email_sha256")))
-    record_event(cur, lead_id, Status.RECEIVED)
+        "WITH l AS (INSERT INTO leads (id, status, vertical, idempotency_key, payload_sha256, contact,"
+        "   qualifiers, source, form) VALUES (%(id)s, %(status)s, %(vertical)s, %(key)s, %(sha)s,"
+        "   %(contact)s, %(qualifiers)s, %(source)s, %(form)s) RETURNING id),"
+        " c AS (INSERT INTO consents (lead_id, ip, consented_at, text, text_sha256, page_url, user_agent,"
+        "   trustedform_cert_url, jornaya_leadid, phone_sha256, email_sha256)"
+        "   SELECT id, %(ip)s::inet, %(at)s::timestamptz, %(text)s, %(text_sha256)s, %(page_url)s,"
+        "   %(user_agent)s, %(trustedform)s, %(jornaya)s, %(phone_sha256)s, %(email_sha256)s FROM l)"
+        " INSERT INTO lead_events (lead_id, status) SELECT id, %(status)s FROM l",
+        {"id": lead_id, "status": Status.RECEIVED, "vertical": lead["vertical"], "key": idempotency_key, "sha": payload_sha256,
+         "contact": Json(lead["contact"]), "qualifiers": Json(lead["qualifiers"]),
+         "source": Json(lead["source"]), "form": Json(lead.get("form")),
+         "ip": consent["ip"], "at": consent["timestamp"], "text": consent["text"],
+         "text_sha256": consent["text_sha256"], "page_url": consent.get("page_url"),
+         "user_agent": consent.get("user_agent"), "trustedform": consent.get("trustedform_cert_url"),
+         "jornaya": consent.get("jornaya_leadid"), "phone_sha256": consent.get("phone_sha256"),
+         "email_sha256": consent.get("email_sha256")})
     return lead_id, True, payload_sha256
 
 
@@ -97,18 +102,35 @@ def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
          passing: Passing | None = None, **columns) -> None:
     """Set the lead's status (and any columns given) and write the timeline entry (the passed
     status's first, if any): one statement."""
+    moved, values = _moved(lead_id, to_status, detail, passing, columns)
+    cur.execute(f"WITH {moved}", values)
+
+
+def _moved(lead_id, to_status: Status, detail: dict | None, passing: Passing | None,
+           columns: dict) -> tuple[str, dict]:
+    """The SQL of a move, to follow a WITH (after any CTE of the caller's), and its values."""
     events = ([(passing.status, passing.detail)] if passing else []) + [(to_status, detail)]
     columns = {**(passing.columns if passing else {}), **columns}
     sets = "".join(f", {k}=%(c_{k})s" for k in columns)
     values = {**{f"c_{k}": (Json(v) if isinstance(v, dict) else v) for k, v in columns.items()},
               "id": lead_id, "status": to_status, "statuses": [str(e[0]) for e in events],
               "details": [Json(e[1]) if e[1] else None for e in events]}
-    cur.execute(f"WITH moved AS (UPDATE leads SET status=%(status)s, status_at=clock_timestamp(){sets}"
-                " WHERE id=%(id)s RETURNING id)"
-                " INSERT INTO lead_events (lead_id, status, detail)"
-                " SELECT moved.id, e.status, e.detail FROM moved,"
-                " unnest(%(statuses)s::text[], %(details)s::jsonb[]) WITH ORDINALITY AS e(status, detail, n)"
-                " ORDER BY e.n", values)
+    return (f"moved AS (UPDATE leads SET status=%(status)s, status_at=clock_timestamp(){sets}"
+            " WHERE id=%(id)s RETURNING id)"
+            " INSERT INTO lead_events (lead_id, status, detail)"
+            " SELECT moved.id, e.status, e.detail FROM moved,"
+            " unnest(%(statuses)s::text[], %(details)s::jsonb[]) WITH ORDINALITY AS e(status, detail, n)"
+            " ORDER BY e.n"), values
+
+
+def sell(cur, lead_id, buyer_id: str, ping_id, price_cents: int) -> None:
+    """Record the sale and move the lead to sold, in one statement; the primary key on
+    sales.lead_id makes a second sale of one lead impossible."""
+    moved, values = _moved(lead_id, Status.SOLD, {"buyer_id": buyer_id, "price_cents": price_cents},
+                           None, {})
+    cur.execute("WITH sale AS (INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
+                " VALUES (%(id)s, %(buyer)s, %(ping)s, %(price)s) ON CONFLICT (lead_id) DO NOTHING),"
+                f" {moved}", {**values, "buyer": buyer_id, "ping": ping_id, "price": price_cents})
 
 
 # The consent record as the stages and buyers read it, each column prefixed (beside a lead's).
@@ -130,21 +152,6 @@ def consent(cur, lead_id) -> dict | None:
     return _consent(row) if row else None
 
 
-def duplicate_of(cur, lead_id, vertical: str, phone_sha256: str | None, email_sha256: str | None,
-                 window_h: int):
-    """An earlier lead in the same vertical with the same phone or email inside the window."""
-    if window_h <= 0:
-        return None
-    cur.execute(
-        "SELECT id FROM leads WHERE vertical=%(v)s AND id <> %(id)s"
-        " AND created_at > clock_timestamp() - make_interval(hours => %(h)s)"
-        " AND status <> 'rejected' AND (phone_sha256 = %(p)s OR email_sha256 = %(e)s)"
-        " ORDER BY created_at LIMIT 1",
-        {"v": vertical, "id": lead_id, "h": window_h, "p": phone_sha256, "e": email_sha256})
-    row = cur.fetchone()
-    return row["id"] if row else None
-
-
 def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
     """Serialise validation of leads sharing a phone or email (transaction-scoped locks), taken
     in one statement, in one order everywhere (the array's): no deadlock."""
@@ -154,13 +161,25 @@ def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
                     (keys,))
 
 
-def suppressed(cur, keyed: tuple[str | None, str | None], legacy: tuple[str | None, str | None]) -> bool:
-    """Whether the phone or email is listed: by its keyed hash, or by the plain SHA-256 an
-    older version stored (still honoured)."""
-    cur.execute("SELECT 1 FROM suppressions WHERE (kind='phone' AND (value_hmac=%s OR legacy_sha256=%s))"
-                " OR (kind='email' AND (value_hmac=%s OR legacy_sha256=%s)) LIMIT 1",
-                (keyed[0], legacy[0], keyed[1], legacy[1]))
-    return cur.fetchone() is not None
+def contact_history(cur, lead_id, vertical: str, phone_sha256: str | None, email_sha256: str | None,
+                    window_h: int, keyed: tuple[str | None, str | None],
+                    legacy: tuple[str | None, str | None]) -> tuple[str | None, bool]:
+    """What validation asks of the contact, in one statement: an earlier lead in the same
+    vertical with the same phone or email inside the window (none when the window is 0), and
+    whether the phone or email is suppressed, by its keyed hash or by the plain SHA-256 an older
+    version stored (still honoured)."""
+    cur.execute(
+        "SELECT CASE WHEN %(h)s > 0 THEN (SELECT id FROM leads WHERE vertical=%(v)s AND id <> %(id)s"
+        "   AND created_at > clock_timestamp() - make_interval(hours => %(h)s)"
+        "   AND status <> 'rejected' AND (phone_sha256 = %(p)s OR email_sha256 = %(e)s)"
+        "   ORDER BY created_at LIMIT 1) END AS duplicate_of,"
+        " EXISTS (SELECT 1 FROM suppressions"
+        "   WHERE (kind='phone' AND (value_hmac=%(kp)s OR legacy_sha256=%(lp)s))"
+        "   OR (kind='email' AND (value_hmac=%(ke)s OR legacy_sha256=%(le)s))) AS suppressed",
+        {"v": vertical, "id": lead_id, "h": window_h, "p": phone_sha256, "e": email_sha256,
+         "kp": keyed[0], "lp": legacy[0], "ke": keyed[1], "le": legacy[1]})
+    row = cur.fetchone()
+    return (str(row["duplicate_of"]) if row["duplicate_of"] else None), row["suppressed"]
 
 
 def add_suppressions(cur, entries: list[tuple[str, str, str | None]]) -> int:
