@@ -166,3 +166,12 @@ class Ping(_Row):
     at: datetime | None = None
 
     _enums: ClassVar[dict[str, type[StrEnum]]] = {"outcome": Outcome}
+
+
+@dataclass(frozen=True)
+class Passing:
+    """A status a lead passes through inside a transaction that moves it on at once (scored,
+    then auctioning): its timeline entry and columns go with the next move, one row version."""
+    status: Status
+    detail: dict | None
+    columns: dict

@@ -44,8 +44,8 @@ def deliver_post(lead_id) -> list:
             if in_flight["live"]:
                 return []              # single flight: a post to this lead is on the wire
             store.expire_post(cur, in_flight["id"])
-            history = [{**h, "outcome": store.EXPIRED} if h["id"] == in_flight["id"] else h
-                       for h in history]
+            history = [{**h, "outcome": delivery.UNKNOWN} if h["id"] == in_flight["id"] else h
+                       for h in history]     # as expire_post wrote it
         if len(history) >= settings.post_attempts:
             # The last attempt's worker died: its outcome is unknown and no attempt is left.
             return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")

@@ -19,7 +19,7 @@ from pipeline.domain import auction as auctions
 from pipeline.domain import delivery, scoring, suppression, validation
 from pipeline.domain.buyers import Buyer, eligibility
 from pipeline.domain.modes import tier_mode
-from pipeline.domain.records import Auction, Lead, Network, Outcome, Ping, Status
+from pipeline.domain.records import Auction, Lead, Network, Outcome, Passing, Ping, Status
 from pipeline.protocols import native as protocol
 from pipeline.protocols import registry as protocols
 from pipeline.protocols.interface import Answer
@@ -101,7 +101,7 @@ def score_lead(lead_id) -> Nudges:
                        signals=result.signals, reject_reasons=["low_score"])
             return []
         # Scored, and on at once: the scored entry is written with the lead's next move.
-        scored = store.Passing(Status.SCORED, {"score": result.total},
+        scored = Passing(Status.SCORED, {"score": result.total},
                                {"score": result.total, "signals": result.signals})
         lead = replace(lead, status=Status.SCORED, score=result.total, signals=result.signals)
         return start_cycle(cur, lead, cycle=1, net=net, now=now, passing=scored)
@@ -117,12 +117,12 @@ def ping_view(lead: Lead) -> dict:
 
 
 def start_cycle(cur, lead: Lead, *, cycle: int, net: Network, now: datetime,
-                passing: store.Passing | None = None) -> Nudges:
+                passing: Passing | None = None) -> Nudges:
     return open_next_tier(cur, lead, cycle=cycle, after_tier=0, net=net, now=now, passing=passing)
 
 
 def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network,
-                   now: datetime, passing: store.Passing | None = None) -> Nudges:
+                   now: datetime, passing: Passing | None = None) -> Nudges:
     """Open an auction in the next tier with an eligible buyer, or hold / give up the lead.
 
     ``passing``: a status the lead passed through in this transaction, written with this move.
@@ -172,7 +172,7 @@ def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network
 
 def hold_or_give_up(cur, lead: Lead, *, cycle: int, net: Network, now: datetime,
                     skipped: list[dict], reason: str | None = None,
-                    passing: store.Passing | None = None) -> Nudges:
+                    passing: Passing | None = None) -> Nudges:
     """No buyer in any tier: hold for the next cycle, or give up after max_cycles."""
     detail: dict[str, Any] = {"cycle": cycle, "skipped": skipped} if skipped else {"cycle": cycle}
     if reason:

@@ -112,7 +112,14 @@ class FakeStore:
         lead = self.leads.get(uuid.UUID(str(lead_id)))
         return lead if lead is not None and lead.status in statuses else None
 
-    def move(self, cur, lead_id, to_status, detail=None, **columns):
+    def claim_with_consent(self, cur, lead_id, from_status):
+        lead = self.claim(cur, lead_id, from_status)
+        return None if lead is None else (lead, {})
+
+    def move(self, cur, lead_id, to_status, detail=None, *, passing=None, **columns):
+        if passing is not None:           # the status passed through, written with this move
+            self.moves.append(Move(lead_id, passing.status, passing.detail, passing.columns))
+            columns = {**passing.columns, **columns}
         self.moves.append(Move(lead_id, to_status, detail, columns))
         known = {k: v for k, v in columns.items() if k in Lead.__dataclass_fields__}
         self.leads[lead_id] = replace(self.leads[lead_id], status=to_status, **known)

@@ -29,7 +29,6 @@ from pipeline.adapters.store.cycles import (  # noqa: F401
     touch,
 )
 from pipeline.adapters.store.delivery import (  # noqa: F401
-    EXPIRED,
     begin_post,
     expire_post,
     open_post,
@@ -41,7 +40,6 @@ from pipeline.adapters.store.delivery import (  # noqa: F401
 )
 from pipeline.adapters.store.leads import (  # noqa: F401
     TERMINAL,  # noqa: F401
-    Passing,
     add_suppressions,
     claim,
     claim_with_consent,

@@ -29,13 +29,10 @@ def open_post(cur, lead_id) -> dict | None:
     return dict(row) if row else None
 
 
-EXPIRED = "unknown"     # the outcome of an attempt whose lease ran out
-
-
 def expire_post(cur, attempt_id: int) -> None:
     """A post whose lease ran out without an answer (its worker died): outcome unknown."""
-    cur.execute("UPDATE post_attempts SET outcome=%s, reason='lease_expired',"
-                " settled_at=clock_timestamp() WHERE id=%s AND outcome IS NULL", (EXPIRED, attempt_id))
+    cur.execute("UPDATE post_attempts SET outcome='unknown', reason='lease_expired',"
+                " settled_at=clock_timestamp() WHERE id=%s AND outcome IS NULL", (attempt_id,))
 
 
 def post_history(cur, lead_id, ping_id) -> list[dict]:

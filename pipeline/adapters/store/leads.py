@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
 from pipeline.adapters.store import tree
 from pipeline.domain.instants import iso
-from pipeline.domain.records import TERMINAL, Lead, Status  # noqa: F401  (TERMINAL: store.TERMINAL)
+from pipeline.domain.records import TERMINAL, Lead, Passing, Status  # noqa: F401  (TERMINAL: store.TERMINAL)
 
 
 def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
@@ -87,15 +86,6 @@ def claim_with_consent(cur, lead_id, from_status: Status | tuple[Status, ...]
         return None
     tree.saw_version(cur, row["tree_version"])
     return Lead.from_row(row), _consent(row) if row["has_consent"] else None
-
-
-@dataclass(frozen=True)
-class Passing:
-    """A status a lead passes through inside a transaction that moves it on at once (scored,
-    then auctioning): its timeline entry and columns go with the next move, one row version."""
-    status: Status
-    detail: dict | None
-    columns: dict
 
 
 def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
