@@ -46,7 +46,8 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
         "   SELECT id, %(ip)s::inet, %(at)s::timestamptz, %(text)s, %(text_sha256)s, %(page_url)s,"
         "   %(user_agent)s, %(trustedform)s, %(jornaya)s, %(phone_sha256)s, %(email_sha256)s FROM l)"
         " INSERT INTO lead_events (lead_id, status) SELECT id, %(status)s FROM l",
-        {"id": lead_id, "status": Status.RECEIVED, "vertical": lead["vertical"], "key": idempotency_key, "sha": payload_sha256,
+        {"id": lead_id, "status": Status.RECEIVED, "vertical": lead["vertical"], "key": idempotency_key,
+         "sha": payload_sha256,
          "contact": Json(lead["contact"]), "qualifiers": Json(lead["qualifiers"]),
          "source": Json(lead["source"]), "form": Json(lead.get("form")),
          "ip": consent["ip"], "at": consent["timestamp"], "text": consent["text"],
