@@ -21,6 +21,8 @@ from pipeline.domain.records import Lead, Outcome, Ping, Status
 from pipeline.protocols import native as protocol
 from pipeline.protocols import registry as protocols
 from pipeline.protocols.interface import PostResult
+from pipeline.service import lifecycle  # a rejected post goes back to the award
+from pipeline.service.lifecycle import DELIVER
 from pipeline.service.nudges import Nudge
 from pipeline.service.ports import Store
 
@@ -28,7 +30,6 @@ log = logging.getLogger("pingtree")
 
 store: Store = sql_store   # as in lifecycle.py: PostgreSQL, or the unit tests' in-memory store
 
-DELIVER = "pingtree.deliver_post"
 ANY_STATUS = tuple(Status)
 
 
@@ -87,7 +88,6 @@ def settle_post(lead_id, ping: Ping, token, outcome: str, reason: str | None,
 
 def after_post(cur, lead: Lead, ping: Ping, history: list[str], reason: str | None) -> list:
     """Act on the attempts so far to the awarded buyer (domain/delivery.py has the rule)."""
-    from pipeline.service import lifecycle  # the award lives there; it imports this module
     lead_id, buyer_id = lead.id, ping.buyer_id
     step = delivery.next_step(history, settings.post_attempts)
     if step == delivery.SELL:

@@ -24,7 +24,6 @@ from pipeline.protocols import native as protocol
 from pipeline.protocols import registry as protocols
 from pipeline.protocols.interface import Answer
 from pipeline.service import intake
-from pipeline.service.deliver import deliver_post, settle_post  # noqa: F401  (the deliver stage)
 from pipeline.service.nudges import Fanout, Nudge
 from pipeline.service.ports import Store
 
