@@ -136,3 +136,10 @@ def test_the_model_reads_a_bench_json_and_names_the_bottleneck():
     assert "rerun" not in m["per_process"]
     text = capacity.render(m)
     assert "bottleneck" in text and "flower" in text and "Storage at 10 leads/s: 1500 bytes per lead" in text
+    assert capacity.markdown(m, results).count("N worker processes") == 2
+    # The events-off run: no Flower, so one deployment table and no Flower bound.
+    results["runs"]["events_off"] = {"flower": False, "events": False, "cost": {"10": cost}}
+    off = capacity.model(results, run="events_off", workers=(1, 4))
+    assert "flower" not in off["shared"] and [d["bottleneck"] for d in off["deployments"]] == ["ping", "ping"]
+    assert capacity.markdown(off, results).count("N worker processes") == 1
+    assert "Flower left out" not in capacity.render(off)

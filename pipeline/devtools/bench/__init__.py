@@ -76,6 +76,10 @@ def main_from_args(args) -> int:
     if capacity.available(results):
         results["capacity"] = capacity.model(results, **capacity.options(args))
         print(capacity.render(results["capacity"]))
+        if capacity.available(results, "events_off"):     # the same model from the events-off run
+            results["capacity_events_off"] = capacity.model(results, run="events_off",
+                                                            **capacity.options(args))
+            print(capacity.render(results["capacity_events_off"]))
         (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
     baseline = Path(args.baseline)
     if baseline.exists():

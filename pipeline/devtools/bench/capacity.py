@@ -267,6 +267,14 @@ def _rounded(d: dict) -> dict:
     return {k: _rounded(v) if isinstance(v, dict) else _round(v) for k, v in d.items()}
 
 
+def _deployment_tables(m: dict, title: str) -> list[tuple[str, str]]:
+    """The deployments as measured, and without Flower when Flower ran (else the same table)."""
+    tables = [("deployments", title)]
+    if "flower" in m["shared"]:
+        tables.append(("deployments_without_flower", "Flower left out (the same per-lead figures)"))
+    return tables
+
+
 def render(m: dict) -> str:
     from pipeline.devtools.bench.report import table
     a = m["assumptions"]
@@ -279,8 +287,7 @@ def render(m: dict) -> str:
     out.append(table(["shared part", "units", "leads/s", "from"],
                      [[n, s["units"], s["rate"], ", ".join(f"{k} {v}" for k, v in s["bounds"].items())]
                       for n, s in m["shared"].items()]))
-    for key, title in (("deployments", "with Flower"),
-                       ("deployments_without_flower", "Flower left out (the same per-lead figures)")):
+    for key, title in _deployment_tables(m, "with Flower" if "flower" in m["shared"] else "no Flower"):
         rows = m[key]
         if not rows:
             continue
@@ -290,11 +297,14 @@ def render(m: dict) -> str:
         out.append(table(["N", *names, "leads/s", "bottleneck", "worker cores"],
                          [[d["workers"], *[d["parts"][n] for n in names], d["leads_per_s"], d["bottleneck"],
                            d["worker_cores"]] for d in rows]))
-    for key, title in (("first_shared_limit", "with Flower"), ("first_shared_limit_without_flower",
-                                                               "without Flower")):
+    for key, title in (("first_shared_limit", "with Flower" if "flower" in m["shared"] else ""),
+                       ("first_shared_limit_without_flower", "without Flower")):
+        if key.endswith("without_flower") and "flower" not in m["shared"]:
+            continue
         lim = m[key]
         if lim:
-            out.append(f"   first shared limit {title}: {lim['part']} at {lim['leads_per_s']} leads/s,"
+            label = f"first shared limit {title}".rstrip()
+            out.append(f"   {label}: {lim['part']} at {lim['leads_per_s']} leads/s,"
                        f" reached with {lim['workers']} workers per queue ({lim['slowest_stage']} the"
                        " slowest stage)")
     s = m["storage"]
@@ -350,8 +360,7 @@ def markdown(m: dict, results: dict) -> str:
         rows.append(["Flower (one process)", f"{cost.get('flower_cpu_ms_per_lead') or 0:.1f} ms CPU",
                      "one core", shared["flower"]["rate"]])
     out += [md(rows), ""]
-    for key, title in (("deployments", setup),
-                       ("deployments_without_flower", "Flower left out (the same per-lead figures)")):
+    for key, title in _deployment_tables(m, setup):
         names = list(m[key][0]["parts"]) if m[key] else []
         out += [f"N worker processes per queue and N API processes, {title}; one Redis,"
                 f" PostgreSQL on {m['assumptions']['pg_cores']} cores; leads/s:", "",
@@ -381,16 +390,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bench_json", nargs="?", default="bench-results/bench.json")
     add_arguments(parser)
     parser.add_argument("--markdown", action="store_true", help="the README's tables, in Markdown")
+    parser.add_argument("--run", default="events_on", choices=("events_on", "events_off"),
+                        help="whose per-lead figures (events_off: `make bench`'s second run)")
     args = parser.parse_args(argv)
     results = json.loads(Path(args.bench_json).read_text())
-    m = model(results, **options(args))
+    m = model(results, run=args.run, **options(args))
     print(markdown(m, results) if args.markdown else render(m))
     return 0
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model-workers", default="1,2,4,8", help="worker processes per queue to model")
-    parser.add_argument("--model-redis-instances", type=int, default=1)
+    parser.add_argument("--model-redis-instances", type=int, default=1,
+                        help="Redis instances the queues are spread over")
     parser.add_argument("--model-pg-cores", type=int, default=4, help="cores of the PostgreSQL primary")
     parser.add_argument("--model-core-speed", type=float, default=1.0,
                         help="a core's speed, this machine's = 1")
