@@ -19,7 +19,6 @@ os.environ.setdefault("PINGTREE_PING_SHARD_SIZE", "2")
 
 import time  # noqa: E402
 
-import psycopg2.errors  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 
@@ -39,7 +38,7 @@ config_settings.settings = config_settings.load()   # what every module imported
 from config.settings import settings  # noqa: E402
 from pipeline.adapters import db  # noqa: E402
 from pipeline.service import nudges  # noqa: E402
-from tests.helpers import APP_ROLE, settle  # noqa: E402
+from tests.helpers import APP_ROLE, wait_until_quiet  # noqa: E402
 
 
 def _celery_send(sent) -> None:
@@ -65,24 +64,35 @@ def database():
     db.reset_pools()
 
 
+# How long a test's leftovers may take to finish before the test is failed for leaving them:
+# the longest legitimate tail is a post or ping waiting out its buyer's time-out, or a stage's
+# back-off retries after a PostgreSQL outage.
+QUIET_WITHIN_S = float(os.environ.get("PINGTREE_TEST_QUIET_S", "30"))
+
+
 @pytest.fixture
-def clean_db(database):
-    """An empty database; the last test's leads may still be moving in the test workers."""
-    settle()
-    for attempt in range(5):
-        try:
-            with db.transaction() as cur:
-                cur.execute("SET LOCAL lock_timeout = '5s'")
-                # Consent records refuse TRUNCATE by trigger; a superuser's replica mode skips it.
-                cur.execute("SET LOCAL session_replication_role = replica")
-                cur.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
-                cur.execute("DELETE FROM network; INSERT INTO network (id) VALUES (1)")
-            break
-        except (db.DatabaseDown, psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
-            if attempt == 4:
-                raise
-            time.sleep(0.5)
+def clean_db(database, request):
+    """An empty database, on a quiet pipeline: no lead in a moving status, no message queued or
+    held by a worker on the test Redis db. A test that leaves work moving past QUIET_WITHIN_S
+    fails at its teardown with what still moves; nothing is truncated under a moving lead."""
+    # A lead moves only on a message: with none queued or held, nothing can change under the
+    # TRUNCATE (a lead the last test left stuck made that test fail at its teardown).
+    left = wait_until_quiet(QUIET_WITHIN_S, leads=False)
+    if left:
+        pytest.fail("an earlier test left the pipeline moving; still moving:\n  " + "\n  ".join(left),
+                    pytrace=False)
+    with db.transaction() as cur:
+        # Quiet means no worker holds a lock: waiting for one would hide a defect, so fail fast.
+        cur.execute("SET LOCAL lock_timeout = '2s'")
+        # Consent records refuse TRUNCATE by trigger; a superuser's replica mode skips it.
+        cur.execute("SET LOCAL session_replication_role = replica")
+        cur.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+        cur.execute("DELETE FROM network; INSERT INTO network (id) VALUES (1)")
     yield database
+    left = wait_until_quiet(QUIET_WITHIN_S, leads=not request.node.get_closest_marker("stops_leads_midway"))
+    if left:
+        pytest.fail(f"this test left the pipeline moving after it ended (waited up to {QUIET_WITHIN_S:g} s);"
+                    " still moving:\n  " + "\n  ".join(left), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +159,11 @@ def pytest_sessionstart(session):
 
 def pytest_unconfigure(config):
     SERVERS.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "stops_leads_midway: the test runs the stages itself and leaves"
+                            " a lead in a moving status on purpose; only messages must be gone at its end")
 
 
 def pytest_collection_modifyitems(items):

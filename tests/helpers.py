@@ -33,16 +33,112 @@ ROOT = Path(__file__).resolve().parents[1]
 MOVING = ("received", "validated", "scored", "auctioning", "delivering")
 
 
-def settle(timeout: float = 10.0) -> bool:
-    """Wait until no lead is moving through the pipeline; False when some still are."""
+# Where kombu's Redis transport keeps messages: one list per queue (and per priority step), and
+# the messages a worker has taken but not acknowledged (running, or held until their countdown).
+PRIORITY_SEP = "\x06\x16"
+UNACKED = "unacked"
+
+
+def still_moving() -> list[str]:
+    """What still moves in the pipeline, one line each: leads in a moving status, messages queued
+    on the test Redis db, messages a worker holds (running, reserved, or waiting for a countdown).
+    Empty when the pipeline is quiet. Ids and task names only: no personal data."""
+    leads, messages = _moving()
+    return [f"lead {lead_id} {status} (unchanged for {idle_s} s)" for lead_id, status, idle_s in leads] \
+        + messages
+
+
+def _moving() -> tuple[list[tuple[str, str, float]], list[str]]:
+    from config import queues
+    from config.settings import settings
+    with db.transaction() as cur:
+        cur.execute("SELECT id::text, status, round(extract(epoch FROM clock_timestamp() - status_at)"
+                    "::numeric, 1) AS idle_s FROM leads WHERE status = ANY(%s) ORDER BY status_at",
+                    (list(MOVING),))
+        leads = [(r["id"], r["status"], float(r["idle_s"])) for r in cur.fetchall()]
+    client, messages = _redis(settings.redis_url), []
+    for queue in queues.ALL:
+        for name in (queue, *(f"{queue}{PRIORITY_SEP}{step}" for step in (3, 6, 9))):
+            messages += [f"queued on {queue}: {_task_of(json.loads(raw))}"
+                         for raw in client.lrange(name, 0, -1)]
+    for raw in client.hvals(UNACKED):
+        message, _exchange, routing_key = json.loads(raw)
+        messages.append(f"taken from {routing_key}, not acknowledged: {_task_of(message)}")
+    return leads, messages
+
+
+def _task_of(message: dict) -> str:
+    headers = message.get("headers") or {}
+    eta = f" eta {headers['eta']}" if headers.get("eta") else ""
+    retries = f" retry {headers['retries']}" if headers.get("retries") else ""
+    return f"{headers.get('task')}{headers.get('argsrepr') or ''}{eta}{retries}"
+
+
+_clients: dict = {}
+
+
+def _redis(url: str):
+    import redis
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url)
+    return _clients[url]
+
+
+def unacked_tags() -> set[str]:
+    """The delivery tags of the messages workers have taken and not acknowledged."""
+    from config.settings import settings
+    return {tag.decode() for tag in _redis(settings.redis_url).hkeys(UNACKED)}
+
+
+def redeliver(tags: set[str]) -> int:
+    """What Redis does for a dead worker's messages once the visibility timeout (300 s) is over:
+    put them back on their queues, now. Only ``tags`` (those a killed worker held); returns how
+    many were still there."""
+    from tasks.app import app
+    with app.connection_for_write() as connection:
+        qos = connection.default_channel.qos
+        held = tags & unacked_tags()
+        for tag in held:
+            qos.restore_by_tag(tag)
+    return len(held)
+
+
+STUCK = "(no message left anywhere to move these leads: stuck)"
+
+
+def wait_until_quiet(timeout: float = 30.0, leads: bool = True) -> list[str]:
+    """Wait until nothing moves (seen three times in a row: a message between a worker's BRPOP
+    and its unacked bookkeeping is in neither place for a moment); [] then, else what still moves
+    (still_moving's lines) when ``timeout`` runs out. Leads left in a moving status with no message
+    anywhere to move them are stuck, not slow: after 3 s of that the wait gives up early.
+    ``leads=False``: only the messages count (a test that runs the stages itself and stops a lead
+    mid-way on purpose)."""
     until = time.monotonic() + timeout
-    while time.monotonic() < until:
-        with db.transaction() as cur:
-            cur.execute("SELECT count(*) AS n FROM leads WHERE status = ANY(%s)", (list(MOVING),))
-            if not cur.fetchone()["n"]:
-                return True
+    quiet_in_a_row, stuck, stuck_since = 0, None, 0.0
+    while True:
+        moving, messages = _moving()
+        moving = moving if leads else []
+        if not moving and not messages:
+            quiet_in_a_row += 1
+            if quiet_in_a_row == 3:
+                return []
+            time.sleep(0.02)
+            continue
+        quiet_in_a_row = 0
+        now = time.monotonic()
+        unmoved = {(lead_id, status) for lead_id, status, _ in moving} if not messages else None
+        if not unmoved or unmoved != stuck:
+            stuck, stuck_since = unmoved, now
+        elif now - stuck_since > 3:
+            return [*still_moving(), STUCK]
+        if now > until:
+            return still_moving() if leads else messages
         time.sleep(0.05)
-    return False
+
+
+def settle(timeout: float = 10.0) -> bool:
+    """True once the pipeline is quiet (see wait_until_quiet), False when it is not by ``timeout``."""
+    return not wait_until_quiet(timeout)
 
 
 def load_tree(doc: dict) -> dict:

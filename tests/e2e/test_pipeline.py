@@ -5,32 +5,20 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-import redis
 
-from config import queues
-from config.settings import settings
 from pipeline import submit_lead
 from pipeline.adapters import db, store, views
 from pipeline.domain.leads import parse_lead
 from pipeline.domain.validation import normalise
-from tests.helpers import fleet_of, make_lead, setup, wait_for
+from tests.helpers import fleet_of, make_lead, setup, wait_for, wait_until_quiet
 
 pytestmark = pytest.mark.integration
 
 def drain(timeout: float = 15.0) -> None:
-    """Wait until no message is queued or running: every duplicate has been handled."""
-    from tasks.app import app
-    client = redis.Redis.from_url(settings.redis_url)
-    until = time.monotonic() + timeout
-    while time.monotonic() < until:
-        queued = sum(client.llen(q) for q in queues.ALL)
-        inspect = app.control.inspect(timeout=0.5)
-        # Scheduled: retries and countdowns a worker holds until their time.
-        busy = [inspect.active() or {}, inspect.reserved() or {}, inspect.scheduled() or {}]
-        if not queued and not any(tasks for found in busy for tasks in found.values()):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the workers did not go idle")
+    """Wait until no message is queued, running or waiting for its countdown: every duplicate
+    has been handled."""
+    left = wait_until_quiet(timeout)
+    assert not left, "the workers did not go idle:\n" + "\n".join(left)
 
 
 def sales_of(lead_id: str) -> list[dict]:

@@ -42,7 +42,14 @@ def test_beat_opens_no_schedule_file_even_one_planted_for_it(tmp_path: Path, bro
             time.sleep(0.1)
     finally:
         beat.terminate()
-        beat.wait(timeout=20)
+        try:
+            beat.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            # Never left running: it would go on sending into the test Redis db under later tests.
+            beat.kill()
+            beat.wait()
+            raise AssertionError("beat did not stop within 20 s of SIGTERM:\n"
+                                 + log.read_text()[-2000:]) from None
     output = log.read_text()
     assert "Sending due task" in output, output
     assert not marker.exists()

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from pipeline.domain.leads import parse_lead
-from tests.helpers import Server, cli, make_lead, settle
+from tests.helpers import Server, cli, make_lead
 
 UNKNOWN = f"/v1/leads/{uuid.uuid4()}"
 
@@ -201,5 +201,4 @@ def test_schemathesis_finds_no_500_and_no_answer_outside_the_description(clean_d
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert " passed" in run.stdout
     assert "internal error" not in server.log_path.read_text()
-    settle(20)
 
