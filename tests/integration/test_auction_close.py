@@ -141,3 +141,20 @@ def test_a_buyer_whose_shard_never_started_is_recorded_as_never_pinged(scripted)
     assert sorted((p["buyer_id"], p["outcome"], p["reason"]) for p in view["pings"]) == [
         ("a", "accept", None), ("b", "not_pinged", "never_pinged"), ("c", "accept", None)]
     assert (report["b"]["pings"], report["b"]["timeouts"]) == (0, 0)  # not charged a time-out
+
+
+def test_a_ping_that_raises_is_a_pass_for_its_buyers_and_the_auction_still_ends(scripted, monkeypatch):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])                      # one shard of two
+    lead_id, [ping] = scored(scripted)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the HTTP client broke")
+    monkeypatch.setattr(lifecycle.transport, "send_many", broken)
+    assert lifecycle.ping_shard(*ping.args) == []     # no exception: the chord would never fire
+    with db.transaction() as cur:
+        view = views.lead_view(cur, lead_id)
+    assert view["status"] == "unsold" and not auction_open(lead_id)  # awarded: no bid, one cycle
+    assert sorted((p["buyer_id"], p["outcome"], p["reason"]) for p in view["pings"]) == [
+        ("a", "error", "internal_error"), ("b", "error", "internal_error")]
+    assert scripted.posts == []
