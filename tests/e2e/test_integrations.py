@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline import submit_lead
 from pipeline.adapters import db, store
-from tests.helpers import load_tree, make_lead, wait_for
+from tests.helpers import cli, load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +23,6 @@ PHONE_SHAPES = {"xml": "digits", "form": "digits", "json": "dashed", "text": "da
 def setup(buyers, *fleet_buyers: dict, mode: str = "auction") -> dict:
     buyers.set_fleet({"defaults": {"latency_ms": 2}, "buyers": list(fleet_buyers)})
     return load_tree(buyers.tree(tiers=[{"tier": 1, "mode": mode}], network=NETWORK))
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True,
-                          text=True, timeout=60)
 
 
 @pytest.mark.parametrize("style", ["xml", "form", "json", "text"])
@@ -130,17 +123,17 @@ def test_credentials_are_masked_in_tree_show_and_absent_from_views_and_logs(clea
                    "post_reject_rate": 1, "post_reject_reason": f"bad key {key}"})
     lead_id = submit_lead(make_lead("solar", seed=12))
     view = wait_for(lead_id, ("unsold",))
-    shown = _cli("tree", "show")
+    shown = cli("tree", "show")
     assert shown.returncode == 0
     [entry] = json.loads(shown.stdout)["buyers"]
     assert entry["credentials"] == {"api_key": "***"}
     # What tree show prints loads back: "***" keeps the stored credential.
     path = WORKER_LOG.parent / "shown-tree.json"
     path.write_text(shown.stdout)
-    assert _cli("tree", "load", str(path)).returncode == 0
+    assert cli("tree", "load", str(path)).returncode == 0
     with db.transaction() as cur:
         assert store.buyers(cur)[0].credentials == {"api_key": key}
-    lead_cli = _cli("lead", lead_id, "--json")
+    lead_cli = cli("lead", lead_id, "--json")
     for text in (shown.stdout, lead_cli.stdout, json.dumps(view), WORKER_LOG.read_text()):
         assert key not in text
     [ping] = [p for p in view["pings"] if p["buyer_id"] == "exchange"]
@@ -155,7 +148,7 @@ def test_buyer_test_prints_the_requests_with_credentials_masked_and_sends_only_t
     path = tmp_path / "lead.json"
     path.write_text(json.dumps(lead))
 
-    shown = _cli("buyer", "test", "owned", "--lead", str(path))
+    shown = cli("buyer", "test", "owned", "--lead", str(path))
     assert shown.returncode == 0, shown.stderr
     assert key not in shown.stdout
     assert "Authorization: Bearer ***" in shown.stdout
@@ -164,14 +157,14 @@ def test_buyer_test_prints_the_requests_with_credentials_masked_and_sends_only_t
     assert f'"phone":"{digits[:3]}-{digits[3:6]}-{digits[6:]}"' in shown.stdout   # the post, dashed
     assert buyers.stats("owned")["pings"] == 0
 
-    sent = _cli("buyer", "test", "owned", "--send")
+    sent = cli("buyer", "test", "owned", "--send")
     assert sent.returncode == 0, sent.stderr
     assert '"decision": "accept"' in sent.stdout and '"offer": "$22.40"' in sent.stdout
     assert "read as: accept  bid 22.40  ref owned-1" in sent.stdout
     assert key not in sent.stdout
     stats = buyers.stats("owned")
     assert stats["pings"] == 1 and stats["posts"] == 0 and stats["bad_credentials"] == 0
-    assert _cli("buyer", "test", "nobody").returncode == 1
+    assert cli("buyer", "test", "nobody").returncode == 1
 
 
 def test_a_ping_template_reaching_for_contact_data_is_refused_at_load(clean_db, buyers, tmp_path):
@@ -182,7 +175,7 @@ def test_a_ping_template_reaching_for_contact_data_is_refused_at_load(clean_db, 
     tree["buyers"][0]["integration"]["post"]["url"] = "{{ credentials.missing }}"
     path = tmp_path / "tree.json"
     path.write_text(json.dumps(tree))
-    result = _cli("tree", "load", str(path))
+    result = cli("tree", "load", str(path))
     assert result.returncode == 2 and "nothing was loaded" in result.stderr
     refusal = "buyers.exchange.integration: integration.ping.body: line 3: contact is personal data"
     assert refusal in result.stderr

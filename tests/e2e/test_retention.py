@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -15,10 +11,9 @@ from config.settings import settings
 from pipeline import submit_lead
 from pipeline.adapters import db, views
 from pipeline.service import retention
-from tests.helpers import APP_ROLE, load_tree, make_lead, wait_for
+from tests.helpers import APP_ROLE, cli, load_tree, make_lead, pingtree, wait_for
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"leads": ["created_at", "status_at"], "lead_events": ["at"], "pings": ["at"],
           "auctions": ["started_at", "deadline_at", "closed_at"], "post_attempts": ["at"],
           "sales": ["sold_at"]}
@@ -105,9 +100,6 @@ def test_records_go_after_five_years_and_never_before(clean_db, workers, buyers)
 
 
 def test_db_prune_and_a_bounded_report_from_the_command_line(clean_db):
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
     run = cli("db", "prune", "--json")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["finished"] is True
@@ -123,9 +115,8 @@ def test_the_application_role_prunes_expired_records_without_the_right_to_delete
     wait_for(ancient, ("sold",))
     backdate(ancient, 6 * 366, consent=True)
     as_app = settings.database_url + ("&" if "?" in settings.database_url else "?") + APP_ROLE
-    done = subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "db", "prune",
-                           "--record-days", "1827", "--json"],
-                          env={**os.environ, "PINGTREE_DATABASE_URL": as_app}, capture_output=True, text=True,
-                          timeout=120)
+    # Its own process: the database url (the role) is a setting read at start.
+    done = pingtree("db", "prune", "--record-days", "1827", "--json",
+                    env={"PINGTREE_DATABASE_URL": as_app}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert set(counts(ancient).values()) == {0}

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +13,7 @@ from pipeline.adapters import db, store
 from pipeline.domain.buyer_secret import new_secret, secret_problem
 from pipeline.domain.leads import VERTICALS
 from pipeline.domain.tree import parse_tree
-from tests.helpers import LocalBuyer, load_tree, make_lead, wait_for
+from tests.helpers import LocalBuyer, cli, load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,15 +71,13 @@ def test_a_buyer_loaded_earlier_with_a_plain_secret_is_sent_nothing_and_named(cl
     assert [(p["buyer_id"], p["outcome"], p["reason"]) for p in view["pings"]] == [
         ("old", "error", "invalid_secret")]
     assert buyer.requests == []
-    migrate = subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "db", "migrate"],
-                             capture_output=True, text=True, timeout=60)
+    migrate = cli("db", "migrate")
     assert migrate.returncode == 0
     assert "buyer old: its secret must be whsec_" in migrate.stderr
     assert "pingtree buyer secret" in migrate.stderr
 
 
 def test_pingtree_buyer_secret_prints_a_fresh_valid_secret():
-    printed = [subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "buyer", "secret"],
-                              capture_output=True, text=True, timeout=60).stdout.strip() for _ in range(2)]
+    printed = [cli("buyer", "secret").stdout.strip() for _ in range(2)]
     assert printed[0] != printed[1]
     assert all(secret_problem(s) is None for s in printed)

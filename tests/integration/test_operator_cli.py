@@ -25,21 +25,21 @@ def _stored_secrets() -> dict:
 
 
 def test_tree_show_loads_back_unchanged_keeping_secrets_and_inactive_tiers(clean_db, tmp_path):
-    assert pingtree("tree", "load", str(EXAMPLE_TREE)).returncode == 0
-    shown = json.loads(pingtree("tree", "show", "--json").stdout)
+    assert cli("tree", "load", str(EXAMPLE_TREE)).returncode == 0
+    shown = json.loads(cli("tree", "show", "--json").stdout)
     assert {b["secret"] for b in shown["buyers"]} <= {"***", None}    # never printed
     shown["tiers"][-1]["active"] = False
     path = tmp_path / "shown.json"
     path.write_text(json.dumps(shown))
-    loaded = pingtree("tree", "load", str(path))
+    loaded = cli("tree", "load", str(path))
     assert loaded.returncode == 0, loaded.stderr
-    first = pingtree("tree", "show", "--json").stdout
+    first = cli("tree", "show", "--json").stdout
     assert json.loads(first) == shown                                  # the inactive tier stays so
 
     path.write_text(first)
-    again = pingtree("tree", "load", str(path))
+    again = cli("tree", "load", str(path))
     assert again.returncode == 0 and "0 changed, 0 deactivated" in again.stdout
-    assert pingtree("tree", "show", "--json").stdout == first
+    assert cli("tree", "show", "--json").stdout == first
     written = {b["id"]: b.get("secret") for b in json.loads(EXAMPLE_TREE.read_text())["buyers"]}
     assert _stored_secrets() == written                               # not one became "***"
 
@@ -65,18 +65,28 @@ def test_private_buyer_urls_are_refused_at_load_naming_the_setting(clean_db, tmp
     assert _stored_secrets() == {}
 
 
+@pytest.mark.parametrize("args, expected", [
+    (("tree", "load", "missing.json"), "pingtree: missing.json: No such file or directory"),
+    (("submit", "config"), "config: is a directory"),
+    (("up", "foo"), "no process foo in deploy/Procfile"),
+    (("billing", "--month", "2026-13"), "--month must be YYYY-MM"),
+    (("lead", "nope"), "no such lead: nope"),
+])
+def test_a_user_error_is_one_line_and_a_nonzero_exit(database, args, expected, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = cli(*args)           # in this process: an exception that escaped main() fails here
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert expected in result.stderr
+
+
 @pytest.mark.parametrize("args, env, expected", [
-    (("tree", "load", "missing.json"), {}, "pingtree: missing.json: No such file or directory"),
-    (("submit", "config"), {}, "config: is a directory"),
     (("report",), {"PINGTREE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/pingtree"},
      "PostgreSQL unreachable at 127.0.0.1:1/pingtree"),
-    (("up", "foo"), {}, "no process foo in deploy/Procfile"),
-    (("billing", "--month", "2026-13"), {}, "--month must be YYYY-MM"),
-    (("lead", "nope"), {}, "no such lead: nope"),
     (("tree", "schema"), {"PINGTREE_POST_TIMEOUT_S": "ten"}, "bad setting PINGTREE_POST_TIMEOUT_S"),
 ])
-def test_a_user_error_is_one_line_and_a_nonzero_exit(database, args, env, expected):
-    result = pingtree(*args, env=env)
+def test_a_setting_error_is_one_line_and_a_nonzero_exit(args, env, expected):
+    result = pingtree(*args, env=env)     # settings are read when the process starts
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert expected in result.stderr
