@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install services services-or-embedded test coverage bench-smoke lint mutation demo up bench migrate flower clean
+.PHONY: install services services-or-embedded test coverage bench-smoke chaos-smoke lint mutation mutation-sample demo up bench migrate flower clean
 
 install: $(BIN)/pingtree
 
@@ -29,13 +29,17 @@ test: install services-or-embedded lint coverage
 
 coverage: install services-or-embedded
 	@rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -q -m "not bench"
+	$(BIN)/coverage run -m pytest -q -m "not bench and not chaos"
 	@$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=$(COVERAGE_FLOOR)
 
 # The benchmark's own smoke run (about a minute, asserts no speed): CI runs it beside `make test`.
 bench-smoke: install services-or-embedded
 	$(BIN)/pytest -q -m bench
+
+# The short seeded fault run (`pingtree chaos --smoke`, about a minute): CI runs it beside `make test`.
+chaos-smoke: install services-or-embedded
+	$(BIN)/pytest -q -m chaos
 
 lint: install
 	$(BIN)/ruff check pipeline tasks config tests
@@ -44,8 +48,8 @@ lint: install
 
 # Only the demo, the tests, the chaos run and the bench reach buyers on 127.0.0.1 (and run the
 # API without keys): `make up` keeps the SSRF guard on and needs PINGTREE_API_KEYS.
-demo test coverage bench-smoke bench chaos mutation: export PINGTREE_ALLOW_PRIVATE_BUYERS = 1
-demo test coverage bench-smoke bench chaos mutation: export PINGTREE_DEV = 1
+demo test coverage bench-smoke chaos-smoke bench chaos mutation mutation-sample: export PINGTREE_ALLOW_PRIVATE_BUYERS = 1
+demo test coverage bench-smoke chaos-smoke bench chaos mutation mutation-sample: export PINGTREE_DEV = 1
 
 # Mutation testing of the pure rules against the unit tests (minutes; not part of make test):
 # prints the surviving mutants (`mutmut show NAME` shows one) and the score. [tool.mutmut] says which.
@@ -57,6 +61,15 @@ mutation: install
 	@$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
 	  print("mutation score: %d of %d killed (%.1f%%), %d survived, %d timed out, %d without a test" % ( \
 	  s["killed"], s["total"], 100.0 * s["killed"] / max(1, s["total"]), s["survived"], s["timeout"], s["no_tests"]))'
+
+# The same on a seeded sample of MUTATION_SAMPLE mutants (CI runs it; a minute or two): prints
+# each uncaught mutant of the sample and fails under MUTATION_SAMPLE_FLOOR percent caught.
+MUTATION_SAMPLE ?= 40
+MUTATION_SEED ?= 1
+MUTATION_SAMPLE_FLOOR ?= 85
+mutation-sample: install
+	$(BIN)/python tests/mutation_sample.py --count $(MUTATION_SAMPLE) --seed $(MUTATION_SEED) \
+	  --floor $(MUTATION_SAMPLE_FLOOR)
 
 migrate: install services
 	$(BIN)/pingtree db migrate
@@ -82,5 +95,5 @@ bench: install services
 	$(BIN)/pingtree bench --out bench-results $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache bench-results chaos-results .demo *.egg-info .coverage .coverage.* mutants .mutmut.log
+	rm -rf $(VENV) .pytest_cache bench-results chaos-results .demo *.egg-info .coverage .coverage.* mutants .mutmut.log .mutmut-sample.log
 	@echo "kept .embedded/ (the embedded servers' data): rm -rf .embedded to wipe it"

@@ -1,5 +1,5 @@
-"""`pingtree chaos --smoke`: the short seeded fault run passes its invariants (the long one is
-`make chaos`)."""
+"""`pingtree chaos --smoke`: the short seeded fault run passes its invariants (`make chaos-smoke`,
+which CI runs beside `make test`; the long one is `make chaos`)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 ROOT = Path(__file__).resolve().parents[2]
 
 
