@@ -66,7 +66,7 @@ mutation: install
 # each uncaught mutant of the sample and fails under MUTATION_SAMPLE_FLOOR percent caught.
 MUTATION_SAMPLE ?= 40
 MUTATION_SEED ?= 1
-MUTATION_SAMPLE_FLOOR ?= 85
+MUTATION_SAMPLE_FLOOR ?= 90
 mutation-sample: install
 	$(BIN)/python tests/mutation_sample.py --count $(MUTATION_SAMPLE) --seed $(MUTATION_SEED) \
 	  --floor $(MUTATION_SAMPLE_FLOOR)

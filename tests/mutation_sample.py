@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=40, help="mutants in the sample")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--floor", type=float, default=85.0, help="percent caught, or the run fails")
+    parser.add_argument("--floor", type=float, default=90.0, help="percent caught, or the run fails")
     parser.add_argument("--max-children", default="2")
     args = parser.parse_args(argv)
     started = time.monotonic()

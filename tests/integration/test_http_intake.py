@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import unicodedata
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +12,8 @@ from config import schedule
 from pipeline import submit_lead
 from pipeline.adapters import db
 from pipeline.domain.leads import InvalidLead
-from tests.helpers import Server, make_lead, settle
+from tests.helpers import Server, cli, make_lead, settle
 
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 1024
 JSON = {"Content-Type": "application/json"}
 
@@ -247,11 +242,10 @@ def test_the_same_errors_from_python_http_and_the_cli(api, clean_db, tmp_path):
 
     path = tmp_path / "lead.json"
     path.write_text(json.dumps(lead, indent=2))
-    cli = subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "submit", str(path)], cwd=ROOT,
-                         env=os.environ.copy(), capture_output=True, text=True, timeout=60)
-    assert cli.returncode == 2, cli.stderr
-    assert cli.stdout == ""                       # no lead id printed
-    lines = {line.strip() for line in cli.stderr.splitlines() if line.startswith("  ")}
+    submitted = cli("submit", str(path))
+    assert submitted.returncode == 2, submitted.stderr
+    assert submitted.stdout == ""                 # no lead id printed
+    lines = {line.strip() for line in submitted.stderr.splitlines() if line.startswith("  ")}
     expected = {f"{section}.{field}: {'; '.join(messages)}"
                 for section, fields in python_errors.items() for field, messages in fields.items()}
     assert lines == expected
