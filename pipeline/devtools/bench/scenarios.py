@@ -56,8 +56,9 @@ class Bench(System):
                 "max_ms": pct(values, 100), "stages": stages, "samples_ms": [round(v, 2) for v in values]}
 
     def hold(self, buyer_count: int, *, probe: bool = True, rate: float | None = None,
-             profile: bool = False) -> dict:
-        """Find the highest rate the pipeline keeps up with, then hold it and measure."""
+             profile: bool = False, whole_hold: bool = False) -> dict:
+        """Find the highest rate the pipeline keeps up with (or take `rate`), hold it and measure;
+        `whole_hold`: every cost over the whole hold too, and the bytes stored, for the model."""
         self.load_tree([f"buyer-{i:02d}" for i in range(1, buyer_count + 1)])
         result: dict = {"buyers": buyer_count}
         if probe:
@@ -70,9 +71,10 @@ class Bench(System):
         if profiler:
             self.stop_profile(profiler)
         counts = self.drain(ids, 15)
-        self.stats_flushed(whole[0][1], len(ids), counts.get("sold", 0))
-        whole.append((time.time(), self.snapshot()))
-        grown = bytes_by_group(sizes, self.table_bytes())
+        if whole_hold:
+            self.stats_flushed(whole[0][1], len(ids), counts.get("sold", 0))
+            whole.append((time.time(), self.snapshot()))
+            grown = bytes_by_group(sizes, self.table_bytes())
         posts = self.posts_by_lead()
         values = self.latencies(ids, posts)
         in_window = [i for i in ids if i in posts and marks["t0"] <= posts[i]["received_at"] <= marks["t1"]]
@@ -82,7 +84,8 @@ class Bench(System):
             "leads_per_s": round(len(in_window) / window_s, 1) if window_s > 0 else None,
             "p50_ms": pct(values, 50), "p99_ms": pct(values, 99),
             "cost": self.cost(marks, ids, posts)})
-        if ids:   # bytes over every lead of the hold (pages fill in 8 kB steps: the more leads the better)
+        if whole_hold and ids:
+            # Bytes over every lead of the hold (pages fill in 8 kB steps: the more leads the better).
             result["cost"]["bytes_per_lead"] = {g: round(b / len(ids)) for g, b in grown.items()}
             # And every cost over the whole hold, from before the first lead to the last one
             # finished: a box that cannot keep up finishes fewer leads in the window than its
@@ -202,7 +205,7 @@ class Bench(System):
         out: dict = {"offered_per_s": rates, "idle_cpu_ms_per_s": self.idle_window()}
         for n, rate in rates.items():
             before = self.tasks_executed() if n == 10 else None
-            r = self.hold(n, probe=False, rate=rate)
+            r = self.hold(n, probe=False, rate=rate, whole_hold=True)
             entry = {"buyers": n, "offered_per_s": rate, **r["cost"], "sold": r["sold"]}
             if before is not None:
                 after = self.tasks_executed()
@@ -329,7 +332,7 @@ class Bench(System):
         def cost10():
             rate = 10.0 if self.smoke else 20.0
             idle = self.idle_window()
-            r = self.hold(10, probe=False, rate=rate)
+            r = self.hold(10, probe=False, rate=rate, whole_hold=True)
             return {"offered_per_s": rate, "idle_cpu_ms_per_s": idle,
                     "10": {"buyers": 10, **r["cost"], "sold": r["sold"]}}
         self.scenario_cost = cost10  # type: ignore[method-assign]
