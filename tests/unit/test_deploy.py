@@ -77,6 +77,11 @@ def test_k8s_has_a_deployment_with_a_liveness_probe_and_a_scaler_per_queue():
     scaled = {d["spec"]["scaleTargetRef"]["name"]: d["spec"]["triggers"][0]["metadata"]["listName"]
               for d in docs if d["kind"] == "ScaledObject"}
     assert scaled == {found[q]: q for q in queues.ALL}
+    # The award workers run the overdue-auction close: never scaled to zero.
+    award = next(d for d in docs if d["kind"] == "ScaledObject"
+                 and d["spec"]["scaleTargetRef"]["name"] == found[queues.AWARD])
+    assert award["spec"]["minReplicaCount"] >= 1
+    assert "--without-deadline-close" not in procs[queues.AWARD]
     [api] = deployments["api"]["spec"]["template"]["spec"]["containers"]
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/livez"
