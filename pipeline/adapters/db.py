@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +39,72 @@ class DataRefused(ValueError):
         self.pgcode = pgcode
 
 
+# ---- prepared statements ------------------------------------------------------------------
+# A statement of the stages is marked prepared(...): each pooled connection PREPAREs it once
+# (parsed and analysed once, planned once after a few runs) and from then on EXECUTEs it with
+# the values, as psycopg2 quotes them. A prepared statement outlives a rolled-back transaction;
+# a new connection starts with none. Only statements whose every parameter's type PostgreSQL
+# infers from its place are marked; the tests run each.
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
+
+
+class Prepared(str):
+    """SQL text with psycopg2 placeholders, prepared once per connection."""
+
+    name: str
+    text: str                    # with $1 … $n
+    keys: tuple                  # the parameter (name, or position) of each $n
+    execute: str | None          # EXECUTE with each value cast, once the types are known
+
+    def __new__(cls, text: str) -> Prepared:
+        self = super().__new__(cls, text)
+        keys: list = []
+
+        def number(m: re.Match) -> str:
+            if m.group(0) == "%%":
+                return "%"
+            key = m.group(1) if m.group(1) is not None else len(keys)
+            if key not in keys:
+                keys.append(key)
+            return f"${keys.index(key) + 1}"
+        self.text, self.keys = _PLACEHOLDER.sub(number, text), tuple(keys)
+        self.name = "pt_" + hashlib.md5(text.encode()).hexdigest()[:20]
+        self.execute = None
+        return self
+
+
+@functools.lru_cache(maxsize=512)
+def prepared(text: str) -> Prepared:
+    return Prepared(text)
+
+
+class _Connection(psycopg2.extensions.connection):
+    """A pooled connection that knows which statements it has prepared."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prepared: set[str] = set()
+
+
+class _Cursor(psycopg2.extras.RealDictCursor):
+    def execute(self, query, vars=None):
+        if not isinstance(query, Prepared) or not isinstance(self.connection, _Connection):
+            return super().execute(query, vars)
+        if query.name not in self.connection.prepared:
+            super().execute(f"PREPARE {query.name} AS {query.text}")
+            self.connection.prepared.add(query.name)
+            if query.execute is None:
+                # Each value cast to its parameter's type: psycopg2 writes an array of NULLs or
+                # of JSON texts as text[], which PostgreSQL will not take for bigint[] or jsonb[].
+                super().execute("SELECT parameter_types::text[] AS types FROM pg_prepared_statements"
+                                " WHERE name = %s", (query.name,))
+                casts = ", ".join(f"%s::{t}" for t in self.fetchone()["types"])
+                query.execute = f"EXECUTE {query.name}" + (f" ({casts})" if casts else "")
+        values = [vars[k] for k in query.keys] if isinstance(vars, dict) else list(vars or ())
+        return super().execute(query.execute, values)
+
+
 def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
     # Keyed by pid: a prefork child must never reuse its parent's sockets.
     key = (os.getpid(), url)
@@ -46,7 +115,8 @@ def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
             if pool is None:
                 size = settings.db_pool_size
                 try:
-                    pool = psycopg2.pool.ThreadedConnectionPool(0, size, url, connect_timeout=5)
+                    pool = psycopg2.pool.ThreadedConnectionPool(0, size, url, connect_timeout=5,
+                                                                connection_factory=_Connection)
                 except psycopg2.OperationalError as exc:
                     raise DatabaseDown(str(exc).strip()) from exc
                 # psycopg2 closes a returned connection while the pool holds minconn or more:
@@ -73,7 +143,7 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
         raise DatabaseDown(str(exc).strip()) from exc
     broken = False
     try:
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        with conn.cursor(cursor_factory=_Cursor) as cur:
             yield cur
         conn.commit()
     except psycopg2.OperationalError as exc:

@@ -21,6 +21,9 @@ REVIEWED = {
     ("pipeline/adapters/store/leads.py", "CONSENT_AS"): "the consent columns, a constant",
     ("pipeline/adapters/store/auctions.py", "tree.VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/store/tree.py", "VERSION"): "the tree version's subquery, a constant",
+    ("pipeline/adapters/db.py", "query.name"): "a prepared statement's name: pt_ and an md5 of its text",
+    ("pipeline/adapters/db.py", "query.text"):
+        "a prepared(...) statement's own text, its placeholders numbered $1 … $n: values go to EXECUTE",
     ("pipeline/adapters/store/auctions.py", "STARTS_CLOCK"): "a condition on columns, a constant",
     ("pipeline/adapters/store/auctions.py", "unnest"):
         "one %(name)s::type[] placeholder per pings column (a constant list): values go as parameters",
@@ -44,7 +47,12 @@ def _sql_arguments():
         for node in ast.walk(tree):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr in ("execute", "executemany") and node.args):
-                yield path.relative_to(ROOT).as_posix(), node.args[0]
+                sql = node.args[0]
+                # A prepared statement's text is the SQL: prepared("…") is read as "…".
+                while (isinstance(sql, ast.Call) and isinstance(sql.func, ast.Name)
+                       and sql.func.id == "prepared" and sql.args):
+                    sql = sql.args[0]
+                yield path.relative_to(ROOT).as_posix(), sql
 
 
 def test_no_sql_is_built_from_data():

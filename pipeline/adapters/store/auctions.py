@@ -6,6 +6,7 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
+from pipeline.adapters.db import prepared
 from pipeline.adapters.store import tree
 from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
 from pipeline.domain.modes import Mode, tier_mode
@@ -39,16 +40,17 @@ def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: Mode, buyer_ids: 
                  timeout_ms: int | None = None) -> uuid.UUID:
     """``deadline_at`` holds until the first ping starts; then it is that moment + ``timeout_ms``."""
     auction_id = uuid.uuid4()
-    cur.execute(
+    cur.execute(prepared(
         "INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shards, skipped,"
-        " timeout_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " timeout_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"),
         (auction_id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shard_count, Json(skipped),
          timeout_ms))
     return auction_id
 
 
 def auction(cur, auction_id, lock: bool = False) -> Auction | None:
-    cur.execute("SELECT * FROM auctions WHERE id=%s" + (" FOR UPDATE" if lock else ""), (auction_id,))
+    cur.execute(prepared(
+        "SELECT * FROM auctions WHERE id=%s" + (" FOR UPDATE" if lock else "")), (auction_id,))
     row = cur.fetchone()
     return Auction.from_row(row) if row else None
 
@@ -63,7 +65,7 @@ def claim_shard(cur, auction_id, shard: int) -> tuple[Auction, Lead] | None:
     # the queue takes nothing from the buyers' time), and what pinging needs. The auction's row
     # is written by every claim, so RETURNING gives its newest version even when the claim
     # waited for a close: a shard claimed as its tier closes sees it closed and pings nobody.
-    cur.execute(
+    cur.execute(prepared(
         "WITH claimed AS (INSERT INTO auction_shards (auction_id, shard, started_at)"
         "   VALUES (%(a)s, %(s)s, clock_timestamp()) ON CONFLICT DO NOTHING RETURNING auction_id),"
         " a AS (UPDATE auctions SET"
@@ -73,7 +75,7 @@ def claim_shard(cur, auction_id, shard: int) -> tuple[Auction, Lead] | None:
         "   WHERE id IN (SELECT auction_id FROM claimed) RETURNING *)"
         " SELECT a.id AS auction_id, a.lead_id, a.cycle, a.tier, a.mode, a.deadline_at, a.closed_at,"
         " a.buyer_ids, a.shards, l.vertical, l.score, l.qualifiers, l.facts, l.source, l.phone_sha256,"
-        f" l.email_sha256, {tree.VERSION} AS tree_version FROM a JOIN leads l ON l.id = a.lead_id",
+        f" l.email_sha256, {tree.VERSION} AS tree_version FROM a JOIN leads l ON l.id = a.lead_id"),
         {"a": auction_id, "s": shard})
     row = cur.fetchone()
     if row is None:
@@ -90,8 +92,9 @@ def finish_shard(cur, auction_id, shard: int) -> None:
 
 def unfinished_shards(cur, auction: Auction) -> int:
     """Shards of an auction whose answers are not all written yet (claimed or not)."""
-    cur.execute("SELECT count(*) AS n FROM auction_shards WHERE auction_id=%s"
-                " AND finished_at IS NOT NULL", (auction.id,))
+    cur.execute(prepared(
+        "SELECT count(*) AS n FROM auction_shards WHERE auction_id=%s"
+        " AND finished_at IS NOT NULL"), (auction.id,))
     return auction.shards - cur.fetchone()["n"]
 
 
@@ -122,7 +125,7 @@ def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None =
     names = ", ".join(name for name, _ in PING_COLUMNS)
     # A ping the close already wrote off keeps that outcome unless it was a pass (no answer, or
     # never pinged: a shard claimed as its tier closed may have pinged before it saw the close).
-    cur.execute(
+    cur.execute(prepared(
         "WITH a AS (SELECT closed_at IS NOT NULL AND mode = ANY(%(deadline_modes)s) AS closed"
         "   FROM auctions WHERE id=%(auction_id)s FOR SHARE),"
         " f AS (UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%(auction_id)s"
@@ -136,7 +139,7 @@ def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None =
         " ON CONFLICT (auction_id, buyer_id, kind)"
         " DO UPDATE SET outcome = CASE WHEN EXCLUDED.outcome = 'accept' THEN 'late'"
         " ELSE EXCLUDED.outcome END, bid_cents=EXCLUDED.bid_cents, latency_ms=EXCLUDED.latency_ms,"
-        " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason IN ('no_answer', 'never_pinged')",
+        " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason IN ('no_answer', 'never_pinged')"),
         {**arrays, "auction_id": auction_id, "deadline_modes": DEADLINE_MODES,
          "shard": finished_shard})
 
@@ -146,7 +149,7 @@ def close_auction(cur, auction_id) -> Auction | None:
     # One statement. Buyers whose answer never arrived passed: written off (in a tier with one
     # deadline for all) so the record is complete. A buyer whose shard (buyer i is in shard
     # i % shards) never started was never pinged.
-    cur.execute(
+    cur.execute(prepared(
         "WITH c AS (UPDATE auctions SET closed_at=clock_timestamp() WHERE id=%(a)s AND closed_at IS NULL"
         "   RETURNING *),"
         " w AS (INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, outcome, reason)"
@@ -157,7 +160,7 @@ def close_auction(cur, auction_id) -> Auction | None:
         "   LEFT JOIN auction_shards s ON s.auction_id = c.id AND s.shard = (b.ord - 1) %% c.shards"
         "   WHERE c.mode = ANY(%(deadline_modes)s)"
         "   ON CONFLICT DO NOTHING)"
-        " SELECT * FROM c", {"a": auction_id, "deadline_modes": DEADLINE_MODES})
+        " SELECT * FROM c"), {"a": auction_id, "deadline_modes": DEADLINE_MODES})
     row = cur.fetchone()
     return Auction.from_row(row) if row else None
 
@@ -175,7 +178,8 @@ def overdue_auctions(cur, grace_s: float, lost_after_s: float, limit: int) -> li
 
 
 def auction_pings(cur, auction_id, kind: str = "ping") -> list[Ping]:
-    cur.execute("SELECT * FROM pings WHERE auction_id=%s AND kind=%s ORDER BY rank",
+    cur.execute(prepared(
+        "SELECT * FROM pings WHERE auction_id=%s AND kind=%s ORDER BY rank"),
                 (auction_id, kind))
     return [Ping.from_row(r) for r in cur.fetchall()]
 

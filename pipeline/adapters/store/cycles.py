@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pipeline.adapters.db import prepared
 from pipeline.domain.modes import Mode
 from pipeline.domain.records import Lead
 
@@ -38,7 +39,8 @@ def count_redrive(cur, lead_id) -> int:
 
 def touch(cur, lead_id) -> None:
     """Restart the stuck clock of a re-driven lead so the next sweep gives it time."""
-    cur.execute("UPDATE leads SET status_at=clock_timestamp() WHERE id=%s", (lead_id,))
+    cur.execute(prepared(
+        "UPDATE leads SET status_at=clock_timestamp() WHERE id=%s"), (lead_id,))
 
 
 # ---- views --------------------------------------------------------------------------------

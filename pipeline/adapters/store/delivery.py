@@ -1,6 +1,7 @@
 """Delivery: single-flight post attempts under a lease, their settling, and the sale."""
 from __future__ import annotations
 
+from pipeline.adapters.db import prepared
 from pipeline.adapters.store.tree import forget_version
 from pipeline.domain.records import Ping
 
@@ -9,14 +10,14 @@ def post_context(cur, lead_id, ping_id) -> tuple[Ping, dict | None, list[dict]]:
     """What the deliver stage reads, in one statement: the awarded ping; the lead's post in
     flight, if any ({id, live}: live while its lease holds); the attempts so far to that ping
     ({id, attempt, outcome}, in order)."""
-    cur.execute(
+    cur.execute(prepared(
         "SELECT p.*,"
         " (SELECT json_build_object('id', a.id, 'live', a.lease_until > clock_timestamp())"
         "   FROM post_attempts a WHERE a.lead_id=%(lead)s AND a.outcome IS NULL) AS in_flight,"
         " (SELECT coalesce(json_agg(json_build_object('id', a.id, 'attempt', a.attempt,"
         "   'outcome', a.outcome) ORDER BY a.attempt), '[]')"
         "   FROM post_attempts a WHERE a.lead_id=%(lead)s AND a.ping_id=p.id) AS history"
-        " FROM pings p WHERE p.id=%(ping)s", {"lead": lead_id, "ping": ping_id})
+        " FROM pings p WHERE p.id=%(ping)s"), {"lead": lead_id, "ping": ping_id})
     row = cur.fetchone()
     return Ping.from_row(row), row["in_flight"], row["history"]
 
@@ -36,7 +37,8 @@ def expire_post(cur, attempt_id: int) -> None:
 
 
 def post_history(cur, lead_id, ping_id) -> list[dict]:
-    cur.execute("SELECT * FROM post_attempts WHERE lead_id=%s AND ping_id=%s ORDER BY attempt",
+    cur.execute(prepared(
+        "SELECT * FROM post_attempts WHERE lead_id=%s AND ping_id=%s ORDER BY attempt"),
                 (lead_id, ping_id))
     return [dict(r) for r in cur.fetchall()]
 
@@ -44,10 +46,11 @@ def post_history(cur, lead_id, ping_id) -> list[dict]:
 def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_s: float) -> None:
     """Write the attempt before it is sent; the unique open index allows one per lead. The
     lead's stuck clock restarts in the same statement (a post in flight is not stuck)."""
-    cur.execute("WITH touched AS (UPDATE leads SET status_at=clock_timestamp() WHERE id=%(lead)s)"
-                " INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
-                " VALUES (%(lead)s, %(ping)s, %(buyer)s, %(attempt)s, %(token)s,"
-                " clock_timestamp() + make_interval(secs => %(lease)s))",
+    cur.execute(prepared(
+        "WITH touched AS (UPDATE leads SET status_at=clock_timestamp() WHERE id=%(lead)s)"
+        " INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
+        " VALUES (%(lead)s, %(ping)s, %(buyer)s, %(attempt)s, %(token)s,"
+        " clock_timestamp() + make_interval(secs => %(lease)s))"),
                 {"lead": lead_id, "ping": ping_id, "buyer": buyer_id, "attempt": attempt,
                  "token": token, "lease": lease_s})
 
@@ -55,19 +58,22 @@ def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_
 def settle_attempt(cur, token, outcome: str, reason: str | None, http_status: int | None,
                    latency_ms: int | None) -> bool:
     """Settle our own open attempt; False when its lease was taken over (the answer is late)."""
-    cur.execute("UPDATE post_attempts SET outcome=%s, reason=%s, http_status=%s, latency_ms=%s,"
-                " settled_at=clock_timestamp() WHERE token=%s AND outcome IS NULL",
+    cur.execute(prepared(
+        "UPDATE post_attempts SET outcome=%s, reason=%s, http_status=%s, latency_ms=%s,"
+        " settled_at=clock_timestamp() WHERE token=%s AND outcome IS NULL"),
                 (outcome, reason, http_status, latency_ms, token))
     if cur.rowcount:
         return True
-    cur.execute("UPDATE post_attempts SET late_outcome=%s, late_reason=%s, http_status=%s,"
-                " latency_ms=%s WHERE token=%s", (outcome, reason, http_status, latency_ms, token))
+    cur.execute(prepared(
+        "UPDATE post_attempts SET late_outcome=%s, late_reason=%s, http_status=%s,"
+        " latency_ms=%s WHERE token=%s"), (outcome, reason, http_status, latency_ms, token))
     return False
 
 
 def posted_buyers(cur, lead_id) -> set[str]:
     """Every buyer this lead's post was sent to (in any cycle)."""
-    cur.execute("SELECT DISTINCT buyer_id FROM post_attempts WHERE lead_id=%s", (lead_id,))
+    cur.execute(prepared(
+        "SELECT DISTINCT buyer_id FROM post_attempts WHERE lead_id=%s"), (lead_id,))
     return {r["buyer_id"] for r in cur.fetchall()}
 
 

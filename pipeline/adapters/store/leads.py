@@ -6,6 +6,7 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
+from pipeline.adapters.db import prepared
 from pipeline.adapters.store import tree
 from pipeline.domain.instants import iso
 from pipeline.domain.records import TERMINAL, Lead, Passing, Status  # noqa: F401  (TERMINAL: store.TERMINAL)
@@ -37,7 +38,7 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
             return row["lead_id"], False, row["payload_sha256"]
     consent = lead["consent"]
     # One statement: the lead, its consent record and its first timeline entry.
-    cur.execute(
+    cur.execute(prepared(
         "WITH l AS (INSERT INTO leads (id, status, vertical, idempotency_key, payload_sha256, contact,"
         "   qualifiers, source, form) VALUES (%(id)s, %(status)s, %(vertical)s, %(key)s, %(sha)s,"
         "   %(contact)s, %(qualifiers)s, %(source)s, %(form)s) RETURNING id),"
@@ -45,7 +46,7 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
         "   trustedform_cert_url, jornaya_leadid, phone_sha256, email_sha256)"
         "   SELECT id, %(ip)s::inet, %(at)s::timestamptz, %(text)s, %(text_sha256)s, %(page_url)s,"
         "   %(user_agent)s, %(trustedform)s, %(jornaya)s, %(phone_sha256)s, %(email_sha256)s FROM l)"
-        " INSERT INTO lead_events (lead_id, status) SELECT id, %(status)s FROM l",
+        " INSERT INTO lead_events (lead_id, status) SELECT id, %(status)s FROM l"),
         {"id": lead_id, "status": Status.RECEIVED, "vertical": lead["vertical"], "key": idempotency_key,
          "sha": payload_sha256,
          "contact": Json(lead["contact"]), "qualifiers": Json(lead["qualifiers"]),
@@ -66,8 +67,9 @@ def record_event(cur, lead_id, status: Status | str, detail: dict | None = None)
 def claim(cur, lead_id, from_status: Status | tuple[Status, ...]) -> Lead | None:
     """Lock the lead when it is in ``from_status``; None means another message got there first."""
     statuses = (from_status,) if isinstance(from_status, str) else from_status
-    cur.execute(f"SELECT *, {tree.VERSION} AS tree_version FROM leads WHERE id=%s AND status = ANY(%s)"
-                " FOR UPDATE", (lead_id, list(statuses)))
+    cur.execute(prepared(
+        f"SELECT *, {tree.VERSION} AS tree_version FROM leads WHERE id=%s AND status = ANY(%s)"
+        " FOR UPDATE"), (lead_id, list(statuses)))
     row = cur.fetchone()
     if row is None:
         return None
@@ -79,9 +81,10 @@ def claim_with_consent(cur, lead_id, from_status: Status | tuple[Status, ...]
                        ) -> tuple[Lead, dict | None] | None:
     """claim() and the lead's consent record (as consent() gives it) in one statement."""
     statuses = (from_status,) if isinstance(from_status, str) else from_status
-    cur.execute(f"SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
-                f" {CONSENT_AS} FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
-                " WHERE l.id=%s AND l.status = ANY(%s) FOR UPDATE OF l", (lead_id, list(statuses)))
+    cur.execute(prepared(
+        f"SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
+        f" {CONSENT_AS} FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
+        " WHERE l.id=%s AND l.status = ANY(%s) FOR UPDATE OF l"), (lead_id, list(statuses)))
     row = cur.fetchone()
     if row is None:
         return None
@@ -94,7 +97,8 @@ def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
     """Set the lead's status (and any columns given) and write the timeline entry (the passed
     status's first, if any): one statement."""
     moved, values = _moved(lead_id, to_status, detail, passing, columns)
-    cur.execute(f"WITH {moved}", values)
+    cur.execute(prepared(
+        f"WITH {moved}"), values)
 
 
 def _moved(lead_id, to_status: Status, detail: dict | None, passing: Passing | None,
@@ -119,9 +123,10 @@ def sell(cur, lead_id, buyer_id: str, ping_id, price_cents: int) -> None:
     sales.lead_id makes a second sale of one lead impossible."""
     moved, values = _moved(lead_id, Status.SOLD, {"buyer_id": buyer_id, "price_cents": price_cents},
                            None, {})
-    cur.execute("WITH sale AS (INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
-                " VALUES (%(id)s, %(buyer)s, %(ping)s, %(price)s) ON CONFLICT (lead_id) DO NOTHING),"
-                f" {moved}", {**values, "buyer": buyer_id, "ping": ping_id, "price": price_cents})
+    cur.execute(prepared(
+        "WITH sale AS (INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
+        " VALUES (%(id)s, %(buyer)s, %(ping)s, %(price)s) ON CONFLICT (lead_id) DO NOTHING),"
+        f" {moved}"), {**values, "buyer": buyer_id, "ping": ping_id, "price": price_cents})
 
 
 # The consent record as the stages and buyers read it, each column prefixed (beside a lead's).
@@ -148,7 +153,8 @@ def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
     in one statement, in one order everywhere (the array's): no deadlock."""
     keys = [f"{vertical}:{value}" for value in sorted(h for h in hashes if h)]
     if keys:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k",
+        cur.execute(prepared(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k"),
                     (keys,))
 
 
@@ -159,14 +165,14 @@ def contact_history(cur, lead_id, vertical: str, phone_sha256: str | None, email
     vertical with the same phone or email inside the window (none when the window is 0), and
     whether the phone or email is suppressed, by its keyed hash or by the plain SHA-256 an older
     version stored (still honoured)."""
-    cur.execute(
+    cur.execute(prepared(
         "SELECT CASE WHEN %(h)s > 0 THEN (SELECT id FROM leads WHERE vertical=%(v)s AND id <> %(id)s"
         "   AND created_at > clock_timestamp() - make_interval(hours => %(h)s)"
         "   AND status <> 'rejected' AND (phone_sha256 = %(p)s OR email_sha256 = %(e)s)"
         "   ORDER BY created_at LIMIT 1) END AS duplicate_of,"
         " EXISTS (SELECT 1 FROM suppressions"
         "   WHERE (kind='phone' AND (value_hmac=%(kp)s OR legacy_sha256=%(lp)s))"
-        "   OR (kind='email' AND (value_hmac=%(ke)s OR legacy_sha256=%(le)s))) AS suppressed",
+        "   OR (kind='email' AND (value_hmac=%(ke)s OR legacy_sha256=%(le)s))) AS suppressed"),
         {"v": vertical, "id": lead_id, "h": window_h, "p": phone_sha256, "e": email_sha256,
          "kp": keyed[0], "lp": legacy[0], "ke": keyed[1], "le": legacy[1]})
     row = cur.fetchone()
@@ -196,7 +202,8 @@ def list_suppressions(cur, limit: int = 1000) -> list[dict]:
 
 def score_context(cur, lead: Lead, now: datetime) -> dict:
     """History the scoring signals need: leads from the same consent IP in the last day."""
-    cur.execute("SELECT count(*) AS n FROM consents c JOIN consents me ON me.lead_id=%s"
-                " WHERE c.ip = me.ip AND c.lead_id <> me.lead_id"
-                " AND c.recorded_at > %s - interval '24 hours'", (lead.id, now))
+    cur.execute(prepared(
+        "SELECT count(*) AS n FROM consents c JOIN consents me ON me.lead_id=%s"
+        " WHERE c.ip = me.ip AND c.lead_id <> me.lead_id"
+        " AND c.recorded_at > %s::timestamptz - interval '24 hours'"), (lead.id, now))
     return {"same_ip_24h": cur.fetchone()["n"]}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from psycopg2.extras import Json
 
+from pipeline.adapters.db import prepared
 from pipeline.domain.buyers import Buyer
 from pipeline.domain.money import as_number
 from pipeline.domain.records import Network, Tier
@@ -128,7 +129,8 @@ def snapshot(cur) -> Snapshot:
     global _snapshot
     version = getattr(cur, "tree_version", None)
     if version is None:
-        cur.execute(f"SELECT {VERSION} AS version")
+        cur.execute(prepared(
+            f"SELECT {VERSION} AS version"))
         version = cur.fetchone()["version"]
         saw_version(cur, version)
     found = _snapshot

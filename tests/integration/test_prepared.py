@@ -1,0 +1,46 @@
+"""Prepared statements: a marked statement is prepared once per pooled connection and executed
+with its values, each cast to its parameter's type (arrays of NULLs, JSON arrays included)."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from psycopg2.extras import Json
+
+from pipeline.adapters import db
+from pipeline.adapters.db import prepared
+
+
+def test_placeholders_are_numbered_once_per_name_and_in_order_when_positional():
+    named = prepared("SELECT %(a)s, %(b)s, %(a)s, 7 %% 2")
+    assert (named.text, named.keys) == ("SELECT $1, $2, $1, 7 % 2", ("a", "b"))
+    positional = prepared("SELECT %s, %s")
+    assert (positional.text, positional.keys) == ("SELECT $1, $2", (0, 1))
+    assert prepared("SELECT %s, %s") is positional           # built once per text
+
+
+def test_a_statement_is_prepared_once_per_connection_and_survives_a_rollback(database):
+    statement = prepared("SELECT %(n)s::int + 1 AS n, %(ids)s::uuid[] AS ids, %(bids)s::bigint[] AS bids,"
+                         " %(docs)s::jsonb[] AS docs")
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    values = {"n": 41, "ids": ids, "bids": [None, None], "docs": [Json({"a": 1}), None]}
+    with pytest.raises(ZeroDivisionError), db.transaction() as cur:
+        cur.execute(statement, values)
+        raise ZeroDivisionError              # rolled back: the statement stays prepared
+    for _ in range(3):
+        with db.transaction() as cur:
+            cur.execute(statement, values)
+            row = cur.fetchone()
+            cur.execute("SELECT count(*) AS n FROM pg_prepared_statements WHERE name = %s",
+                        (statement.name,))
+            assert cur.fetchone()["n"] == 1
+    assert (row["n"], row["ids"], row["bids"], row["docs"]) == (42, ids, [None, None], [{"a": 1}, None])
+
+
+def test_an_unmarked_statement_is_sent_as_it_is(database):
+    with db.transaction() as cur:
+        cur.execute("SELECT %s::int AS n", (5,))
+        assert cur.fetchone()["n"] == 5
+        cur.execute("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE %s",
+                    ("%$1::int AS n%",))
+        assert cur.fetchone()["n"] == 0

@@ -1,0 +1,93 @@
+"""CPU per lead, stage by stage, with the stages run in this process (no Celery, no Redis):
+what each stage body costs here and what it costs PostgreSQL, sequentially, one lead at a time,
+against ten mock buyers (their own process) that all bid. Not a test (timings stay out of `make test`):
+
+    PINGTREE_DATABASE_URL=postgresql://…/scratch .venv/bin/python -m tests.stage_cost [leads]
+
+The database named is dropped and migrated fresh. Figures per lead: this process's CPU in each
+stage (the calling thread's; for ping and deliver, which send from other threads, the
+process's), and the CPU of this process's PostgreSQL backends (read from /proc: the server
+must run on this machine).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+
+os.environ.setdefault("PINGTREE_ALLOW_PRIVATE_BUYERS", "1")
+os.environ.setdefault("PINGTREE_SUPPRESSION_KEY", "stage-cost-key-not-secret")
+
+from config import settings as config_settings  # noqa: E402
+
+config_settings.settings = config_settings.load()
+
+from pipeline import submit_lead  # noqa: E402
+from pipeline.adapters import db  # noqa: E402
+from pipeline.devtools.mockbuyers import MockBuyersProcess  # noqa: E402
+from pipeline.service import deliver, intake, lifecycle  # noqa: E402
+from tests.helpers import load_tree, make_lead  # noqa: E402
+
+NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 1,
+           "rerun_interval_s": 1, "duplicate_window_h": 24, "stuck_after_s": 30}
+STAGES = ("intake", "validate", "score", "ping", "deliver")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu_s() -> float:
+    with db.transaction() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [r["pid"] for r in cur.fetchall()]
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def one_lead(seed: int, cpu: dict, wall: dict) -> None:
+    def timed(stage, work):
+        t, p, w = time.thread_time(), time.process_time(), time.perf_counter()
+        out = work()
+        # The ping stage pings from other threads: its CPU is the process's; the others the thread's.
+        cpu[stage] += (time.process_time() - p) if stage in ("ping", "deliver") else (time.thread_time() - t)
+        wall[stage] += time.perf_counter() - w
+        return out
+    lead_id = timed("intake", lambda: submit_lead(make_lead("solar", seed=seed)))
+    [score] = timed("validate", lambda: lifecycle.validate_lead(lead_id))
+    [ping] = timed("score", lambda: lifecycle.score_lead(*score.args))
+    [post] = timed("ping", lambda: lifecycle.ping_shard(*ping.args))
+    timed("deliver", lambda: deliver.deliver_post(*post.args))
+
+
+def main(leads: int) -> None:
+    db.drop_database(config_settings.settings.database_url)
+    db.migrate(config_settings.settings.database_url)
+    intake.dispatch = lambda nudges: None
+    lifecycle.settings = dataclasses.replace(lifecycle.settings, ping_shard_size=50)
+    fleet = {"defaults": {"latency_ms": 0}, "buyers": [
+        {"id": f"b{i}", "accept_rate": 1, "bid": 10.0 + i} for i in range(10)]}
+    with MockBuyersProcess(fleet, seed=7) as buyers:
+        load_tree(buyers.tree(tiers=[{"tier": 1, "mode": "auction"}], network=NETWORK))
+        cpu, wall = dict.fromkeys(STAGES, 0.0), dict.fromkeys(STAGES, 0.0)
+        for seed in range(20):                       # warm: pools, caches, plans
+            one_lead(10_000 + seed, dict(cpu), dict(wall))
+        pg0 = backend_cpu_s()
+        for seed in range(leads):
+            one_lead(seed, cpu, wall)
+        time.sleep(0.2)
+        pg = backend_cpu_s() - pg0
+    print(f"{leads} leads, one at a time, 10 buyers; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'stage':10} {'CPU ms/lead':>12} {'wall ms/lead':>13}")
+    for s in STAGES:
+        print(f"{s:10} {1000 * cpu[s] / leads:12.2f} {1000 * wall[s] / leads:13.2f}")
+    print(f"{'total':10} {1000 * sum(cpu.values()) / leads:12.2f} {1000 * sum(wall.values()) / leads:13.2f}")
+    print(f"PostgreSQL backends CPU ms/lead: {1000 * pg / leads:.2f}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
