@@ -13,6 +13,7 @@ from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extras
 import psycopg2.pool
 from psycopg2 import sql
@@ -155,6 +156,15 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
     except psycopg2.DataError as exc:
         conn.rollback()
         raise DataRefused(exc.pgcode) from None
+    except psycopg2.errors.FeatureNotSupported as exc:
+        if not _is_stale_plan(exc):
+            conn.rollback()
+            raise
+        # A migration changed a table under this connection's prepared statements (a rolling
+        # deploy): every pooled connection holds the old plans. Dropped, and the stage runs again
+        # on a fresh connection (retried like an outage: its claim makes a second run harmless).
+        broken = True
+        raise DatabaseDown("a schema change outdated the prepared statements") from exc
     except BaseException:
         try:
             conn.rollback()
@@ -189,6 +199,13 @@ def retrying(work, *, attempts: int = 3, wait_s: float = 0.2):
             if attempt == attempts - 1:
                 raise
             time.sleep(wait_s * (attempt + 1))
+
+
+def _is_stale_plan(exc: psycopg2.Error) -> bool:
+    """PostgreSQL's 'cached plan must not change result type': a prepared statement's table
+    gained or lost a column since it was prepared."""
+    return exc.pgcode == "0A000" and (exc.diag.source_function == "RevalidateCachedQuery"
+                                      or "cached plan" in str(exc))
 
 
 def _is_outage(conn, exc: psycopg2.OperationalError) -> bool:

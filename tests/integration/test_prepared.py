@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg2
 import pytest
 from psycopg2.extras import Json
 
@@ -44,3 +45,34 @@ def test_an_unmarked_statement_is_sent_as_it_is(database):
         cur.execute("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE %s",
                     ("%$1::int AS n%",))
         assert cur.fetchone()["n"] == 0
+
+
+def test_a_migration_under_prepared_statements_costs_one_retry_not_a_broken_worker(database):
+    """A column added while workers run (a rolling deploy) outdates every pooled connection's
+    `SELECT *`: the transaction that meets it is refused as an outage (the stages retry those),
+    the pool's connections are dropped, and the next transaction prepares afresh."""
+    with db.transaction() as cur:
+        cur.execute("DROP TABLE IF EXISTS prepared_probe")
+        cur.execute("CREATE TABLE prepared_probe (id int PRIMARY KEY)")
+        cur.execute("INSERT INTO prepared_probe VALUES (1)")
+    statement = prepared("SELECT * FROM prepared_probe WHERE id = %s")
+    try:
+        with db.transaction() as cur:
+            cur.execute(statement, (1,))
+            assert cur.fetchone() == {"id": 1}
+        migrator = psycopg2.connect(database)  # the migration, on a connection of its own
+        with migrator, migrator.cursor() as other:
+            other.execute("ALTER TABLE prepared_probe ADD COLUMN note text DEFAULT 'new'")
+        migrator.close()
+        with pytest.raises(db.DatabaseDown, match="schema change"), db.transaction() as cur:
+            cur.execute(statement, (1,))
+        assert db.retrying(lambda: _select(statement)) == {"id": 1, "note": "new"}
+    finally:
+        with db.transaction() as cur:
+            cur.execute("DROP TABLE IF EXISTS prepared_probe")
+
+
+def _select(statement):
+    with db.transaction() as cur:
+        cur.execute(statement, (1,))
+        return cur.fetchone()
