@@ -7,8 +7,7 @@ from datetime import datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import zipcodes
-
+from pipeline.domain import zips as zip_index
 from pipeline.domain.rules import rule_holds
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -83,7 +82,7 @@ def period_starts(now: datetime, tz: ZoneInfo) -> dict[str, datetime]:
 @lru_cache(maxsize=50_000)
 def zip_point(zip5: str) -> tuple[float, float] | None:
     try:
-        found = zipcodes.matching(zip5)
+        found = zip_index.matching(zip5)
     except (TypeError, ValueError):
         return None
     if not found or not found[0].get("lat"):

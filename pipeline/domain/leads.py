@@ -134,7 +134,8 @@ def _within_consent_window(value: str) -> None:
 
 
 _http_url = validate.URL(schemes={"http", "https"}, error="Not a valid http(s) URL.")
-_zip = validate.Regexp(r"^\d{5}(-\d{4})?$", error="Must be 5 digits or ZIP+4 (12345-6789).")
+# ASCII digits only, to the very end: Python's \d takes any script's digits, and $ a final newline.
+_zip = validate.Regexp(r"^[0-9]{5}(-[0-9]{4})?\Z", error="Must be 5 digits or ZIP+4 (12345-6789).")
 _guid = validate.Regexp(r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$",
                         error="Not a Jornaya LeadiD (GUID format).")
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import email_validator
 import phonenumbers
-import zipcodes
+
+from pipeline.domain import zips as zip_index
 
 # Reason codes of a rejected lead, in the order they are reported.
 REASONS = ("invalid_phone", "invalid_email", "unknown_zip", "no_consent", "suppressed",
@@ -135,7 +136,7 @@ def normalise_email(raw: str | None) -> str | None:
 def _zip_record(raw: str | None) -> dict | None:
     """The active USPS record of a ZIP (cached: one look-up costs about a millisecond)."""
     try:
-        records = zipcodes.matching(raw or "")
+        records = zip_index.matching(raw or "")
     except (TypeError, ValueError):
         return None
     # A decommissioned ZIP gets no mail: as good as unknown.
