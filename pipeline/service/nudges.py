@@ -50,7 +50,7 @@ def sender() -> Sender:
     """The installed sender; NoSender when the process's entry point installed none."""
     if _sender is None:
         raise NoSender("no nudge sender installed: the process's entry point installs one"
-                       " (tasks.dispatch.send, via pipeline.entrypoints.wiring or `import tasks`)")
+                       " (the Celery shell's: pipeline.entrypoints.wiring, or `import tasks`)")
     return _sender
 
 

@@ -50,3 +50,11 @@ def test_the_celery_app_and_the_lead_commands_install_the_celery_shells_sender(n
     from pipeline.entrypoints import wiring
     wiring.install_nudge_sender()                         # `pingtree serve` and `pingtree submit`
     assert nudges.sender() is send and tasks.app is not None
+
+
+def test_an_installation_without_the_sender_entry_point_fails_loudly(no_sender, monkeypatch):
+    from pipeline.entrypoints import wiring
+    monkeypatch.setattr(wiring, "entry_points", lambda **_: ())
+    with pytest.raises(NoSender, match="make install"):
+        wiring.install_nudge_sender()
+    assert not nudges.has_sender()
