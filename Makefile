@@ -22,14 +22,16 @@ services-or-embedded:
 	@deploy/services.sh --or-embedded
 
 # Branch coverage of the suite, measured in pytest and in every process it starts (workers,
-# API, CLI, mock buyers), printed per module; below the floor the run fails.
+# API, CLI, mock buyers), printed per module; below the floor the run fails. `-n auto`: the suite
+# runs in PINGTREE_TEST_WORKERS pytest-xdist processes (3), each with its own test database and
+# Redis db index; on the embedded servers, in one.
 COVERAGE_FLOOR ?= 85
 
 test: install services-or-embedded lint coverage
 
 coverage: install services-or-embedded
 	@rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -q -m "not bench and not chaos"
+	$(BIN)/coverage run -m pytest -q -n auto -m "not bench and not chaos"
 	@$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=$(COVERAGE_FLOOR)
 

@@ -5,9 +5,14 @@ import os
 
 # Tests never touch the configured database or Redis: they drop and flush what they use. Two runs on
 # one host pick their own with PINGTREE_TEST_DATABASE_URL and PINGTREE_TEST_REDIS_URL.
-os.environ["PINGTREE_DATABASE_URL"] = os.environ.get(
-    "PINGTREE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree_test")
-os.environ["PINGTREE_REDIS_URL"] = os.environ.get("PINGTREE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+# Under pytest-xdist (`make test` runs the suite in parallel) each worker process gwN takes its own
+# database (name + "_gwN") and the Redis db index N above the run's: they share nothing.
+from tests.isolation import per_worker  # noqa: E402
+
+os.environ["PINGTREE_DATABASE_URL"], os.environ["PINGTREE_REDIS_URL"] = per_worker(
+    os.environ.get("PINGTREE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/pingtree_test"),
+    os.environ.get("PINGTREE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11"),
+    os.environ.get("PYTEST_XDIST_WORKER", ""))
 os.environ["PINGTREE_ALLOW_PRIVATE_BUYERS"] = "1"
 os.environ.setdefault("PINGTREE_DEV", "1")     # the API the tests start runs without keys
 os.environ.setdefault("PINGTREE_SUPPRESSION_KEY", "test-suppression-key-not-secret")
@@ -39,7 +44,7 @@ config_settings.settings = config_settings.load()   # what every module imported
 from config.settings import settings  # noqa: E402
 from pipeline.adapters import db  # noqa: E402
 from pipeline.service import nudges  # noqa: E402
-from tests.helpers import APP_ROLE, wait_until_quiet  # noqa: E402
+from tests.helpers import APP_ROLE, WORKER_LOG, wait_until_quiet  # noqa: E402
 
 
 def _celery_send(sent) -> None:
@@ -131,7 +136,7 @@ def workers(database, broker):
     # (tests/e2e/test_deadline_close.py starts a worker of its own that runs it).
     command = (f"celery -A tasks worker -Q {queues} -n test@%h -P threads -c 12 -l INFO"
                " --without-gossip --without-mingle --without-heartbeat --without-deadline-close")
-    log_dir = os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "worker-logs")
+    log_dir = str(WORKER_LOG.parent)
     # The workers run as the least-privilege application role, as the README says to run them.
     as_app = settings.database_url + ("&" if "?" in settings.database_url else "?") + APP_ROLE
     stack = Stack(["worker"], overrides={"worker": command}, env={"PINGTREE_DATABASE_URL": as_app},
@@ -184,3 +189,12 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/unit/" not in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (make test): PINGTREE_TEST_WORKERS processes (3: the suite mostly waits on
+    workers, buyers and clocks, so 2 cores carry 3), or none on the embedded servers, which one
+    process starts and owns."""
+    if SERVERS.embedded:
+        return 0
+    return int(os.environ.get("PINGTREE_TEST_WORKERS", "3"))

@@ -30,6 +30,9 @@ APP_ROLE = "options=-c%20role%3Dpingtree_app"
 # A valid buyer secret for tests (Standard Webhooks' own example: 24 bytes).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ROOT = Path(__file__).resolve().parents[1]
+# The test workers' log (one per xdist worker: each runs its own Celery worker).
+_XDIST = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_LOG = ROOT / ".pytest_cache" / ("worker-logs-" + _XDIST if _XDIST else "worker-logs") / "worker.log"
 MOVING = ("received", "validated", "scored", "auctioning", "delivering")
 
 

@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
 from pipeline import submit_lead
 from pipeline.adapters import db, store
-from tests.helpers import cli, load_tree, make_lead, wait_for
+from tests.helpers import WORKER_LOG, cli, load_tree, make_lead, wait_for
 
 pytestmark = pytest.mark.integration
 
 NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 1,
            "rerun_interval_s": 300, "duplicate_window_h": 0, "stuck_after_s": 60}
-WORKER_LOG = Path(__file__).resolve().parents[2] / ".pytest_cache" / "worker-logs" / "worker.log"
 # How each style's integration (pipeline/devtools/mockbuyers/styles.py) writes the phone.
 PHONE_SHAPES = {"xml": "digits", "form": "digits", "json": "dashed", "text": "dashed", "direct": "e164"}
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from pipeline import submit_lead
 from tests.e2e.test_personal_data import personal_values
-from tests.helpers import make_lead, one_taker, wait_for
+from tests.helpers import WORKER_LOG, make_lead, one_taker, wait_for
 
 pytestmark = pytest.mark.integration
 
-WORKER_LOG = Path(__file__).resolve().parents[2] / ".pytest_cache" / "worker-logs" / "worker.log"
 
 
 def test_a_sold_lead_leaves_json_lines_with_its_id_and_none_of_its_personal_data(clean_db, workers, buyers):

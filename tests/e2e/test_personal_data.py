@@ -6,7 +6,6 @@ import binascii
 import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,11 +14,10 @@ from celery.signals import after_task_publish
 from config.settings import settings
 from pipeline import submit_lead
 from pipeline.domain import validation
-from tests.helpers import make_lead, one_taker, wait_for
+from tests.helpers import WORKER_LOG, make_lead, one_taker, wait_for
 
 pytestmark = pytest.mark.integration
 
-WORKER_LOG = Path(__file__).resolve().parents[2] / ".pytest_cache" / "worker-logs" / "worker.log"
 
 
 def _texts(raw) -> list[str]:
