@@ -39,7 +39,7 @@ def open_leads(cur, stuck_after_s: float) -> dict:
                count(*) FILTER (WHERE status <> 'held'
                    AND status_at < clock_timestamp() - make_interval(secs => %(stuck)s)) AS stuck,
                count(*) FILTER (WHERE status = 'held' AND next_run_at <= clock_timestamp()) AS due
-        FROM leads WHERE status NOT IN ('sold', 'rejected', 'unsold') GROUP BY status""",
+        FROM leads WHERE in_flight OR held GROUP BY status""",
                 {"stuck": stuck_after_s})
     return {r["status"]: dict(r) for r in cur.fetchall()}
 

@@ -10,7 +10,7 @@ from pipeline.domain.records import Lead
 
 
 def due_held(cur, now: datetime, limit: int = 500) -> list[Lead]:
-    cur.execute("SELECT * FROM leads WHERE status='held' AND next_run_at <= %s"
+    cur.execute("SELECT * FROM leads WHERE held AND next_run_at <= %s"
                 " ORDER BY next_run_at LIMIT %s FOR UPDATE SKIP LOCKED", (now, limit))
     return [Lead.from_row(r) for r in cur.fetchall()]
 
@@ -21,8 +21,7 @@ def stuck(cur, stuck_after_s: int, limit: int = 500) -> list[tuple[Lead, Mode | 
     cur.execute(
         "SELECT l.id, l.status, l.auction_id, l.award_ping_id, l.redrives, a.deadline_at, a.closed_at,"
         " a.mode FROM leads l LEFT JOIN auctions a ON a.id = l.auction_id"
-        " WHERE l.status IN ('received', 'validated', 'scored', 'auctioning', 'delivering')"
-        " AND l.status_at < clock_timestamp() - make_interval(secs => %s)"
+        " WHERE l.in_flight AND l.status_at < clock_timestamp() - make_interval(secs => %s)"
         # A post in flight is never re-driven: it is settled, or its lease runs out first.
         " AND NOT EXISTS (SELECT 1 FROM post_attempts p WHERE p.lead_id = l.id"
         "   AND p.outcome IS NULL AND p.lease_until > clock_timestamp())"
