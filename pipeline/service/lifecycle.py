@@ -15,6 +15,7 @@ from typing import Any
 from config.settings import settings
 from pipeline.adapters import db, transport
 from pipeline.adapters import store as sql_store
+from pipeline.adapters.db import DatabaseDown
 from pipeline.domain import auction as auctions
 from pipeline.domain import delivery, scoring, suppression, validation
 from pipeline.domain.buyers import Buyer, eligibility
@@ -277,13 +278,24 @@ def ping_shard(auction_id, shard: int) -> Nudges:
     rows = [_ping_row(auction, buyer, rank, answer, "ping")
             for (rank, buyer), answer in zip(ranked, answers, strict=True)]
 
-    def record() -> None:
+    def record(and_award: bool) -> Nudges:
         with db.transaction() as cur:
             store.record_pings(cur, auction_id, rows, finished_shard=shard)
+            # A lone shard awards in the same transaction: one commit fewer on the way to the post.
+            return _award(cur, auction_id, shards_done=True) if and_award else []
     # Answers are worth a retry on a fresh connection: a PostgreSQL blip must not write off
     # buyers that accepted (the close would record them as time-outs).
-    db.retrying(record, attempts=6, wait_s=0.2)
-    return award_auction(auction_id, shards_done=True) if alone else []
+    try:
+        return db.retrying(lambda: record(alone), attempts=6, wait_s=0.2)
+    except DatabaseDown:
+        raise
+    except Exception:
+        if not alone:
+            raise
+        # The award failed and took the answers with it: they are written on their own, and
+        # the deadline close awards them (as it did for any award that failed).
+        db.retrying(lambda: record(False), attempts=6, wait_s=0.2)
+        raise
 
 
 def walk_waterfall(auction_id, step: int = 0) -> Nudges:
@@ -333,20 +345,24 @@ def award_auction(auction_id, shards_done: bool = False) -> Nudges:
     finished, a walk), so the close need not count them first.
     """
     with db.transaction() as cur:
-        closed = store.close_auction(cur, auction_id) if shards_done else None
-        auction = closed or store.auction(cur, auction_id)
-        if auction is None:
+        return _award(cur, auction_id, shards_done)
+
+
+def _award(cur, auction_id, shards_done: bool) -> Nudges:
+    closed = store.close_auction(cur, auction_id) if shards_done else None
+    auction = closed or store.auction(cur, auction_id)
+    if auction is None:
+        return []
+    if not shards_done:
+        if (auction.closed_at is None and not tier_mode(auction.mode).walks
+                and auction.deadline_at > now_utc() and store.unfinished_shards(cur, auction)):
+            # A chord that counted a duplicated header: the deadline close awards instead.
             return []
-        if not shards_done:
-            if (auction.closed_at is None and not tier_mode(auction.mode).walks
-                    and auction.deadline_at > now_utc() and store.unfinished_shards(cur, auction)):
-                # A chord that counted a duplicated header: the deadline close awards instead.
-                return []
-            store.close_auction(cur, auction_id)
-        lead = store.claim(cur, auction.lead_id, Status.AUCTIONING)
-        if lead is None or lead.auction_id != auction.id:
-            return []                  # a duplicate callback, or the lead moved on already
-        return award(cur, lead, auction)
+        store.close_auction(cur, auction_id)
+    lead = store.claim(cur, auction.lead_id, Status.AUCTIONING)
+    if lead is None or lead.auction_id != auction.id:
+        return []                  # a duplicate callback, or the lead moved on already
+    return award(cur, lead, auction)
 
 
 def award(cur, lead: Lead, auction: Auction) -> Nudges:

@@ -158,3 +158,30 @@ def test_a_ping_that_raises_is_a_pass_for_its_buyers_and_the_auction_still_ends(
     assert sorted((p["buyer_id"], p["outcome"], p["reason"]) for p in view["pings"]) == [
         ("a", "error", "internal_error"), ("b", "error", "internal_error")]
     assert scripted.posts == []
+
+
+def test_a_lone_shard_whose_award_fails_keeps_its_answers_for_the_deadline_close(scripted, monkeypatch):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])                      # one shard of two
+    lead_id, [ping] = scored(scripted, auction_timeout_s=0.3)
+    real_award = lifecycle.award
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the award broke")
+    # The shard writes its answers and awards in one transaction: the failed award takes the
+    # answers with it, so they are written again on their own.
+    monkeypatch.setattr(lifecycle, "award", broken)
+    with pytest.raises(RuntimeError):
+        lifecycle.ping_shard(*ping.args)
+    with db.transaction() as cur:
+        view = views.lead_view(cur, lead_id)
+    assert view["status"] == "auctioning" and auction_open(lead_id)
+    assert sorted((p["buyer_id"], p["outcome"]) for p in view["pings"]) == [("a", "accept"), ("b", "accept")]
+    monkeypatch.setattr(lifecycle, "award", real_award)
+    time.sleep(0.3 + lifecycle.settings.close_grace_s + 0.2)
+    [post] = lifecycle.close_overdue()                # the deadline close awards the best bid
+    deliver.deliver_post(*post.args)
+    with db.transaction() as cur:
+        view = views.lead_view(cur, lead_id)
+    assert view["status"] == "sold" and view["sale"]["buyer_id"] == "a"
+    assert len(scripted.posts) == 1
