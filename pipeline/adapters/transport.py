@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -83,9 +84,10 @@ class _Client:
         connector = aiohttp.TCPConnector(
             limit=512, limit_per_host=128, keepalive_timeout=30, ttl_dns_cache=60,
             resolver=None if self.allow_private else PublicOnlyResolver())
+        # No session time-out: each request's budget (asyncio.timeout in _send) is the only clock.
         self.session = aiohttp.ClientSession(
             connector=connector, headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
-            auto_decompress=False, skip_auto_headers=("Accept-Encoding",))
+            auto_decompress=False, skip_auto_headers=("Accept-Encoding",), timeout=aiohttp.ClientTimeout())
 
     async def _send(self, request: Request, max_bytes: int) -> Reply:
         started = time.monotonic()
@@ -93,18 +95,9 @@ class _Client:
         def reply(status, body=b"", failure=None) -> Reply:
             return Reply(status, body, int((time.monotonic() - started) * 1000), failure)
 
-        try:
-            parts = urlsplit(request.url)
-            host = parts.hostname or ""
-        except ValueError:
-            return reply(None, failure="invalid_host")
-        if parts.scheme != "https" and not (self.allow_private and parts.scheme == "http"):
-            return reply(None, failure="insecure_url")
-        # Numeric forms (2130706433, 0177.0.0.1, 127.1) reach 127.0.0.1 past any name check.
-        if host_problem(host):
-            return reply(None, failure="invalid_host")
-        if not self.allow_private and _ip_literal_private(host):
-            return reply(None, failure="private_address")
+        refused = url_problem(request.url, self.allow_private)
+        if refused:
+            return reply(None, failure=refused)
         if request.budget_s <= 0:
             return reply(None, failure="timeout")
         status = None
@@ -138,6 +131,25 @@ class _Client:
         future = asyncio.run_coroutine_threadsafe(self._send_all(requests, max_bytes), self.loop)
         # Each request has its own budget; the extra second only guards against a stuck loop.
         return future.result(timeout=max(r.budget_s for r in requests) + 1.0)
+
+
+@lru_cache(maxsize=4096)
+def url_problem(url: str, allow_private: bool) -> str | None:
+    """Why a URL is refused before any connection (None: it may go); a buyer's URL is checked
+    once per process, its addresses at every connect (PublicOnlyResolver)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "invalid_host"
+    if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
+        return "insecure_url"
+    # Numeric forms (2130706433, 0177.0.0.1, 127.1) reach 127.0.0.1 past any name check.
+    if host_problem(host):
+        return "invalid_host"
+    if not allow_private and _ip_literal_private(host):
+        return "private_address"
+    return None
 
 
 def _ip_literal_private(host: str) -> bool:

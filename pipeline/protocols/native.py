@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
+from functools import lru_cache
 
 from pipeline.domain.buyers import Buyer
 from pipeline.domain.instants import iso
@@ -18,7 +19,13 @@ NAMESPACE = uuid.UUID("6f1c2a52-94a1-4c57-9a56-2f0d3c1b7e11")
 
 def ping_id(auction_id: str, buyer_id: str, kind: str = "ping") -> uuid.UUID:
     """Stable for one auction, buyer and kind: a re-driven ping shard reuses it."""
-    return uuid.uuid5(NAMESPACE, f"{auction_id}:{buyer_id}:{kind}")
+    return _named(f"{auction_id}:{buyer_id}:{kind}")
+
+
+@lru_cache(maxsize=8192)
+def _named(name: str) -> uuid.UUID:
+    # A ping's id is asked for when it is sent and again when its row is written.
+    return uuid.uuid5(NAMESPACE, name)
 
 
 def webhook_id(lead_id: str, buyer_id: str, kind: str) -> str:

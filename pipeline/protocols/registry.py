@@ -12,6 +12,9 @@ from pipeline.protocols.native import NativeProtocol
 
 MAX_COMPILED = 2000
 _compiled: dict[tuple, BuyerProtocol] = {}
+# Native protocols by buyer id, each with the very Buyer it was made for (the tree snapshot's,
+# the same object for every lead until the tree changes): its secret is checked once.
+_native: dict[str, tuple[Buyer, NativeProtocol]] = {}
 _lock = threading.Lock()
 
 
@@ -25,7 +28,15 @@ def compile_buyer(buyer: Buyer) -> BuyerProtocol:
 def for_buyer(buyer: Buyer) -> BuyerProtocol:
     """The buyer's protocol: native, or its integration compiled once per version of its row."""
     if buyer.integration is None:
-        return NativeProtocol(buyer)
+        made = _native.get(buyer.id)
+        if made is not None and made[0] is buyer:
+            return made[1]
+        native = NativeProtocol(buyer)
+        with _lock:
+            if len(_native) >= MAX_COMPILED:
+                _native.clear()
+            _native[buyer.id] = (buyer, native)
+        return native
     key = (buyer.id, buyer.updated_at, buyer.bid_cents)
     protocol = _compiled.get(key)
     if protocol is None:
