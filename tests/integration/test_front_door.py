@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from config.settings import settings
 from pipeline.domain.leads import parse_lead
+from pipeline.entrypoints.access import Gate, Limits, Refused, retry_after
 from tests.helpers import Server, cli, make_lead
 
 UNKNOWN = f"/v1/leads/{uuid.uuid4()}"
@@ -66,6 +68,48 @@ def test_an_address_that_fails_auth_too_often_gets_429_whatever_key_it_tries(dat
         assert server.get("/healthz").status_code == 200
     finally:
         server.stop()
+
+
+def test_one_round_trip_counts_a_key_and_tests_its_address_with_the_sliding_window(broker):
+    limits = Limits(settings.redis_url, "3/minute", "2/minute")
+    address, key = f"198.51.100.{uuid.uuid4().int % 250}", f"key-{uuid.uuid4().hex}"
+    before = broker.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    for _ in range(3):
+        limits.admit(address, key)
+    assert broker.info("commandstats")["cmdstat_evalsha"]["calls"] - before == 3
+    with pytest.raises(Refused) as over:
+        limits.admit(address, key)
+    assert over.value.status == 429 and 1 <= int(over.value.headers["Retry-After"]) <= 60
+    limits.admit(address, f"key-{uuid.uuid4().hex}")       # another key: its own count
+    # Two failures block the address for every key, a fresh one included; another address is free.
+    limits.fail(address)
+    limits.fail(address)
+    with pytest.raises(Refused):
+        limits.admit(address, f"key-{uuid.uuid4().hex}")
+    with pytest.raises(Refused):
+        limits.admit(address, None)
+    limits.admit("203.0.113.7", key + "-other")
+    # Half a window on, the previous window's 3 weigh 1 (rounded down): two more fit in 3.
+    prefix = f"pingtree-limits:{{key/{key}}}"
+    broker.rename(prefix, prefix + "/-1")
+    broker.pexpire(prefix + "/-1", 30_000)
+    limits.admit(address + "0", key)
+    limits.admit(address + "0", key)
+    with pytest.raises(Refused):
+        limits.admit(address + "0", key)
+
+
+def test_a_sliding_window_says_when_it_admits_again():
+    assert retry_after(0, 0, 0, 0, 60_000) == 1
+    assert retry_after(0, 0, 5, 42_300, 60_000) == 43            # the current window turns
+    assert retry_after(6, 35_500, 0, 0, 60_000) == 6             # one of six stops counting
+
+
+def test_without_keys_a_request_costs_the_gate_no_redis_round_trip(broker, database):
+    gate = Gate((), settings.redis_url, "3/minute", "2/minute")
+    before = broker.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    assert all(gate.admit("", "192.0.2.1").operator for _ in range(5))
+    assert broker.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0) == before
 
 
 # ---- slow clients --------------------------------------------------------------------------
