@@ -123,8 +123,15 @@ def _email_facts(raw: str | None) -> dict:
 
 def normalise_phone(raw: str | None) -> str | None:
     """The E.164 form of a valid phone number ("(305) 555-0142" -> "+13055550142"), else None."""
-    facts = _phone_facts(raw)
-    return facts["phone_e164"] if facts["phone_valid"] else None
+    # As _phone_facts, without the line type and region nobody asks for here (the intake
+    # hashes every lead's phone; the number type alone is most of _phone_facts' cost).
+    try:
+        number = phonenumbers.parse(raw or "", "US")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalise_email(raw: str | None) -> str | None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipeline.domain.fields import CONTROL, MULTILINE_CONTROL
 from pipeline.domain.leads import VERTICALS, InvalidLead, parse_lead
 
 NOW = datetime(2026, 11, 22, 10, 0, 5, tzinfo=UTC)
@@ -162,6 +163,14 @@ def test_strings_are_stripped_and_nfc_normalised():
 ])
 def test_nul_and_control_characters_are_refused(value, message):
     assert errors_of(lead(contact={"last_name": value})) == {"contact": {"last_name": [message]}}
+
+
+def test_the_control_pattern_refuses_exactly_unicodes_control_and_surrogate_code_points():
+    for code in range(0x110000):
+        char = chr(code)
+        control = unicodedata.category(char) in ("Cc", "Cs")
+        assert bool(CONTROL.match(char)) == control, hex(code)
+        assert bool(MULTILINE_CONTROL.match(char)) == (control and char not in "\t\n\r"), hex(code)
 
 
 def test_sql_looking_text_is_kept_literally():

@@ -9,7 +9,16 @@ import pytest
 
 from pipeline.domain.leads import parse_lead
 from pipeline.domain.samples import make_lead
-from pipeline.domain.validation import History, Normalised, Rejected, Valid, normalise, verdict
+from pipeline.domain.validation import (
+    History,
+    Normalised,
+    Rejected,
+    Valid,
+    _phone_facts,
+    normalise,
+    normalise_phone,
+    verdict,
+)
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 MIAMI = {"first_name": "Ana", "last_name": "Lopez", "email": "ana@example.com",
@@ -38,6 +47,18 @@ def test_phone_is_normalised_to_e164_with_its_hash():
 def test_every_spelling_of_a_number_has_the_same_hash(spelling):
     # Duplicate detection and the buyers' pre-ping both depend on this.
     assert facts_of(phone=spelling).phone_sha256 == facts_of(phone="(305) 375-0142").phone_sha256
+
+
+def test_the_intakes_phone_hash_is_the_validate_stages():
+    # The consent record's phone_sha256 (intake) and the lead's (validate stage) must agree.
+    rng = random.Random(5)
+    phones = [make_lead(rng, now=NOW)["contact"]["phone"] for _ in range(200)]
+    phones += ["", "12", "call me", "+44 20 7946 0958", "(305) 375-014", "(800) 375-0142",
+               "+1 787 555 0100", "(305) 555-0142", "1-305-375-0142 ext. 7", "(555) 375-0142"]
+    for phone in phones:
+        facts = _phone_facts(phone)
+        assert normalise_phone(phone) == (facts["phone_e164"] if facts["phone_valid"] else None)
+    assert normalise_phone(MIAMI["phone"]) == facts_of().phone_e164 == "+13053750142"
 
 
 @pytest.mark.parametrize("phone, line_type", [
