@@ -68,8 +68,11 @@ def delete_records(cur, before: datetime, batch: int) -> int:
     ids = [r["id"] for r in cur.fetchall()]
     if not ids:
         return 0
-    for table in ("post_attempts", "cap_reservations", "sales", "pings", "lead_events"):
+    for table in ("post_attempts", "cap_reservations", "sales", "lead_events"):
         cur.execute(f"DELETE FROM {table} WHERE lead_id = ANY(%s)", (ids,))
+    # A lead's pings are found through its auctions (pings have no index on lead_id).
+    cur.execute("DELETE FROM pings WHERE auction_id IN (SELECT id FROM auctions"
+                " WHERE lead_id = ANY(%s))", (ids,))
     # The application role cannot DELETE consents: the owner's function does, and the
     # consents trigger still refuses any record inside its keeping period.
     cur.execute("SELECT prune_consents(%s::uuid[])", (ids,))

@@ -58,7 +58,8 @@ def lead_history(cur, lead_id) -> dict:
     cur.execute("SELECT status, at, detail FROM lead_events WHERE lead_id=%s ORDER BY id", (lead_id,))
     events = [dict(r) for r in cur.fetchall()]
     cur.execute("SELECT buyer_id, tier, cycle, kind, outcome, bid_cents, latency_ms, reason, at"
-                " FROM pings WHERE lead_id=%s ORDER BY at, rank", (lead_id,))
+                " FROM pings WHERE auction_id IN (SELECT id FROM auctions WHERE lead_id=%s)"
+                " ORDER BY at, rank", (lead_id,))
     pings = [dict(r) for r in cur.fetchall()]
     cur.execute("SELECT id, cycle, tier, mode, skipped FROM auctions WHERE lead_id=%s ORDER BY started_at",
                 (lead_id,))
