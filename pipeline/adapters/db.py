@@ -80,20 +80,33 @@ def prepared(text: str) -> Prepared:
     return Prepared(text)
 
 
+# ---- BEGIN with the first statement -------------------------------------------------------
+# psycopg2 opens a transaction by sending BEGIN alone: a round trip of its own per transaction.
+# The pool's connections run in autocommit mode instead, a transaction's first statement goes
+# out as "BEGIN;<statement>" (one message, one round trip), and transaction() ends it with its
+# own COMMIT or ROLLBACK. The transactions are the same; only the extra round trip is gone.
+
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+
 class _Connection(psycopg2.extensions.connection):
-    """A pooled connection that knows which statements it has prepared."""
+    """A pooled connection that knows which statements it has prepared; in autocommit mode, its
+    transactions opened by its cursors' first statement and ended by transaction()."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.prepared: set[str] = set()
+        self.autocommit = True
 
 
 class _Cursor(psycopg2.extras.RealDictCursor):
     def execute(self, query, vars=None):
-        if not isinstance(query, Prepared) or not isinstance(self.connection, _Connection):
+        if not isinstance(self.connection, _Connection):
             return super().execute(query, vars)
+        if not isinstance(query, Prepared):
+            return super().execute(self._opening(query), vars)
         if query.name not in self.connection.prepared:
-            super().execute(f"PREPARE {query.name} AS {query.text}")
+            self.execute(f"PREPARE {query.name} AS {query.text}")     # may open the transaction
             self.connection.prepared.add(query.name)
             if query.execute is None:
                 # Each value cast to its parameter's type: psycopg2 writes an array of NULLs or
@@ -103,7 +116,22 @@ class _Cursor(psycopg2.extras.RealDictCursor):
                 casts = ", ".join(f"%s::{t}" for t in self.fetchone()["types"])
                 query.execute = f"EXECUTE {query.name}" + (f" ({casts})" if casts else "")
         values = [vars[k] for k in query.keys] if isinstance(vars, dict) else list(vars or ())
-        return super().execute(query.execute, values)
+        return super().execute(self._opening(query.execute), values)
+
+    def _opening(self, query):
+        """The query, after a BEGIN when no transaction is open yet."""
+        if self.connection.info.transaction_status != _IDLE:
+            return query
+        if isinstance(query, sql.Composable):
+            query = query.as_string(self)
+        return (b"BEGIN;" if isinstance(query, bytes) else "BEGIN;") + query
+
+
+def _end(conn, command: str) -> None:
+    """COMMIT or ROLLBACK the transaction a cursor opened (none open: nothing to end)."""
+    if conn.info.transaction_status != _IDLE:
+        with conn.cursor() as cur:
+            cur.execute(command)
 
 
 def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
@@ -146,19 +174,19 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
     try:
         with conn.cursor(cursor_factory=_Cursor) as cur:
             yield cur
-        conn.commit()
+        _end(conn, "COMMIT")
     except psycopg2.OperationalError as exc:
         if _is_outage(conn, exc):
             broken = True
             raise DatabaseDown(str(exc).strip()) from exc
-        conn.rollback()          # a deadlock or lock time-out: the caller sees it as it is
+        _end(conn, "ROLLBACK")   # a deadlock or lock time-out: the caller sees it as it is
         raise
     except psycopg2.DataError as exc:
-        conn.rollback()
+        _end(conn, "ROLLBACK")
         raise DataRefused(exc.pgcode) from None
     except psycopg2.errors.FeatureNotSupported as exc:
         if not _is_stale_plan(exc):
-            conn.rollback()
+            _end(conn, "ROLLBACK")
             raise
         # A migration changed a table under this connection's prepared statements (a rolling
         # deploy): every pooled connection holds the old plans. Dropped, and the stage runs again
@@ -167,12 +195,15 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
         raise DatabaseDown("a schema change outdated the prepared statements") from exc
     except BaseException:
         try:
-            conn.rollback()
+            _end(conn, "ROLLBACK")
         except psycopg2.Error:
             broken = True
         raise
     finally:
-        pool.putconn(conn, close=broken or conn.closed != 0)
+        # A connection still in a transaction (its ROLLBACK failed) is closed, not pooled: in
+        # autocommit mode the pool's own rollback would not end it.
+        pool.putconn(conn, close=broken or conn.closed != 0
+                     or conn.info.transaction_status != _IDLE)
         slot.release()
         if broken:
             _drop_idle(pool)
