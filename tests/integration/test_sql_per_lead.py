@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import time
 from collections import Counter
 
@@ -129,9 +130,15 @@ def test_one_lead_costs_at_most_its_statements(counted):
     assert [s for s, _ in timeline] == ["received", "validated", "scored", "auctioning", "delivering",
                                         "sold"]
     assert isinstance(timeline[2][1]["score"], int) and timeline[3][1] == {"cycle": 1, "tier": 1}
-    # Only the validation (the contact's hashes) and the sale (out of flight) touch the lead's
-    # indexes: the moves between them are HOT updates, the row rewritten on its own page.
-    assert updates[0] - updates[1] <= 2, updates
+    # The moves between the validation (the contact's hashes) and the sale (out of flight) change
+    # no column any index of the lead names, so each may be a HOT update (the row rewritten on
+    # its page, no index touched) when its page has room: how many are depends on the pages.
+    with db.transaction() as cur:
+        cur.execute("SELECT string_agg(pg_get_indexdef(indexrelid), ' ') AS defs FROM pg_index"
+                    " WHERE indrelid = 'leads'::regclass")
+        indexes = cur.fetchone()["defs"]
+    for column in ("status", "status_at", "cycle", "auction_id", "award_ping_id", "score", "signals"):
+        assert not re.search(rf"\b{column}\b", indexes), (column, indexes)
     table = {s: (t["transactions"], t["statements"]) for s, t in tallies.items() if s in CEILINGS}
     for s, t in tallies.items():
         print(s, dict(t))
