@@ -155,9 +155,7 @@ def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network
             cur, lead_id=lead.id, cycle=cycle, tier=tier.tier, mode=tier.mode,
             timeout_ms=net.auction_timeout_ms,
             buyer_ids=ids, shard_count=count, deadline_at=deadline,
-            skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped])
-        store.move(cur, lead.id, Status.AUCTIONING, {"cycle": cycle, "tier": tier.tier},
-                   passing=passing, cycle=cycle, auction_id=auction_id, award_ping_id=None)
+            skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped], passing=passing)
         if mode.walks:
             return [Nudge(WALK, (str(auction_id),))]
         # The deadline is kept by each ping's budget; the beat's close_overdue catches the rest.

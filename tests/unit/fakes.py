@@ -151,11 +151,13 @@ class FakeStore:
             self.rotation[tier] = buyer_id
 
     def open_auction(self, cur, *, lead_id, cycle, tier, mode, buyer_ids, shard_count, deadline_at,
-                     skipped, timeout_ms=None):
+                     skipped, timeout_ms=None, passing=None):
         auction = Auction(id=uuid.uuid4(), lead_id=lead_id, cycle=cycle, tier=tier, mode=mode,
                           deadline_at=deadline_at, buyer_ids=buyer_ids, shards=shard_count,
                           skipped=skipped, timeout_ms=timeout_ms)
         self.auctions[auction.id] = auction
+        self.move(cur, lead_id, Status.AUCTIONING, {"cycle": cycle, "tier": tier}, passing=passing,
+                  cycle=cycle, auction_id=auction.id, award_ping_id=None)
         return auction.id
 
     def auction(self, cur, auction_id, lock=False):

@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # (file, interpolated expression) -> why it is no data
 REVIEWED = {
     ("pipeline/adapters/store/leads.py", "moved"):
-        "a move's SQL, built by _moved(): column names from the keyword arguments of move() (called"
+        "a move's SQL, built by moved_cte(): column names from the keyword arguments of move() (called"
         " by our code only), the values %(c_name)s parameters",
+    ("pipeline/adapters/store/auctions.py", "moved"):
+        "the lead's move to auctioning, built by moved_cte() from constant column names; the values"
+        " %(c_name)s parameters",
     ("pipeline/adapters/store/leads.py", "tree.VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/store/leads.py", "CONSENT_AS"): "the consent columns, a constant",
     ("pipeline/adapters/store/auctions.py", "tree.VERSION"): "the tree version's subquery, a constant",

@@ -8,9 +8,10 @@ from psycopg2.extras import Json, execute_values
 
 from pipeline.adapters.db import prepared
 from pipeline.adapters.store import tree
+from pipeline.adapters.store.leads import moved_cte
 from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
 from pipeline.domain.modes import Mode, tier_mode
-from pipeline.domain.records import Auction, Lead, Outcome, Ping
+from pipeline.domain.records import Auction, Lead, Outcome, Passing, Ping, Status
 
 
 def usage(cur, buyer_list: list[Buyer], now: datetime) -> dict[str, Usage]:
@@ -37,14 +38,23 @@ def usage(cur, buyer_list: list[Buyer], now: datetime) -> dict[str, Usage]:
 
 def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: Mode, buyer_ids: list[str],
                  shard_count: int, deadline_at: datetime, skipped: list[dict],
-                 timeout_ms: int | None = None) -> uuid.UUID:
-    """``deadline_at`` holds until the first ping starts; then it is that moment + ``timeout_ms``."""
+                 timeout_ms: int | None = None, passing: Passing | None = None) -> uuid.UUID:
+    """Open the lead's auction in ``tier`` and move the lead to auctioning in it (``passing``: a
+    status passed through on the way, as move() takes it): one statement.
+
+    ``deadline_at`` holds until the first ping starts; then it is that moment + ``timeout_ms``.
+    """
     auction_id = uuid.uuid4()
+    moved, values = moved_cte(lead_id, Status.AUCTIONING, {"cycle": cycle, "tier": tier}, passing,
+                              {"cycle": cycle, "auction_id": auction_id, "award_ping_id": None})
     cur.execute(prepared(
-        "INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shards, skipped,"
-        " timeout_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"),
-        (auction_id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shard_count, Json(skipped),
-         timeout_ms))
+        "WITH opened AS (INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids,"
+        "   shards, skipped, timeout_ms) VALUES (%(a_id)s, %(id)s, %(a_cycle)s, %(a_tier)s, %(a_mode)s,"
+        "   %(a_deadline)s, %(a_buyers)s, %(a_shards)s, %(a_skipped)s, %(a_timeout)s)),"
+        f" {moved}"),
+        {**values, "a_id": auction_id, "a_cycle": cycle, "a_tier": tier, "a_mode": mode,
+         "a_deadline": deadline_at, "a_buyers": buyer_ids, "a_shards": shard_count,
+         "a_skipped": Json(skipped), "a_timeout": timeout_ms})
     return auction_id
 
 

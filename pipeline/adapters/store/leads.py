@@ -96,12 +96,12 @@ def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
          passing: Passing | None = None, **columns) -> None:
     """Set the lead's status (and any columns given) and write the timeline entry (the passed
     status's first, if any): one statement."""
-    moved, values = _moved(lead_id, to_status, detail, passing, columns)
+    moved, values = moved_cte(lead_id, to_status, detail, passing, columns)
     cur.execute(prepared(
         f"WITH {moved}"), values)
 
 
-def _moved(lead_id, to_status: Status, detail: dict | None, passing: Passing | None,
+def moved_cte(lead_id, to_status: Status, detail: dict | None, passing: Passing | None,
            columns: dict) -> tuple[str, dict]:
     """The SQL of a move, to follow a WITH (after any CTE of the caller's), and its values."""
     events = ([(passing.status, passing.detail)] if passing else []) + [(to_status, detail)]
@@ -121,7 +121,7 @@ def _moved(lead_id, to_status: Status, detail: dict | None, passing: Passing | N
 def sell(cur, lead_id, buyer_id: str, ping_id, price_cents: int) -> None:
     """Record the sale and move the lead to sold, in one statement; the primary key on
     sales.lead_id makes a second sale of one lead impossible."""
-    moved, values = _moved(lead_id, Status.SOLD, {"buyer_id": buyer_id, "price_cents": price_cents},
+    moved, values = moved_cte(lead_id, Status.SOLD, {"buyer_id": buyer_id, "price_cents": price_cents},
                            None, {})
     cur.execute(prepared(
         "WITH sale AS (INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
