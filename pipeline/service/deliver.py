@@ -52,12 +52,13 @@ def deliver_post(lead_id) -> list:
             return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")
         buyer = store.buyers(cur, [ping.buyer_id])[0]
         token, attempt = uuid.uuid4(), len(history) + 1
+        earlier = [h["outcome"] for h in history]
         store.begin_post(cur, lead_id, ping.id, buyer.id, attempt, token, settings.post_lease_s)
     speaker = protocols.for_buyer(buyer)
     out = speaker.post({"lead": lead.as_dict(), "consent": consent, "ping_id": ping.id, "ping_ref": ping.ref,
                         "price_cents": ping.bid_cents}, int(time.time()))
     if isinstance(out, PostResult):    # a post that could not be built, so never sent: a rejection
-        return settle_post(lead_id, ping, token, delivery.REJECTED, out.reason, None, None)
+        return settle_post(lead_id, ping, token, delivery.REJECTED, out.reason, None, None, earlier)
     reply = transport.send(out.url, out.body, out.headers, settings.post_timeout_s, method=out.method,
                            max_bytes=settings.max_answer_bytes, allow_private=settings.allow_private_buyers)
     # No failure means an HTTP answer came, with its status (None is only ever a failure).
@@ -65,12 +66,16 @@ def deliver_post(lead_id) -> list:
             if not reply.failure and reply.status is not None
             else protocol.read_post_failure(reply.failure or "error", reply.status, reply.latency_ms))
     outcome = delivery.attempt_outcome(read.outcome, reply.failure, reply.status, attempt - 1)
-    return settle_post(lead_id, ping, token, outcome, read.reason, reply.status, reply.latency_ms)
+    return settle_post(lead_id, ping, token, outcome, read.reason, reply.status, reply.latency_ms,
+                       earlier)
 
 
 def settle_post(lead_id, ping: Ping, token, outcome: str, reason: str | None,
-                http_status: int | None, latency_ms: int | None) -> list:
-    """Record the answer under our token, then sell, retry, move on, or stop for the operator."""
+                http_status: int | None, latency_ms: int | None, earlier: list[str]) -> list:
+    """Record the answer under our token, then sell, retry, move on, or stop for the operator.
+
+    ``earlier``: the outcomes of the attempts to this ping before ours, as read when ours began.
+    """
     with db.transaction() as cur:
         lead = store.claim(cur, lead_id, ANY_STATUS)
         if lead is None:               # a lead in flight is never pruned: this is a bug
@@ -82,8 +87,10 @@ def settle_post(lead_id, ping: Ping, token, outcome: str, reason: str | None,
             return after_post(cur, lead, ping, [outcome], reason) if same_award else []
         if not ours or not same_award:
             return []                  # a newer attempt (or the sweep's give-up) owns the lead
-        history = [h["outcome"] for h in store.post_history(cur, lead_id, ping.id)]
-        return after_post(cur, lead, ping, history, reason)
+        # Ours was the one open attempt from its start until now (the open index allows one per
+        # lead, and a take-over would have closed ours: `ours` would be false), so the attempts
+        # to this ping are those read when ours began, then ours: no statement to read them.
+        return after_post(cur, lead, ping, [*earlier, outcome], reason)
 
 
 def after_post(cur, lead: Lead, ping: Ping, history: list[str], reason: str | None) -> list:
