@@ -86,3 +86,17 @@ def test_k8s_has_a_deployment_with_a_liveness_probe_and_a_scaler_per_queue():
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert "beat" in deployments and "flower" in deployments
+
+
+def test_every_flower_leaves_the_workers_events_to_their_own_setting():
+    # Flower's default broadcasts enable_events to every worker each 5 s: PINGTREE_TASK_EVENTS=0
+    # would be undone, and every worker handles a control message for nothing.
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]["flower"]
+    [k8s] = [doc for doc in k8s_documents()
+             if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "flower"]
+    makefile = (DEPLOY.parent / "Makefile").read_text()
+    commands = [shlex.split(procfile(DEPLOY / "Procfile")["flower"]), shlex.split(compose["command"]),
+                k8s["spec"]["template"]["spec"]["containers"][0]["args"],
+                shlex.split(next(line for line in makefile.splitlines() if "tasks flower" in line))]
+    for argv in commands:
+        assert "flower" in argv and "--enable_events=False" in argv, argv
