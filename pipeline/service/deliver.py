@@ -36,11 +36,10 @@ ANY_STATUS = tuple(Status)
 def deliver_post(lead_id) -> list:
     """Post the full lead to the awarded buyer; same buyer and key on every re-drive."""
     with db.transaction() as cur:
-        claimed = store.claim_with_consent(cur, lead_id, Status.DELIVERING)
+        claimed = store.claim_post(cur, lead_id)
         if claimed is None:
             return []
-        lead, consent = claimed
-        ping, in_flight, history = store.post_context(cur, lead_id, lead.award_ping_id)
+        lead, consent, ping, in_flight, history = claimed
         if in_flight is not None:
             if in_flight["live"]:
                 return []              # single flight: a post to this lead is on the wire

@@ -26,7 +26,7 @@ BUYERS = 10
 
 # stage: (transactions, statements) at most, for one lead sold at ten buyers on a warm process.
 CEILINGS = {"intake": (1, 1), "validate": (1, 4), "score": (1, 3), "ping": (2, 7),
-            "deliver": (2, 7)}
+            "deliver": (2, 6)}
 
 
 class Counting:

@@ -22,6 +22,10 @@ REVIEWED = {
         " %(c_name)s parameters",
     ("pipeline/adapters/store/leads.py", "tree.VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/store/leads.py", "CONSENT_AS"): "the consent columns, a constant",
+    ("pipeline/adapters/store/delivery.py", "tree.VERSION"): "the tree version's subquery, a constant",
+    ("pipeline/adapters/store/delivery.py", "CONSENT_AS"): "the consent columns, a constant",
+    ("pipeline/adapters/store/delivery.py", "PING_AS"):
+        "the awarded ping's columns, from the Ping record's field names (a constant)",
     ("pipeline/adapters/store/auctions.py", "tree.VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/store/tree.py", "VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/db.py", "query.name"): "a prepared statement's name: pt_ and an md5 of its text",

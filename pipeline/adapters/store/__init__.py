@@ -30,10 +30,10 @@ from pipeline.adapters.store.cycles import (  # noqa: F401
 )
 from pipeline.adapters.store.delivery import (  # noqa: F401
     begin_post,
+    claim_post,
     expire_post,
     open_post,
     pause_if_rejecting,
-    post_context,
     post_history,
     posted_buyers,
     settle_attempt,

@@ -1,25 +1,41 @@
 """Delivery: single-flight post attempts under a lease, their settling, and the sale."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 from pipeline.adapters.db import prepared
+from pipeline.adapters.store import tree
+from pipeline.adapters.store.leads import CONSENT_AS, consent_of_row
 from pipeline.adapters.store.tree import forget_version
-from pipeline.domain.records import Ping
+from pipeline.domain.records import Lead, Ping
+
+# The awarded ping's columns, each prefixed (beside the lead's own).
+PING_FIELDS = tuple(f.name for f in fields(Ping))
+PING_AS = ", ".join(f"p.{name} AS ping_{name}" for name in PING_FIELDS)
 
 
-def post_context(cur, lead_id, ping_id) -> tuple[Ping, dict | None, list[dict]]:
-    """What the deliver stage reads, in one statement: the awarded ping; the lead's post in
+def claim_post(cur, lead_id) -> tuple[Lead, dict | None, Ping, dict | None, list[dict]] | None:
+    """What the deliver stage reads, in one statement: the lead claimed in delivering (as
+    claim_with_consent() gives it, with its consent record); the awarded ping; the lead's post in
     flight, if any ({id, live}: live while its lease holds); the attempts so far to that ping
-    ({id, attempt, outcome}, in order)."""
+    ({id, attempt, outcome}, in order). None when the lead is not delivering."""
     cur.execute(prepared(
-        "SELECT p.*,"
+        f"SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
+        f" {CONSENT_AS}, {PING_AS},"
         " (SELECT json_build_object('id', a.id, 'live', a.lease_until > clock_timestamp())"
-        "   FROM post_attempts a WHERE a.lead_id=%(lead)s AND a.outcome IS NULL) AS in_flight,"
+        "   FROM post_attempts a WHERE a.lead_id=l.id AND a.outcome IS NULL) AS post_in_flight,"
         " (SELECT coalesce(json_agg(json_build_object('id', a.id, 'attempt', a.attempt,"
         "   'outcome', a.outcome) ORDER BY a.attempt), '[]')"
-        "   FROM post_attempts a WHERE a.lead_id=%(lead)s AND a.ping_id=p.id) AS history"
-        " FROM pings p WHERE p.id=%(ping)s"), {"lead": lead_id, "ping": ping_id})
+        "   FROM post_attempts a WHERE a.lead_id=l.id AND a.ping_id=l.award_ping_id) AS post_history"
+        " FROM leads l LEFT JOIN consents c ON c.lead_id = l.id LEFT JOIN pings p ON p.id = l.award_ping_id"
+        " WHERE l.id=%s AND l.status = 'delivering' FOR UPDATE OF l"), (lead_id,))
     row = cur.fetchone()
-    return Ping.from_row(row), row["in_flight"], row["history"]
+    if row is None:
+        return None
+    tree.saw_version(cur, row["tree_version"])
+    ping = Ping.from_row({name: row[f"ping_{name}"] for name in PING_FIELDS})
+    return (Lead.from_row(row), consent_of_row(row) if row["has_consent"] else None, ping,
+            row["post_in_flight"], row["post_history"])
 
 
 def open_post(cur, lead_id) -> dict | None:

@@ -89,7 +89,7 @@ def claim_with_consent(cur, lead_id, from_status: Status | tuple[Status, ...]
     if row is None:
         return None
     tree.saw_version(cur, row["tree_version"])
-    return Lead.from_row(row), _consent(row) if row["has_consent"] else None
+    return Lead.from_row(row), consent_of_row(row) if row["has_consent"] else None
 
 
 def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
@@ -136,7 +136,7 @@ CONSENT_AS = ("host(c.ip) AS consent_ip, c.consented_at AS consent_consented_at,
               " c.jornaya_leadid AS consent_jornaya_leadid")
 
 
-def _consent(row) -> dict:
+def consent_of_row(row) -> dict:
     out = {k.removeprefix("consent_"): v for k, v in row.items() if k.startswith("consent_")}
     out["timestamp"] = iso(out.pop("consented_at"))
     return out
@@ -145,7 +145,7 @@ def _consent(row) -> dict:
 def consent(cur, lead_id) -> dict | None:
     cur.execute(f"SELECT {CONSENT_AS} FROM consents c WHERE lead_id=%s", (lead_id,))
     row = cur.fetchone()
-    return _consent(row) if row else None
+    return consent_of_row(row) if row else None
 
 
 def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
