@@ -48,6 +48,8 @@ task_create_missing_queues = False
 # so task-sent (one more Redis PUBLISH per message, from every sender) shows it nothing more.
 worker_send_task_events = settings.task_events
 task_send_sent_event = False
+# A worker's task events leave in one publish every 0.1 s at most, not one or more per task.
+worker_consumer = "tasks.app:EventBatchingConsumer"
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False
 timezone = "UTC"
