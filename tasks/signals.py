@@ -6,7 +6,7 @@ import logging
 import time
 from functools import cache
 
-from celery import signals
+from celery import platforms, signals
 
 from config.settings import settings
 from pipeline.adapters import logs, taskstats
@@ -24,11 +24,35 @@ def configure_logging(loglevel=None, **_) -> None:
 
 
 @signals.beat_init.connect
-def register_beat_jobs(**_) -> None:
+def register_beat_jobs(sender=None, **_) -> None:
+    if sender is not None:
+        stop_between_ticks(sender)
     try:
         beat.register_jobs()
     except Exception as exc:  # beat must start anyway; the jobs register when they first run
         log.warning("beat jobs not registered: %s", type(exc).__name__)
+
+
+def stop_between_ticks(service) -> None:
+    """SIGTERM and SIGINT stop beat after its current tick (then it closes its connection).
+
+    Celery's own handler closes the broker connection and raises SystemExit from inside the
+    handler, wherever the signal lands: in the middle of a publish the closed socket's error
+    replaced the SystemExit, or in a finalizer (`__del__`) the SystemExit was swallowed, and
+    beat went on sending after its SIGTERM (seen under load). Here the handler asks the loop to
+    stop, and leaves at once only where that is safe: when the signal finds beat waiting between
+    ticks (in the loop's own frame, which catches SystemExit); a tick in progress finishes first,
+    and beat leaves before its next one. A second signal exits wherever it lands.
+    """
+    asked: list[int] = []
+    loop = type(service).start.__code__
+
+    def stop(signum, frame) -> None:
+        if asked or (frame is not None and frame.f_code is loop):
+            raise SystemExit()
+        asked.append(signum)
+        service.stop()
+    platforms.signals.update(SIGTERM=stop, SIGINT=stop)
 
 
 @signals.worker_shutdown.connect

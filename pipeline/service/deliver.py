@@ -52,7 +52,8 @@ def deliver_post(lead_id) -> list:
         buyer = store.buyers(cur, [ping.buyer_id])[0]
         token, attempt = uuid.uuid4(), len(history) + 1
         earlier = [h["outcome"] for h in history]
-        store.begin_post(cur, lead_id, ping.id, buyer.id, attempt, token, settings.post_lease_s)
+        if not store.begin_post(cur, lead_id, ping.id, buyer.id, attempt, token, settings.post_lease_s):
+            return []                  # single flight: another deliverer's post is on the wire
     speaker = protocols.for_buyer(buyer)
     out = speaker.post({"lead": lead.as_dict(), "consent": consent, "ping_id": ping.id, "ping_ref": ping.ref,
                         "price_cents": ping.bid_cents}, int(time.time()))

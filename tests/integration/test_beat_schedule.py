@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 import shelve
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from config import celeryconfig
 
@@ -58,3 +61,25 @@ def test_beat_opens_no_schedule_file_even_one_planted_for_it(tmp_path: Path, bro
 
 def test_beat_uses_the_in_memory_scheduler():
     assert celeryconfig.beat_scheduler == "celery.beat:Scheduler"
+
+
+def test_a_sigterm_in_the_middle_of_a_tick_lets_the_tick_finish_and_stops_the_loop():
+    """Beat's SIGTERM never raises inside a publish or a finalizer (where Celery's own handler's
+    SystemExit was lost and beat kept sending): mid-tick it stops the loop; a second one exits."""
+    from celery.beat import Service
+
+    from tasks.app import app
+    from tasks.signals import stop_between_ticks
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    service = Service(app=app)
+    try:
+        stop_between_ticks(service)
+        handler = signal.getsignal(signal.SIGTERM)
+        handler(signal.SIGTERM, sys._getframe())        # lands in some code of the tick
+        assert service._is_shutdown.is_set()            # the loop ends after this tick
+        with pytest.raises(SystemExit):
+            handler(signal.SIGTERM, sys._getframe())    # asked twice: now
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)

@@ -55,6 +55,13 @@ def run_out(lead_id: str, limit: int = 12) -> list:
     return sent
 
 
+def waiting_on_locks() -> int:
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")
+        return cur.fetchone()["n"]
+
+
 def view(lead_id: str) -> dict:
     with db.transaction() as cur:
         return views.lead_view(cur, lead_id)
@@ -64,11 +71,27 @@ def test_deliveries_side_by_side_send_one_post(scripted):
     scripted.add("a", 30.0, [(200, ACCEPT, 0.4)])
     scripted.add("b", 20.0, [(200, ACCEPT, 0)])
     lead_id = awarded(scripted)
-    threads = [threading.Thread(target=deliver.deliver_post, args=(lead_id,)) for _ in range(4)]
-    for t in threads:
-        t.start()
+    failed: list[BaseException] = []
+
+    def deliver_once() -> None:
+        try:
+            deliver.deliver_post(lead_id)
+        except BaseException as exc:     # a deliverer that lost the race must not fail its task
+            failed.append(exc)
+    threads = [threading.Thread(target=deliver_once) for _ in range(4)]
+    # All four read the lead while another transaction holds it: each waits on the lock with its
+    # snapshot taken, so three of them read the attempts as they were before the first one wrote.
+    with db.transaction() as cur:
+        cur.execute("SELECT id FROM leads WHERE id=%s FOR UPDATE", (lead_id,))
+        for t in threads:
+            t.start()
+        until = time.monotonic() + 10
+        while waiting_on_locks() < 4 and time.monotonic() < until:
+            time.sleep(0.01)
+        assert waiting_on_locks() == 4
     for t in threads:
         t.join()
+    assert failed == []
     assert len(scripted.posts) == 1 and scripted.most_in_flight == {"a": 1}
     lead = view(lead_id)
     assert lead["status"] == "sold" and lead["sale"]["buyer_id"] == "a"

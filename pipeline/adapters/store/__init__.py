@@ -34,7 +34,6 @@ from pipeline.adapters.store.delivery import (  # noqa: F401
     expire_post,
     open_post,
     pause_if_rejecting,
-    post_history,
     posted_buyers,
     settle_attempt,
 )

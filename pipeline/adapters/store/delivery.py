@@ -52,23 +52,22 @@ def expire_post(cur, attempt_id: int) -> None:
                 " settled_at=clock_timestamp() WHERE id=%s AND outcome IS NULL", (attempt_id,))
 
 
-def post_history(cur, lead_id, ping_id) -> list[dict]:
-    cur.execute(prepared(
-        "SELECT * FROM post_attempts WHERE lead_id=%s AND ping_id=%s ORDER BY attempt"),
-                (lead_id, ping_id))
-    return [dict(r) for r in cur.fetchall()]
-
-
-def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_s: float) -> None:
+def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_s: float) -> bool:
     """Write the attempt before it is sent; the unique open index allows one per lead. The
-    lead's stuck clock restarts in the same statement (a post in flight is not stuck)."""
+    lead's stuck clock restarts in the same statement (a post in flight is not stuck).
+
+    False when another attempt is open: a deliverer that waited on the lead's lock read the
+    attempts as they were before that lock was released (one statement, one snapshot), so the
+    index, not that read, has the last word on single flight."""
     cur.execute(prepared(
         "WITH touched AS (UPDATE leads SET status_at=clock_timestamp() WHERE id=%(lead)s)"
         " INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
         " VALUES (%(lead)s, %(ping)s, %(buyer)s, %(attempt)s, %(token)s,"
-        " clock_timestamp() + make_interval(secs => %(lease)s))"),
+        " clock_timestamp() + make_interval(secs => %(lease)s))"
+        " ON CONFLICT (lead_id) WHERE outcome IS NULL DO NOTHING RETURNING id"),
                 {"lead": lead_id, "ping": ping_id, "buyer": buyer_id, "attempt": attempt,
                  "token": token, "lease": lease_s})
+    return cur.fetchone() is not None
 
 
 def settle_attempt(cur, token, outcome: str, reason: str | None, http_status: int | None,
