@@ -280,7 +280,7 @@ def ping_shard(auction_id, shard: int) -> Nudges:
         with db.transaction() as cur:
             store.record_pings(cur, auction_id, rows, finished_shard=shard)
             # A lone shard awards in the same transaction: one commit fewer on the way to the post.
-            return _award(cur, auction_id, shards_done=True) if and_award else []
+            return _award(cur, auction_id, shards_done=True, answered=rows) if and_award else []
     # Answers are worth a retry on a fresh connection: a PostgreSQL blip must not write off
     # buyers that accepted (the close would record them as time-outs).
     try:
@@ -346,7 +346,8 @@ def award_auction(auction_id, shards_done: bool = False) -> Nudges:
         return _award(cur, auction_id, shards_done)
 
 
-def _award(cur, auction_id, shards_done: bool) -> Nudges:
+def _award(cur, auction_id, shards_done: bool, answered: list[Ping] | None = None) -> Nudges:
+    """``answered``: a lone shard's answers, just written in this transaction."""
     closed = store.close_auction(cur, auction_id) if shards_done else None
     auction = closed or store.auction(cur, auction_id)
     if auction is None:
@@ -360,13 +361,21 @@ def _award(cur, auction_id, shards_done: bool) -> Nudges:
     lead = store.claim(cur, auction.lead_id, Status.AUCTIONING)
     if lead is None or lead.auction_id != auction.id:
         return []                  # a duplicate callback, or the lead moved on already
-    return award(cur, lead, auction)
+    bids = None
+    if answered is not None and closed is not None:
+        # This transaction wrote the tier's only shard and then closed the tier (so no close
+        # came first to write the answers off or make an accept late): the answers are its bids
+        # as the table holds them, besides write-offs of buyers gone from the tree, which never win.
+        bids = [auctions.Bid(p.id, p.buyer_id, p.rank, p.outcome, p.bid_cents) for p in answered]
+    return award(cur, lead, auction, bids)
 
 
-def award(cur, lead: Lead, auction: Auction) -> Nudges:
+def award(cur, lead: Lead, auction: Auction, bids: list[auctions.Bid] | None = None) -> Nudges:
+    """Award the tier to its best bid that may win, or go on: the next step of a walk, the next
+    tier, held or unsold. ``bids``: the tier's answers when the caller holds them, else read."""
     net, now = store.network(cur), now_utc()
-    pings = store.auction_pings(cur, auction.id)
-    bids = [auctions.Bid(p.id, p.buyer_id, p.rank, p.outcome, p.bid_cents) for p in pings]
+    if bids is None:
+        bids = store.auction_bids(cur, auction.id)
     buyers = {b.id: b for b in store.buyers(cur, [b.buyer_id for b in bids])}
     mode = tier_mode(auction.mode)
     posted = store.posted_buyers(cur, lead.id)
@@ -388,12 +397,13 @@ def award(cur, lead: Lead, auction: Auction) -> Nudges:
         store.move(cur, lead.id, Status.DELIVERING,
                    {"buyer_id": bid.buyer_id, "price_cents": price}, award_ping_id=bid.ping_id)
         return [Nudge(DELIVER, (str(lead.id),))]
-    passed = {p.buyer_id for p in pings} | {
-        p.buyer_id for p in store.auction_pings(cur, auction.id, "pre_ping")
-        if p.outcome == Outcome.INELIGIBLE}
-    if mode.walks and auctions.next_to_ping(auction.buyer_ids, passed):
-        store.touch(cur, lead.id)
-        return [Nudge(WALK, (str(auction.id), len(pings)))]
+    if mode.walks:
+        passed = {b.buyer_id for b in bids} | {
+            p.buyer_id for p in store.auction_pings(cur, auction.id, "pre_ping")
+            if p.outcome == Outcome.INELIGIBLE}
+        if auctions.next_to_ping(auction.buyer_ids, passed):
+            store.touch(cur, lead.id)
+            return [Nudge(WALK, (str(auction.id), len(bids)))]
     return open_next_tier(cur, lead, cycle=lead.cycle, after_tier=auction.tier, net=net, now=now)
 
 

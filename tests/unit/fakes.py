@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from pipeline.domain.auction import Bid
 from pipeline.domain.buyers import Buyer
 from pipeline.domain.modes import Mode
 from pipeline.domain.records import MOVING, Auction, Lead, Network, Outcome, Ping, Status, Tier
@@ -171,6 +172,10 @@ class FakeStore:
 
     def auction_pings(self, cur, auction_id, kind="ping"):
         return sorted((p for p in self.pings.get(auction_id, []) if p.kind == kind), key=lambda p: p.rank)
+
+    def auction_bids(self, cur, auction_id):
+        return [Bid(p.id, p.buyer_id, p.rank, p.outcome, p.bid_cents)
+                for p in self.auction_pings(cur, auction_id)]
 
     def mark_ping(self, cur, ping_id, outcome, reason):
         self.marked.append((ping_id, outcome, reason))

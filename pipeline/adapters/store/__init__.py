@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.adapters.store.auctions import (  # noqa: F401
     auction,
+    auction_bids,
     auction_pings,
     claim_shard,
     close_auction,

@@ -9,6 +9,7 @@ from psycopg2.extras import Json, execute_values
 from pipeline.adapters.db import prepared
 from pipeline.adapters.store import tree
 from pipeline.adapters.store.leads import moved_cte
+from pipeline.domain.auction import Bid
 from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
 from pipeline.domain.modes import Mode, tier_mode
 from pipeline.domain.records import Auction, Lead, Outcome, Passing, Ping, Status
@@ -192,6 +193,14 @@ def auction_pings(cur, auction_id, kind: str = "ping") -> list[Ping]:
         "SELECT * FROM pings WHERE auction_id=%s AND kind=%s ORDER BY rank"),
                 (auction_id, kind))
     return [Ping.from_row(r) for r in cur.fetchall()]
+
+
+def auction_bids(cur, auction_id) -> list[Bid]:
+    """The tier's pings as the award weighs them (not pre-pings), in rank order."""
+    cur.execute(prepared(
+        "SELECT id, buyer_id, rank, outcome, bid_cents FROM pings WHERE auction_id=%s"
+        " AND kind='ping' ORDER BY rank"), (auction_id,))
+    return [Bid(r["id"], r["buyer_id"], r["rank"], r["outcome"], r["bid_cents"]) for r in cur.fetchall()]
 
 
 def mark_ping(cur, ping_id, outcome: Outcome, reason: str | None) -> None:
