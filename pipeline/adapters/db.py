@@ -99,7 +99,40 @@ class _Connection(psycopg2.extensions.connection):
         self.autocommit = True
 
 
-class _Cursor(psycopg2.extras.RealDictCursor):
+class _Cursor(psycopg2.extensions.cursor):
+    """Rows as plain dicts, column name to value. psycopg2's RealDictCursor builds each row in
+    Python (a __setitem__ per column); here the column names are taken once per result and
+    each row is dict(zip(names, values)), built in C."""
+
+    _description = None
+    _names: tuple[str, ...] = ()
+
+    def _columns(self) -> tuple[str, ...]:
+        # A new result has a new description tuple (the old one is held here, so never reused).
+        description = self.description
+        if description is not self._description:
+            self._description = description
+            self._names = tuple(column[0] for column in description or ())
+        return self._names
+
+    def fetchone(self):
+        row = super().fetchone()
+        return None if row is None else dict(zip(self._columns(), row, strict=True))
+
+    def fetchmany(self, size=None):
+        rows = super().fetchmany(self.arraysize if size is None else size)
+        names = self._columns()
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def fetchall(self):
+        rows = super().fetchall()
+        names = self._columns()
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def __iter__(self):
+        while (row := self.fetchone()) is not None:
+            yield row
+
     def execute(self, query, vars=None):
         if not isinstance(self.connection, _Connection):
             return super().execute(query, vars)

@@ -30,7 +30,6 @@ log = logging.getLogger("pingtree")
 
 store: Store = sql_store   # as in lifecycle.py: PostgreSQL, or the unit tests' in-memory store
 
-ANY_STATUS = tuple(Status)
 
 
 def deliver_post(lead_id) -> list:
@@ -76,11 +75,16 @@ def settle_post(lead_id, ping: Ping, token, outcome: str, reason: str | None,
 
     ``earlier``: the outcomes of the attempts to this ping before ours, as read when ours began.
     """
+    # An accepted post to the lead's award sells in the settling statement itself.
+    sale = ((ping.buyer_id, ping.id, ping.bid_cents)
+            if outcome == delivery.ACCEPTED and ping.bid_cents is not None else None)
     with db.transaction() as cur:
-        lead = store.claim(cur, lead_id, ANY_STATUS)
-        if lead is None:               # a lead in flight is never pruned: this is a bug
+        settled = store.settle(cur, lead_id, token, outcome, reason, http_status, latency_ms, sale)
+        if settled is None:            # a lead in flight is never pruned: this is a bug
             raise LookupError(f"lead {lead_id} is gone while its post was settled")
-        ours = store.settle_attempt(cur, token, outcome, reason, http_status, latency_ms)
+        lead, ours, sold = settled
+        if sold:
+            return []
         same_award = lead.status == Status.DELIVERING and lead.award_ping_id == ping.id
         if outcome == delivery.ACCEPTED and not (ours and same_award):
             late_acceptance(cur, lead, ping, sold_now=same_award)

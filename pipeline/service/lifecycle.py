@@ -87,14 +87,13 @@ def validate_lead(lead_id) -> Nudges:
 
 def score_lead(lead_id) -> Nudges:
     with db.transaction() as cur:
-        claimed = store.claim_with_consent(cur, lead_id, Status.VALIDATED)
+        now = now_utc()
+        claimed = store.claim_to_score(cur, lead_id, now)
         if claimed is None:
             return []
-        lead, consent = claimed[0], claimed[1] or {}
-        now = now_utc()
+        lead, consent, history = claimed[0], claimed[1] or {}, claimed[2]
         found = validation.Normalised.from_facts(lead.facts or {})
-        result = scoring.score({**lead.as_dict(), "consent": consent}, found,
-                               store.score_context(cur, lead, now))
+        result = scoring.score({**lead.as_dict(), "consent": consent}, found, history)
         net = store.network(cur)
         if result.total < net.score_floor:
             store.move(cur, lead_id, Status.REJECTED, {"score": result.total}, score=result.total,

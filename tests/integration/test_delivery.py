@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -146,6 +147,44 @@ def test_a_late_acceptance_sells_to_that_buyer_and_is_raised(scripted):
     assert [(p["attempt"], p["outcome"], p["late_outcome"]) for p in lead["posts"]] == [
         (1, "unknown", "accepted"), (2, "accepted", None)]
     assert "late_acceptance" in [t["status"] for t in lead["timeline"]]
+
+
+def test_an_answer_that_waited_on_a_take_over_is_late_and_never_sells_in_the_settle(scripted):
+    """The settle is one statement under the lead's lock. An answer that waited on that lock
+    while another deliverer took its attempt over (expired it, opened the next) reads the
+    attempt as the take-over left it: recorded as late, not as ours, so the sale comes from the
+    late-acceptance rule (raised on the timeline), never from the settle's own sale."""
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    with db.transaction() as cur:                  # our post is on the wire
+        _, _, ping, _, _ = store.claim_post(cur, lead_id)
+        assert store.begin_post(cur, lead_id, ping.id, "a", 1, mine, 30)
+    failed: list[BaseException] = []
+
+    def answer() -> None:
+        try:
+            deliver.settle_post(lead_id, ping, mine, "accepted", None, 200, 5, [])
+        except BaseException as exc:
+            failed.append(exc)
+    settling = threading.Thread(target=answer)
+    with db.transaction() as cur:                  # meanwhile a take-over holds the lead
+        cur.execute("SELECT id FROM leads WHERE id=%s FOR UPDATE", (lead_id,))
+        settling.start()
+        until = time.monotonic() + 10
+        while waiting_on_locks() < 1 and time.monotonic() < until:
+            time.sleep(0.01)
+        assert waiting_on_locks() == 1
+        cur.execute("SELECT id FROM post_attempts WHERE token=%s", (mine,))
+        store.expire_post(cur, cur.fetchone()["id"])
+        assert store.begin_post(cur, lead_id, ping.id, "a", 2, theirs, 30)
+    settling.join()
+    assert failed == []
+    lead = view(lead_id)
+    assert lead["status"] == "sold" and lead["sale"]["buyer_id"] == "a"
+    assert [(p["attempt"], p["outcome"], p["late_outcome"]) for p in lead["posts"]] == [
+        (1, "unknown", "accepted"), (2, None, None)]
+    assert [t["status"] for t in lead["timeline"]][-2:] == ["late_acceptance", "sold"]
 
 
 def _with(settings, fn, *args):

@@ -117,6 +117,10 @@ class FakeStore:
         lead = self.claim(cur, lead_id, from_status)
         return None if lead is None else (lead, {})
 
+    def claim_to_score(self, cur, lead_id, now):
+        lead = self.claim(cur, lead_id, Status.VALIDATED)
+        return None if lead is None else (lead, {}, {"same_ip_24h": 0})
+
     def move(self, cur, lead_id, to_status, detail=None, *, passing=None, **columns):
         if passing is not None:           # the status passed through, written with this move
             self.moves.append(Move(lead_id, passing.status, passing.detail, passing.columns))

@@ -36,12 +36,13 @@ from pipeline.adapters.store.delivery import (  # noqa: F401
     open_post,
     pause_if_rejecting,
     posted_buyers,
-    settle_attempt,
+    settle,
 )
 from pipeline.adapters.store.leads import (  # noqa: F401
     TERMINAL,  # noqa: F401
     add_suppressions,
     claim,
+    claim_to_score,
     claim_with_consent,
     consent,
     contact_history,
@@ -51,7 +52,6 @@ from pipeline.adapters.store.leads import (  # noqa: F401
     move,
     record_event,
     remove_suppression,
-    score_context,
     sell,
 )
 from pipeline.adapters.store.tree import (  # noqa: F401

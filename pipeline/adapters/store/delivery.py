@@ -70,19 +70,47 @@ def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_
     return cur.fetchone() is not None
 
 
-def settle_attempt(cur, token, outcome: str, reason: str | None, http_status: int | None,
-                   latency_ms: int | None) -> bool:
-    """Settle our own open attempt; False when its lease was taken over (the answer is late)."""
+def settle(cur, lead_id, token, outcome: str, reason: str | None, http_status: int | None,
+           latency_ms: int | None, sale: tuple[str, object, int] | None = None
+           ) -> tuple[Lead, bool, bool] | None:
+    """Lock the lead (in any status) and settle our own open attempt, in one statement; with
+    ``sale`` (buyer id, ping id, price), an accepted post, also sell the lead in it when the
+    attempt was ours and the lead still waits on that ping (the primary key on sales.lead_id
+    makes a second sale impossible). Returns (the lead as locked, before any sale; whether the
+    attempt was ours, else its answer is recorded as late; whether it sold), or None when the
+    lead is gone.
+
+    The lead is locked first (the attempt's update waits on the lock), so the attempt is read
+    as the lead's lock holders left it: one taken over meanwhile is not ours, and its answer is
+    recorded as late."""
+    buyer_id, ping_id, price = sale if sale is not None else (None, None, None)
     cur.execute(prepared(
-        "UPDATE post_attempts SET outcome=%s, reason=%s, http_status=%s, latency_ms=%s,"
-        " settled_at=clock_timestamp() WHERE token=%s AND outcome IS NULL"),
-                (outcome, reason, http_status, latency_ms, token))
-    if cur.rowcount:
-        return True
-    cur.execute(prepared(
-        "UPDATE post_attempts SET late_outcome=%s, late_reason=%s, http_status=%s,"
-        " latency_ms=%s WHERE token=%s"), (outcome, reason, http_status, latency_ms, token))
-    return False
+        f"WITH l AS (SELECT *, {tree.VERSION} AS tree_version FROM leads WHERE id=%(id)s FOR UPDATE),"
+        " ours AS (UPDATE post_attempts SET outcome=%(outcome)s, reason=%(reason)s,"
+        "   http_status=%(http)s, latency_ms=%(ms)s, settled_at=clock_timestamp()"
+        "   WHERE lead_id=%(id)s AND token=%(token)s AND outcome IS NULL AND EXISTS (SELECT FROM l)"
+        "   RETURNING id),"
+        " late AS (UPDATE post_attempts SET late_outcome=%(outcome)s, late_reason=%(reason)s,"
+        "   http_status=%(http)s, latency_ms=%(ms)s"
+        "   WHERE token=%(token)s AND EXISTS (SELECT FROM l) AND NOT EXISTS (SELECT FROM ours)),"
+        " sale AS (INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
+        "   SELECT l.id, %(buyer)s::text, %(ping)s::uuid, %(price)s::bigint FROM l"
+        "   WHERE l.status = 'delivering' AND l.award_ping_id = %(ping)s"
+        "   AND EXISTS (SELECT FROM ours) ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id),"
+        " sold AS (UPDATE leads SET status='sold', status_at=clock_timestamp()"
+        "   WHERE id = (SELECT lead_id FROM sale) RETURNING id),"
+        " timeline AS (INSERT INTO lead_events (lead_id, status, detail)"
+        "   SELECT id, 'sold',"
+        "   jsonb_build_object('buyer_id', %(buyer)s::text, 'price_cents', %(price)s::bigint) FROM sold)"
+        " SELECT l.*, EXISTS (SELECT FROM ours) AS settled_ours, EXISTS (SELECT FROM sold) AS sold_now"
+        " FROM l"),
+        {"id": lead_id, "token": token, "outcome": outcome, "reason": reason, "http": http_status,
+         "ms": latency_ms, "buyer": buyer_id, "ping": ping_id, "price": price})
+    row = cur.fetchone()
+    if row is None:
+        return None
+    tree.saw_version(cur, row["tree_version"])
+    return Lead.from_row(row), row["settled_ours"], row["sold_now"]
 
 
 def posted_buyers(cur, lead_id) -> set[str]:

@@ -92,6 +92,24 @@ def claim_with_consent(cur, lead_id, from_status: Status | tuple[Status, ...]
     return Lead.from_row(row), consent_of_row(row) if row["has_consent"] else None
 
 
+def claim_to_score(cur, lead_id, now: datetime) -> tuple[Lead, dict | None, dict] | None:
+    """claim_with_consent() of a validated lead, and the history its scoring signals need (the
+    leads from the same consent IP in the day before ``now``), in one statement."""
+    cur.execute(prepared(
+        f"SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
+        f" {CONSENT_AS},"
+        " (SELECT count(*) FROM consents o WHERE o.ip = c.ip AND o.lead_id <> l.id"
+        "   AND o.recorded_at > %(now)s::timestamptz - interval '24 hours') AS same_ip_24h"
+        " FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
+        " WHERE l.id=%(id)s AND l.status = 'validated' FOR UPDATE OF l"), {"id": lead_id, "now": now})
+    row = cur.fetchone()
+    if row is None:
+        return None
+    tree.saw_version(cur, row["tree_version"])
+    return (Lead.from_row(row), consent_of_row(row) if row["has_consent"] else None,
+            {"same_ip_24h": row["same_ip_24h"]})
+
+
 def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
          passing: Passing | None = None, **columns) -> None:
     """Set the lead's status (and any columns given) and write the timeline entry (the passed
@@ -198,12 +216,3 @@ def list_suppressions(cur, limit: int = 1000) -> list[dict]:
     cur.execute("SELECT kind, value_hmac, legacy_sha256, reason, created_at FROM suppressions"
                 " ORDER BY created_at DESC LIMIT %s", (limit,))
     return [dict(r) for r in cur.fetchall()]
-
-
-def score_context(cur, lead: Lead, now: datetime) -> dict:
-    """History the scoring signals need: leads from the same consent IP in the last day."""
-    cur.execute(prepared(
-        "SELECT count(*) AS n FROM consents c JOIN consents me ON me.lead_id=%s"
-        " WHERE c.ip = me.ip AND c.lead_id <> me.lead_id"
-        " AND c.recorded_at > %s::timestamptz - interval '24 hours'"), (lead.id, now))
-    return {"same_ip_24h": cur.fetchone()["n"]}

@@ -1,0 +1,52 @@
+"""How the store reads rows: plain dicts from every fetch, and the score stage's claim with the
+history its signals need."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from psycopg2.extras import execute_values
+
+from pipeline import submit_lead
+from pipeline.adapters import db, store
+from pipeline.service import intake
+from tests.helpers import make_lead
+
+
+def test_rows_are_plain_dicts_named_by_each_results_columns(database):
+    with db.transaction() as cur:
+        cur.execute("SELECT 1 AS a, 'x' AS b")
+        row = cur.fetchone()
+        assert type(row) is dict and row == {"a": 1, "b": "x"} and list(row) == ["a", "b"]
+        assert cur.fetchone() is None
+        cur.execute("SELECT n, n * 2 AS twice FROM generate_series(1, 5) AS n")
+        assert cur.fetchmany(2) == [{"n": 1, "twice": 2}, {"n": 2, "twice": 4}]
+        assert cur.fetchmany() == [{"n": 3, "twice": 6}]           # arraysize 1
+        assert [type(r) for r in cur.fetchall()] == [dict, dict]
+        cur.execute("SELECT 'y' AS c")                             # new columns, new names
+        assert [r for r in cur] == [{"c": "y"}]
+        cur.execute(db.prepared("SELECT %s::int AS p, %s::text AS q"), (7, "z"))
+        assert cur.fetchall() == [{"p": 7, "q": "z"}]
+        cur.execute("CREATE TEMP TABLE t (k int)")
+        rows = execute_values(cur, "INSERT INTO t VALUES %s RETURNING k AS key", [(1,), (2,)], fetch=True)
+        assert rows == [{"key": 1}, {"key": 2}]
+
+
+def test_the_score_claim_counts_the_leads_from_the_same_ip_in_the_day_before(clean_db, monkeypatch):
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)
+    same = [submit_lead(make_lead("solar", seed=s, consent__ip="203.0.113.7")) for s in range(4)]
+    submit_lead(make_lead("solar", seed=9, consent__ip="198.51.100.1"))
+    lead_id = same[-1]
+    now = datetime.now(UTC)
+    with db.transaction() as cur:
+        assert store.claim_to_score(cur, lead_id, now) is None              # received, not validated
+        cur.execute("UPDATE leads SET status='validated' WHERE id=%s", (lead_id,))
+    try:
+        with db.transaction() as cur:
+            lead, consent, history = store.claim_to_score(cur, lead_id, now)
+            assert str(lead.id) == lead_id and consent["ip"] == "203.0.113.7"
+            assert history == {"same_ip_24h": 3}                            # itself not counted
+        with db.transaction() as cur:
+            assert store.claim_to_score(cur, lead_id, now + timedelta(hours=25))[2] == {"same_ip_24h": 0}
+    finally:
+        with db.transaction() as cur:
+            cur.execute("UPDATE leads SET status='rejected'")     # none left moving
