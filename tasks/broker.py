@@ -20,25 +20,138 @@
    connection from the pool), so the channel keeps one until its pool is replaced (after a
    fork, or a lost connection).
 
-3. The late-ack bookkeeping is pipelined without MULTI/EXEC. Each message a worker takes is put
-   in the unacked hash and its index (ZADD + HSET) and removed at the ack (ZREM + HDEL); kombu
-   wraps both pairs in a transaction, two more commands and replies each time. Nothing needs
-   the pair atomic: both commands leave in one write and Redis runs them in order, the sweep
-   that hands an abandoned message back (``restore_by_tag``) WATCHes the hash and takes a
-   message only while its payload is there, and a fresh entry is never old enough for it. A
-   worker killed between taking a message and the write loses it either way (BRPOP took it
-   off the queue), as before: the stuck-lead sweep re-drives such a lead from PostgreSQL.
+3. The late-ack bookkeeping waits on no round trip. Each message a worker takes is put in the
+   unacked hash and its index (ZADD + HSET) and removed at the ack (ZREM + HDEL); kombu wraps
+   each pair in MULTI/EXEC and waits for its replies, a round trip before every task starts and
+   another after it ends. Here each pair leaves in one write on a connection the channel keeps
+   for them, and its replies are read before that connection's next write (QoS below). Nothing
+   needs the pair atomic: Redis runs one connection's commands in order, so an ack never
+   overtakes its entry; the sweep that hands an abandoned message back (``restore_by_tag``)
+   reads the replies still owed first and WATCHes the hash, and a fresh entry is never old
+   enough for it. A worker killed between taking a message and the write loses it either way
+   (BRPOP took it off the queue), as before: the stuck-lead sweep re-drives such a lead from
+   PostgreSQL.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import time
 from contextlib import contextmanager
 
 import redis
 from kombu import transport
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 
 
 class QoS(kombu_redis.QoS):
+    """Late-ack bookkeeping written on a connection of its own, its replies read afterwards.
+
+    Taking a message writes ZADD + HSET, acking it ZREM + HDEL: each pair leaves in one write,
+    on one connection the channel keeps for them, and its replies are read before the next
+    write (they are there by then). The task starts without waiting a round trip for the
+    first pair, and the worker waits on none. Redis runs a connection's commands in order, so
+    an ack never overtakes its message's entry; anything else that reads the entries (a
+    restore, a requeue) reads the replies still owed first, so Redis has run those writes.
+    A write or read that fails drops the connection and raises, as the round trip did.
+    """
+
+    _book: tuple | None = None        # (the pool it came from, the connection)
+    _unread = 0                       # replies owed on it
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._book_lock = threading.Lock()
+
+    def _connection(self):
+        pool = self.channel.pool
+        book = self._book
+        if book is None or book[0] is not pool or book[1].pid != os.getpid():
+            self._drop()
+            book = self._book = (pool, pool.get_connection())
+        return book[1]
+
+    def _drop(self) -> None:
+        book, self._book, self._unread = self._book, None, 0
+        if book is not None and book[1].pid == os.getpid():   # a forked child's is its parent's
+            with contextlib.suppress(Exception):
+                book[1].disconnect()
+            with contextlib.suppress(Exception):
+                book[0].release(book[1])
+
+    def _read_owed(self, connection) -> None:
+        while self._unread:
+            self._unread -= 1
+            reply = connection.read_response()
+            if isinstance(reply, redis.exceptions.ResponseError):
+                raise reply
+
+    def _write(self, *commands) -> None:
+        with self._book_lock:
+            try:                          # replies owed: an earlier write's, there by now
+                self._read_owed(self._connection())
+            except redis.exceptions.ResponseError:
+                raise
+            except Exception:             # the connection died since (an idle one, a restart): what
+                self._drop()              # it ran is unknown (a lost ack: the visibility timeout)
+            for attempt in (1, 2):        # a stale connection: once more on a fresh one
+                try:
+                    connection = self._connection()
+                    connection.send_packed_command(connection.pack_commands(commands),
+                                                   check_health=False)
+                    self._unread = len(commands)
+                    return
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                    self._drop()
+                    if attempt == 2:
+                        raise
+
+    def settle(self) -> None:
+        """Read the replies still owed: Redis has run every bookkeeping write sent so far (unless
+        the connection is lost: then what it ran is unknown, as it was with a lost round trip)."""
+        with self._book_lock:
+            if self._book is not None and self._book[1].pid == os.getpid():
+                try:
+                    self._read_owed(self._book[1])
+                except redis.exceptions.ResponseError:
+                    raise
+                except Exception:
+                    self._drop()
+
+    def append(self, message, delivery_tag):
+        if self.channel.global_keyprefix:   # kombu's prefixing client: its own round trips
+            return super().append(message, delivery_tag)
+        delivery = message.delivery_info
+        entry = kombu_redis.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        self._write(("ZADD", self.unacked_index_key, time.time(), delivery_tag),
+                    ("HSET", self.unacked_key, delivery_tag, entry))
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag):
+        if self.channel.global_keyprefix:
+            return super().ack(delivery_tag)
+        self._write(("ZREM", self.unacked_index_key, delivery_tag),
+                    ("HDEL", self.unacked_key, delivery_tag))
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        self.settle()
+        super().reject(delivery_tag, requeue=requeue)
+
+    def restore_unacked(self, client=None):
+        self.settle()
+        super().restore_unacked(client)
+
+    def restore_visible(self, *args, **kwargs):
+        self.settle()
+        super().restore_visible(*args, **kwargs)
+
+    def restore_by_tag(self, tag, client=None, leftmost=False):
+        self.settle()
+        super().restore_by_tag(tag, client=client, leftmost=leftmost)
+
     @contextmanager
     def pipe_or_acquire(self, pipe=None, client=None):
         if pipe:             # restore_by_tag's own transaction
@@ -51,6 +164,13 @@ class QoS(kombu_redis.QoS):
 class Channel(kombu_redis.Channel):
     QoS = QoS
     _shared_client: redis.Redis | None = None
+
+    def _disconnect_pools(self):
+        qos = self.__dict__.get("_qos")
+        if isinstance(qos, QoS):      # the last ack's replies before its connection closes
+            qos.settle()
+            qos._drop()
+        super()._disconnect_pools()
 
     def _connparams(self, asynchronous=False):
         if self.connection.client is None:

@@ -3,11 +3,16 @@ and handed back when its taker dies (a worker restarting after a Redis restart:
 tests/e2e/test_broker_restart.py; Flower's events: tests/e2e/test_task_events.py)."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
+from urllib.parse import urlsplit
 
 import pytest
 
+from config.settings import settings
+from pipeline.devtools.bench.delay import DelayProxy
 from tasks import broker as pingtree_broker
 from tasks.app import app
 from tests.helpers import redeliver, unacked_tags
@@ -54,3 +59,65 @@ def test_a_message_taken_by_a_worker_that_dies_is_held_and_handed_back_then_acke
         assert not unacked_tags() and broker.zcard(INDEX) == 0
         queue.close()
 
+
+
+def _through(proxy: DelayProxy) -> str:
+    return proxy.url_for(settings.redis_url)
+
+
+@pytest.fixture
+def slow_redis():
+    """The test Redis 0.5 s of round trip away (a proxy holding each chunk 0.25 s each way)."""
+    parts = urlsplit(settings.redis_url)
+    target = (None, parts.path) if parts.scheme == "unix" else (parts.hostname, parts.port or 6379)
+    proxy = DelayProxy(*target, one_way_ms=250).start()
+    yield proxy
+    proxy.stop()
+
+
+def test_the_late_ack_bookkeeping_holds_neither_the_task_nor_the_worker(broker, slow_redis):
+    with app.connection_for_write(_through(slow_redis)) as conn:
+        queue = conn.SimpleQueue(QUEUE)
+        queue.put({"lead_id": "lead-1"})
+        qos = conn.default_channel.qos
+        took = []
+        append = qos.append
+
+        def timed(message, tag):
+            started = time.monotonic()
+            append(message, tag)
+            took.append(time.monotonic() - started)
+        qos.append = timed
+        message = queue.get(timeout=10)
+        assert took[0] < 0.25                        # the task starts: no round trip (0.5 s) waited
+        time.sleep(0.6)                              # the task runs; the entry's replies come in
+        assert message.delivery_tag in unacked_tags()
+        started = time.monotonic()
+        message.ack()
+        assert time.monotonic() - started < 0.25     # nor at its ack
+        qos.settle()                                 # the replies owed: Redis ran the ack
+        assert not unacked_tags() and broker.zcard(INDEX) == 0
+        queue.close()
+
+
+def test_bookkeeping_recorded_before_a_requeue_and_after_its_connection_died(broker):
+    with app.connection_for_write() as conn:
+        queue = conn.SimpleQueue(QUEUE)
+        for n in (1, 2):
+            queue.put({"lead_id": f"lead-{n}"})
+        qos = conn.default_channel.qos
+        first = queue.get(timeout=5)
+        first.requeue()                              # restore_by_tag reads the owed replies first
+        assert broker.llen(QUEUE) == 2 and not unacked_tags()
+        first = queue.get(timeout=5)
+        first.ack()                                  # its replies owed, on a connection that dies
+        qos._book[1]._sock.shutdown(socket.SHUT_RDWR)
+        second = queue.get(timeout=5)                # recorded on a fresh connection
+        qos.settle()
+        assert unacked_tags() == {second.delivery_tag}
+        assert broker.zscore(INDEX, second.delivery_tag) is not None
+        assert {first.payload["lead_id"], second.payload["lead_id"]} == {"lead-1", "lead-2"}
+        second.ack()
+        qos.settle()
+        assert not unacked_tags() and broker.zcard(INDEX) == 0 and broker.llen(QUEUE) == 0
+        queue.close()
