@@ -266,7 +266,7 @@ def ping_shard(auction_id, shard: int) -> Nudges:
         found = _ping_context(cur, auction_id, shard)
     if found is None:
         return []                      # a redelivered shard: its buyers were pinged already
-    auction, _, view, ranked = found
+    auction, lead, view, ranked = found
     alone = auction.shards == 1
     if auction.closed_at is not None:
         return award_auction(auction_id, shards_done=True) if alone else []
@@ -277,9 +277,11 @@ def ping_shard(auction_id, shard: int) -> Nudges:
 
     def record(and_award: bool) -> Nudges:
         with db.transaction() as cur:
-            store.record_pings(cur, auction_id, rows, finished_shard=shard)
+            if not and_award:
+                store.record_pings(cur, auction_id, rows, finished_shard=shard)
+                return []
             # A lone shard awards in the same transaction: one commit fewer on the way to the post.
-            return _award(cur, auction_id, shards_done=True, answered=rows) if and_award else []
+            return _award_lone_shard(cur, auction_id, shard, lead, rows)
     # Answers are worth a retry on a fresh connection: a PostgreSQL blip must not write off
     # buyers that accepted (the close would record them as time-outs).
     try:
@@ -345,8 +347,27 @@ def award_auction(auction_id, shards_done: bool = False) -> Nudges:
         return _award(cur, auction_id, shards_done)
 
 
-def _award(cur, auction_id, shards_done: bool, answered: list[Ping] | None = None) -> Nudges:
-    """``answered``: a lone shard's answers, just written in this transaction."""
+def _award_lone_shard(cur, auction_id, shard: int, lead: Lead, rows: list[Ping]) -> Nudges:
+    """A tier's only shard has its answers: write them, close the tier and award it.
+
+    ``lead``: the lead's ping-facing fields, as the shard's claim read them.
+    """
+    closing = store.close_lone_shard(cur, auction_id, rows, shard)
+    if closing is None:
+        # A close came first (the answers are written as late as they came): as any award.
+        return _award(cur, auction_id, shards_done=True)
+    auction, cycle, posted = closing
+    if cycle is None:
+        return []                  # the lead moved on already
+    # This statement wrote the tier's only shard and then closed the tier, so no close came
+    # first to write the answers off or make an accept late: the answers are its bids as the
+    # table holds them (besides write-offs of buyers gone from the tree, which never win).
+    bids = [auctions.Bid(p.id, p.buyer_id, p.rank, p.outcome, p.bid_cents) for p in rows]
+    lead = replace(lead, status=Status.AUCTIONING, cycle=cycle, auction_id=auction.id)
+    return award(cur, lead, auction, bids, posted)
+
+
+def _award(cur, auction_id, shards_done: bool) -> Nudges:
     closed = store.close_auction(cur, auction_id) if shards_done else None
     auction = closed or store.auction(cur, auction_id)
     if auction is None:
@@ -360,24 +381,21 @@ def _award(cur, auction_id, shards_done: bool, answered: list[Ping] | None = Non
     lead = store.claim(cur, auction.lead_id, Status.AUCTIONING)
     if lead is None or lead.auction_id != auction.id:
         return []                  # a duplicate callback, or the lead moved on already
-    bids = None
-    if answered is not None and closed is not None:
-        # This transaction wrote the tier's only shard and then closed the tier (so no close
-        # came first to write the answers off or make an accept late): the answers are its bids
-        # as the table holds them, besides write-offs of buyers gone from the tree, which never win.
-        bids = [auctions.Bid(p.id, p.buyer_id, p.rank, p.outcome, p.bid_cents) for p in answered]
-    return award(cur, lead, auction, bids)
+    return award(cur, lead, auction)
 
 
-def award(cur, lead: Lead, auction: Auction, bids: list[auctions.Bid] | None = None) -> Nudges:
+def award(cur, lead: Lead, auction: Auction, bids: list[auctions.Bid] | None = None,
+          posted: set[str] | None = None) -> Nudges:
     """Award the tier to its best bid that may win, or go on: the next step of a walk, the next
-    tier, held or unsold. ``bids``: the tier's answers when the caller holds them, else read."""
+    tier, held or unsold. ``bids`` (the tier's answers) and ``posted`` (the buyers the lead's
+    post went to): when the caller holds them, else read."""
     net, now = store.network(cur), now_utc()
     if bids is None:
         bids = store.auction_bids(cur, auction.id)
     buyers = {b.id: b for b in store.buyers(cur, [b.buyer_id for b in bids])}
     mode = tier_mode(auction.mode)
-    posted = store.posted_buyers(cur, lead.id)
+    if posted is None:
+        posted = store.posted_buyers(cur, lead.id)
     for bid in mode.candidates(bids, net.bid_floor_cents):
         if not delivery.may_post_to(bid.buyer_id, posted, net.max_post_buyers):
             # Enough buyers have seen this lead's contact data: no new one gets it.

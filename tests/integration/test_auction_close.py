@@ -185,3 +185,29 @@ def test_a_lone_shard_whose_award_fails_keeps_its_answers_for_the_deadline_close
         view = views.lead_view(cur, lead_id)
     assert view["status"] == "sold" and view["sale"]["buyer_id"] == "a"
     assert len(scripted.posts) == 1
+
+
+def test_a_lone_shard_that_the_deadline_close_overtook_records_its_accept_late_and_sells_nothing(
+        scripted, monkeypatch):
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])                      # one shard of two
+    lead_id, [ping] = scored(scripted, auction_timeout_s=0.3)
+    real_ping_many = lifecycle.ping_many
+    closed = []
+
+    def stalled(*args, **kwargs):
+        answers = real_ping_many(*args, **kwargs)    # both accept in time
+        # The shard stalls (a paused worker) until the deadline close has awarded the tier
+        # without its answers.
+        time.sleep(0.3 + lifecycle.settings.close_grace_s + 0.2)
+        closed.append(lifecycle.close_overdue())
+        return answers
+    monkeypatch.setattr(lifecycle, "ping_many", stalled)
+    assert lifecycle.ping_shard(*ping.args) == []
+    assert closed == [[]]                             # no bid when it closed: unsold, max_cycles 1
+    with db.transaction() as cur:
+        view = views.lead_view(cur, lead_id)
+    assert view["status"] == "unsold" and not auction_open(lead_id)
+    assert sorted((p["buyer_id"], p["outcome"]) for p in view["pings"]) == [("a", "late"), ("b", "late")]
+    assert scripted.posts == []
+

@@ -8,6 +8,7 @@ from pipeline.adapters.store.auctions import (  # noqa: F401
     auction_pings,
     claim_shard,
     close_auction,
+    close_lone_shard,
     finish_shard,
     lock_rotation,
     mark_ping,

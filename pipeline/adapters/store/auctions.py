@@ -155,6 +155,53 @@ def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None =
          "shard": finished_shard})
 
 
+def close_lone_shard(cur, auction_id, rows: list[Ping], shard: int
+                     ) -> tuple[Auction, int | None, set[str]] | None:
+    """A tier's only shard is done: write its answers, close the tier and lock its lead for the
+    award, in one statement (record_pings, close_auction and claim together). Every buyer of
+    the tier has its answer here (a ping's buyer must exist), so the close writes nothing off.
+
+    Returns None when a close came first: the answers are then written as record_pings writes
+    them (an accept is late) and nothing is locked. Otherwise (the closed auction, the lead's
+    cycle or None when the lead is no longer auctioning in this tier, the buyers its post went
+    to). The lead is locked after the tier, as the close and the award lock them.
+    """
+    arrays = {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
+    unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS)
+    names = ", ".join(name for name, _ in PING_COLUMNS)
+    # The main query runs first: it closes the tier (c) and then locks the lead (l); the
+    # statement's other writes (f, p) run after it. No post goes out while a lead is
+    # auctioning, so the statement's snapshot holds all its post attempts.
+    cur.execute(prepared(
+        "WITH c AS (UPDATE auctions SET closed_at=clock_timestamp() WHERE id=%(auction_id)s"
+        "   AND closed_at IS NULL RETURNING *),"
+        " a AS (SELECT NOT EXISTS (SELECT FROM c) AND mode = ANY(%(deadline_modes)s) AS closed"
+        "   FROM auctions WHERE id=%(auction_id)s),"
+        " f AS (UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%(auction_id)s"
+        "   AND shard=%(shard)s),"
+        " p AS (INSERT INTO pings (auction_id, id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
+        "   bid_cents, ref, latency_ms, reason)"
+        " SELECT %(auction_id)s, v.id, v.lead_id, v.buyer_id, v.tier, v.cycle, v.rank, v.kind,"
+        "   CASE WHEN a.closed AND v.outcome = 'accept' THEN 'late' ELSE v.outcome END,"
+        "   v.bid_cents, v.ref, v.latency_ms, v.reason"
+        f" FROM a, unnest({unnest}) AS v({names})"
+        " ON CONFLICT (auction_id, buyer_id, kind)"
+        " DO UPDATE SET outcome = CASE WHEN EXCLUDED.outcome = 'accept' THEN 'late'"
+        " ELSE EXCLUDED.outcome END, bid_cents=EXCLUDED.bid_cents, latency_ms=EXCLUDED.latency_ms,"
+        " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason IN ('no_answer', 'never_pinged')),"
+        " l AS (SELECT l.id, l.cycle FROM leads l JOIN c ON l.id = c.lead_id AND l.auction_id = c.id"
+        "   WHERE l.status = 'auctioning' FOR UPDATE OF l)"
+        " SELECT c.*, (SELECT cycle FROM l) AS lead_cycle,"
+        "   ARRAY(SELECT DISTINCT buyer_id FROM post_attempts WHERE lead_id = (SELECT id FROM l)) AS posted,"
+        f"  {tree.VERSION} AS tree_version FROM c"),
+        {**arrays, "auction_id": auction_id, "deadline_modes": DEADLINE_MODES, "shard": shard})
+    row = cur.fetchone()
+    if row is None:
+        return None
+    tree.saw_version(cur, row["tree_version"])
+    return Auction.from_row(row), row["lead_cycle"], set(row["posted"])
+
+
 def close_auction(cur, auction_id) -> Auction | None:
     """Close once: the chord callback and the deadline close race here; one wins."""
     # One statement. Buyers whose answer never arrived passed: written off (in a tier with one
