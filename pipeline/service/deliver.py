@@ -34,24 +34,30 @@ store: Store = sql_store   # as in lifecycle.py: PostgreSQL, or the unit tests' 
 
 def deliver_post(lead_id) -> list:
     """Post the full lead to the awarded buyer; same buyer and key on every re-drive."""
+    token = uuid.uuid4()
     with db.transaction() as cur:
-        claimed = store.claim_post(cur, lead_id)
+        # Nothing in flight and attempts left (the common case): the claim writes our attempt.
+        claimed = store.claim_post(cur, lead_id, token, settings.post_lease_s, settings.post_attempts)
         if claimed is None:
             return []
-        lead, consent, ping, in_flight, history = claimed
-        if in_flight is not None:
-            if in_flight["live"]:
-                return []              # single flight: a post to this lead is on the wire
-            store.expire_post(cur, in_flight["id"])
-            history = [{**h, "outcome": delivery.UNKNOWN} if h["id"] == in_flight["id"] else h
-                       for h in history]     # as expire_post wrote it
-        if len(history) >= settings.post_attempts:
-            # The last attempt's worker died: its outcome is unknown and no attempt is left.
-            return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")
+        lead, consent, ping, in_flight, history, began = claimed
+        if not began:
+            if in_flight is None and len(history) < settings.post_attempts:
+                return []              # single flight: another deliverer's post is on the wire
+            if in_flight is not None:
+                if in_flight["live"]:
+                    return []          # single flight: a post to this lead is on the wire
+                store.expire_post(cur, in_flight["id"])
+                history = [{**h, "outcome": delivery.UNKNOWN} if h["id"] == in_flight["id"] else h
+                           for h in history]     # as expire_post wrote it
+            if len(history) >= settings.post_attempts:
+                # The last attempt's worker died: its outcome is unknown and no attempt is left.
+                return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")
         buyer = store.buyers(cur, [ping.buyer_id])[0]
-        token, attempt = uuid.uuid4(), len(history) + 1
+        attempt = len(history) + 1
         earlier = [h["outcome"] for h in history]
-        if not store.begin_post(cur, lead_id, ping.id, buyer.id, attempt, token, settings.post_lease_s):
+        if not began and not store.begin_post(cur, lead_id, ping.id, buyer.id, attempt, token,
+                                              settings.post_lease_s):
             return []                  # single flight: another deliverer's post is on the wire
     speaker = protocols.for_buyer(buyer)
     out = speaker.post({"lead": lead.as_dict(), "consent": consent, "ping_id": ping.id, "ping_ref": ping.ref,

@@ -49,14 +49,18 @@ def now_utc() -> datetime:
 
 def validate_lead(lead_id) -> Nudges:
     with db.transaction() as cur:
-        claimed = store.claim_with_consent(cur, lead_id, Status.RECEIVED)
+        # Two copies of one consumer's lead validated at once must not both pass as first: the
+        # claim locks the contact hashes the consent record names (taken at intake)...
+        claimed = store.claim_to_validate(cur, lead_id)
         if claimed is None:
             return []
-        lead, consent = claimed
+        lead, consent, locked = claimed
         net = store.network(cur)
         normalised = validation.normalise({**lead.as_dict(), "consent": consent or {}})
-        # Two copies of one consumer's lead validated at once must not both pass as first.
-        store.lock_contact(cur, lead.vertical, normalised.phone_sha256, normalised.email_sha256)
+        if (normalised.phone_sha256, normalised.email_sha256) != locked:
+            # ...the same as the normalised ones, but for a phone too bad to hash at intake (or a
+            # consent recorded before it named its hashes): those are locked here.
+            store.lock_contact(cur, lead.vertical, normalised.phone_sha256, normalised.email_sha256)
         # A statement after the locks: it sees a twin that held them and committed.
         duplicate_of, suppressed = store.contact_history(
             cur, lead_id, lead.vertical, normalised.phone_sha256, normalised.email_sha256,

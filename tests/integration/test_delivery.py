@@ -158,7 +158,7 @@ def test_an_answer_that_waited_on_a_take_over_is_late_and_never_sells_in_the_set
     lead_id = awarded(scripted)
     mine, theirs = uuid.uuid4(), uuid.uuid4()
     with db.transaction() as cur:                  # our post is on the wire
-        _, _, ping, _, _ = store.claim_post(cur, lead_id)
+        _, _, ping, _, _, _ = store.claim_post(cur, lead_id)
         assert store.begin_post(cur, lead_id, ping.id, "a", 1, mine, 30)
     failed: list[BaseException] = []
 

@@ -25,8 +25,8 @@ NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cyc
 BUYERS = 10
 
 # stage: (transactions, statements) at most, for one lead sold at ten buyers on a warm process.
-CEILINGS = {"intake": (1, 1), "validate": (1, 4), "score": (1, 2), "ping": (2, 3),
-            "deliver": (2, 3)}
+CEILINGS = {"intake": (1, 1), "validate": (1, 3), "score": (1, 2), "ping": (2, 3),
+            "deliver": (2, 2)}
 
 
 class Counting:

@@ -1,14 +1,16 @@
-"""How the store reads rows: plain dicts from every fetch, and the score stage's claim with the
-history its signals need."""
+"""How the store reads rows: plain dicts from every fetch, and the stages' claims with what else
+they need in the same statement (the validation locks, the scoring history)."""
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 from psycopg2.extras import execute_values
 
 from pipeline import submit_lead
 from pipeline.adapters import db, store
-from pipeline.service import intake
+from pipeline.domain import validation
+from pipeline.service import intake, lifecycle
 from tests.helpers import make_lead
 
 
@@ -47,6 +49,34 @@ def test_the_score_claim_counts_the_leads_from_the_same_ip_in_the_day_before(cle
             assert history == {"same_ip_24h": 3}                            # itself not counted
         with db.transaction() as cur:
             assert store.claim_to_score(cur, lead_id, now + timedelta(hours=25))[2] == {"same_ip_24h": 0}
+    finally:
+        with db.transaction() as cur:
+            cur.execute("UPDATE leads SET status='rejected'")     # none left moving
+
+
+def test_the_validate_claim_locks_the_contact_hashes_taken_at_intake(clean_db, monkeypatch):
+    """Validation's contact locks come with its claim, for the hashes the consent record names;
+    only a phone too bad to hash at intake (its normalised hash is still compared) costs the
+    stage a statement of its own to lock it."""
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)
+    good = submit_lead(make_lead("solar", seed=21))
+    bad = submit_lead(make_lead("solar", seed=22, contact__phone="(999) 999-9999"))
+    try:
+        with db.transaction() as cur:
+            lead, _, locked = store.claim_to_validate(cur, good)
+            assert locked == validation.contact_hashes(lead.contact) and None not in locked
+            cur.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'"
+                        " AND pid = pg_backend_pid() AND granted")
+            assert cur.fetchone()["n"] == 2
+        calls = []
+        real = store.lock_contact
+        monkeypatch.setattr(store, "lock_contact", lambda cur, vertical, *hashes: (
+            calls.append(hashes), real(cur, vertical, *hashes)))
+        lifecycle.validate_lead(good)
+        assert calls == []
+        lifecycle.validate_lead(bad)
+        [(phone, email)] = calls
+        assert phone == hashlib.sha256(b"+19999999999").hexdigest() and email is not None
     finally:
         with db.transaction() as cur:
             cur.execute("UPDATE leads SET status='rejected'")     # none left moving

@@ -113,9 +113,9 @@ class FakeStore:
         lead = self.leads.get(uuid.UUID(str(lead_id)))
         return lead if lead is not None and lead.status in statuses else None
 
-    def claim_with_consent(self, cur, lead_id, from_status):
-        lead = self.claim(cur, lead_id, from_status)
-        return None if lead is None else (lead, {})
+    def claim_to_validate(self, cur, lead_id):
+        lead = self.claim(cur, lead_id, Status.RECEIVED)
+        return None if lead is None else (lead, {}, (None, None))
 
     def claim_to_score(self, cur, lead_id, now):
         lead = self.claim(cur, lead_id, Status.VALIDATED)

@@ -44,7 +44,7 @@ from pipeline.adapters.store.leads import (  # noqa: F401
     add_suppressions,
     claim,
     claim_to_score,
-    claim_with_consent,
+    claim_to_validate,
     consent,
     contact_history,
     insert_lead,

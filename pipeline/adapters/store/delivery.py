@@ -14,28 +14,45 @@ PING_FIELDS = tuple(f.name for f in fields(Ping))
 PING_AS = ", ".join(f"p.{name} AS ping_{name}" for name in PING_FIELDS)
 
 
-def claim_post(cur, lead_id) -> tuple[Lead, dict | None, Ping, dict | None, list[dict]] | None:
+def claim_post(cur, lead_id, token=None, lease_s: float = 0, most: int = 0
+               ) -> tuple[Lead, dict | None, Ping, dict | None, list[dict], bool] | None:
     """What the deliver stage reads, in one statement: the lead claimed in delivering (as
-    claim_with_consent() gives it, with its consent record); the awarded ping; the lead's post in
+    claim_to_validate() gives it, with its consent record); the awarded ping; the lead's post in
     flight, if any ({id, live}: live while its lease holds); the attempts so far to that ping
-    ({id, attempt, outcome}, in order). None when the lead is not delivering."""
+    ({id, attempt, outcome}, in order). None when the lead is not delivering.
+
+    With a ``token``, the same statement begins the post when nothing is in flight and fewer than
+    ``most`` attempts were made: the next attempt, as begin_post() writes it, its lease
+    ``lease_s``. The last value says whether it began; not when another deliverer's attempt
+    opened after this statement's snapshot (the one-open index has the last word, as in
+    begin_post())."""
     cur.execute(prepared(
-        f"SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
-        f" {CONSENT_AS}, {PING_AS},"
-        " (SELECT json_build_object('id', a.id, 'live', a.lease_until > clock_timestamp())"
-        "   FROM post_attempts a WHERE a.lead_id=l.id AND a.outcome IS NULL) AS post_in_flight,"
-        " (SELECT coalesce(json_agg(json_build_object('id', a.id, 'attempt', a.attempt,"
-        "   'outcome', a.outcome) ORDER BY a.attempt), '[]')"
-        "   FROM post_attempts a WHERE a.lead_id=l.id AND a.ping_id=l.award_ping_id) AS post_history"
-        " FROM leads l LEFT JOIN consents c ON c.lead_id = l.id LEFT JOIN pings p ON p.id = l.award_ping_id"
-        " WHERE l.id=%s AND l.status = 'delivering' FOR UPDATE OF l"), (lead_id,))
+        f"WITH l AS (SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
+        f"   {CONSENT_AS}, {PING_AS},"
+        "   (SELECT json_build_object('id', a.id, 'live', a.lease_until > clock_timestamp())"
+        "     FROM post_attempts a WHERE a.lead_id=l.id AND a.outcome IS NULL) AS post_in_flight,"
+        "   (SELECT coalesce(json_agg(json_build_object('id', a.id, 'attempt', a.attempt,"
+        "     'outcome', a.outcome) ORDER BY a.attempt), '[]')"
+        "     FROM post_attempts a WHERE a.lead_id=l.id AND a.ping_id=l.award_ping_id) AS post_history"
+        "   FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
+        "   LEFT JOIN pings p ON p.id = l.award_ping_id"
+        "   WHERE l.id=%(id)s AND l.status = 'delivering' FOR UPDATE OF l),"
+        " began AS (INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
+        "   SELECT l.id, l.award_ping_id, l.ping_buyer_id, json_array_length(l.post_history) + 1,"
+        "   %(token)s::uuid, clock_timestamp() + make_interval(secs => %(lease)s::float8) FROM l"
+        "   WHERE %(token)s::uuid IS NOT NULL AND l.post_in_flight IS NULL"
+        "   AND json_array_length(l.post_history) < %(most)s::int"
+        "   ON CONFLICT (lead_id) WHERE outcome IS NULL DO NOTHING RETURNING lead_id),"
+        " touched AS (UPDATE leads SET status_at=clock_timestamp() WHERE id = (SELECT lead_id FROM began))"
+        " SELECT l.*, EXISTS (SELECT FROM began) AS began FROM l"),
+        {"id": lead_id, "token": token, "lease": lease_s, "most": most})
     row = cur.fetchone()
     if row is None:
         return None
     tree.saw_version(cur, row["tree_version"])
     ping = Ping.from_row({name: row[f"ping_{name}"] for name in PING_FIELDS})
     return (Lead.from_row(row), consent_of_row(row) if row["has_consent"] else None, ping,
-            row["post_in_flight"], row["post_history"])
+            row["post_in_flight"], row["post_history"], row["began"])
 
 
 def open_post(cur, lead_id) -> dict | None:

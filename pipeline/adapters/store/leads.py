@@ -77,23 +77,30 @@ def claim(cur, lead_id, from_status: Status | tuple[Status, ...]) -> Lead | None
     return Lead.from_row(row)
 
 
-def claim_with_consent(cur, lead_id, from_status: Status | tuple[Status, ...]
-                       ) -> tuple[Lead, dict | None] | None:
-    """claim() and the lead's consent record (as consent() gives it) in one statement."""
-    statuses = (from_status,) if isinstance(from_status, str) else from_status
+def claim_to_validate(cur, lead_id) -> tuple[Lead, dict | None, tuple[str | None, str | None]] | None:
+    """Claim a received lead with its consent record (as consent() gives it) and take the
+    validation locks of the contact hashes its consent record names (as lock_contact() takes
+    them), in one statement: the lead's row first, then the locks. Returns the lead, its consent
+    and the (phone, email) hashes locked."""
     cur.execute(prepared(
-        f"SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
-        f" {CONSENT_AS} FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
-        " WHERE l.id=%s AND l.status = ANY(%s) FOR UPDATE OF l"), (lead_id, list(statuses)))
+        f"WITH l AS (SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
+        f"   {CONSENT_AS}, c.phone_sha256 AS locked_phone, c.email_sha256 AS locked_email"
+        "   FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
+        "   WHERE l.id=%s AND l.status = 'received' FOR UPDATE OF l)"
+        " SELECT l.*, (SELECT count(pg_advisory_xact_lock(hashtextextended(l.vertical || ':' || h, 0)))"
+        "   FROM (SELECT h FROM unnest(ARRAY[l.locked_phone, l.locked_email]) AS h"
+        "         WHERE h IS NOT NULL ORDER BY h COLLATE \"C\") AS k) AS locks"
+        " FROM l"), (lead_id,))
     row = cur.fetchone()
     if row is None:
         return None
     tree.saw_version(cur, row["tree_version"])
-    return Lead.from_row(row), consent_of_row(row) if row["has_consent"] else None
+    return (Lead.from_row(row), consent_of_row(row) if row["has_consent"] else None,
+            (row["locked_phone"], row["locked_email"]))
 
 
 def claim_to_score(cur, lead_id, now: datetime) -> tuple[Lead, dict | None, dict] | None:
-    """claim_with_consent() of a validated lead, and the history its scoring signals need (the
+    """A validated lead claimed with its consent record, and the history its scoring signals need (the
     leads from the same consent IP in the day before ``now``), in one statement."""
     cur.execute(prepared(
         f"SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
@@ -168,7 +175,8 @@ def consent(cur, lead_id) -> dict | None:
 
 def lock_contact(cur, vertical: str, *hashes: str | None) -> None:
     """Serialise validation of leads sharing a phone or email (transaction-scoped locks), taken
-    in one statement, in one order everywhere (the array's): no deadlock."""
+    in one statement, in one order everywhere (the hashes' byte order, as claim_to_validate()
+    takes them): no deadlock."""
     keys = [f"{vertical}:{value}" for value in sorted(h for h in hashes if h)]
     if keys:
         cur.execute(prepared(
