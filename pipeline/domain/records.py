@@ -11,8 +11,8 @@ record whose other fields keep their defaults.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -51,6 +51,31 @@ class Outcome(StrEnum):
     INELIGIBLE = "ineligible"
 
 
+_Layout = tuple[tuple[str, ...], frozenset[str], dict[str, Any], dict[str, Callable[[], Any]]]
+_LAYOUTS: dict[type, _Layout] = {}
+
+
+def _layout(cls: type) -> _Layout:
+    """A record class's field names, those without a default, the defaults and the factories
+    (read once per class)."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        names: list[str] = []
+        required: set[str] = set()
+        defaults: dict[str, Any] = {}
+        factories: dict[str, Callable[[], Any]] = {}
+        for f in fields(cls):
+            names.append(f.name)
+            if f.default is not MISSING:
+                defaults[f.name] = f.default
+            elif f.default_factory is not MISSING:
+                factories[f.name] = f.default_factory
+            else:
+                required.add(f.name)
+        layout = _LAYOUTS[cls] = (tuple(names), frozenset(required), defaults, factories)
+    return layout
+
+
 class _Row:
     """``from_row``: a record from a database row (any mapping), by field name."""
 
@@ -58,16 +83,26 @@ class _Row:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], **more: Any) -> Self:
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        values = {k: v for k, v in {**row, **more}.items() if k in known}
+        names, required, defaults, factories = _layout(cls)
+        given = {**row, **more} if more else row
+        values = {**defaults, **{name: given[name] for name in names if name in given}}
         for name, enum in cls._enums.items():
             if values.get(name) is not None:
                 values[name] = enum(values[name])
-        return cls(**values)
+        if not required <= values.keys():
+            return cls(**values)          # raises as the constructor does
+        for name, factory in factories.items():
+            if name not in values:
+                values[name] = factory()
+        # What the (frozen) dataclass's __init__ would do, without one object.__setattr__ a field:
+        # the records have no __post_init__ and no slots.
+        record = object.__new__(cls)
+        record.__dict__.update(values)
+        return record
 
     def as_dict(self) -> dict[str, Any]:
         """The record as the plain mapping the protocols and the scoring read (one level)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {name: getattr(self, name) for name in _layout(type(self))[0]}
 
 
 @dataclass(frozen=True)

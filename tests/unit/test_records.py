@@ -1,8 +1,11 @@
 """Records from rows: known columns taken, others left, enums made members, defaults kept."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
+
+import pytest
 
 from pipeline.domain.modes import Mode
 from pipeline.domain.records import TERMINAL, Auction, Lead, Outcome, Ping, Status, Tier
@@ -31,3 +34,19 @@ def test_members_are_their_stored_strings():
     assert Status.SOLD == "sold" and f"stuck_{Status.AUCTIONING}" == "stuck_auctioning"
     assert json.dumps({"s": Status.UNSOLD, "o": Outcome.ACCEPT}) == '{"s": "unsold", "o": "accept"}'
     assert "sold" in TERMINAL and "held" not in TERMINAL
+
+
+def test_a_record_from_a_row_is_the_record_its_constructor_builds():
+    """from_row builds the record without the frozen dataclass's __init__ (a setattr a field):
+    the same fields, defaults and equality, a fresh default for each record, still frozen."""
+    lead_id = uuid.uuid4()
+    row = {"id": lead_id, "vertical": "solar", "status": "sold", "score": 70, "extra": 1}
+    lead = Lead.from_row(row)
+    assert lead == Lead(id=lead_id, vertical="solar", status=Status.SOLD, score=70)
+    assert lead.as_dict() == dataclasses.asdict(lead) and lead.contact == {} and lead.redrives == 0
+    other = Lead.from_row(row)
+    assert lead.contact is not other.contact and lead.reject_reasons is not other.reject_reasons
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lead.score = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Lead.from_row({"vertical": "solar"})                # no id: as the constructor refuses
