@@ -86,9 +86,12 @@ class _Client:
             limit=512, limit_per_host=128, keepalive_timeout=30, ttl_dns_cache=60,
             resolver=None if self.allow_private else PublicOnlyResolver())
         # No session time-out: each request's budget (asyncio.timeout in _send) is the only clock.
+        # No cookie jar: a buyer's Set-Cookie is hostile input, never sent back to it or to another
+        # buyer under the same domain, and never kept to pile up in the worker.
         self.session = aiohttp.ClientSession(
             connector=connector, headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
-            auto_decompress=False, skip_auto_headers=("Accept-Encoding",), timeout=aiohttp.ClientTimeout())
+            auto_decompress=False, skip_auto_headers=("Accept-Encoding",), timeout=aiohttp.ClientTimeout(),
+            cookie_jar=aiohttp.DummyCookieJar())
 
     async def _send(self, request: Request, max_bytes: int) -> Reply:
         started = time.monotonic()

@@ -1,4 +1,5 @@
-"""The one HTTP caller: budgets, size caps, redirects and the public-address guard, on real sockets."""
+"""The one HTTP caller: budgets, size caps, redirects, cookies and the public-address guard, on real
+sockets."""
 from __future__ import annotations
 
 import threading
@@ -8,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipeline.adapters import transport
+
+COOKIES_SENT: list = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -26,6 +29,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         body = b"x" * 200_000 if self.path == "/huge" else b'{"accept": false}'
         self.send_response(200)
+        if self.path == "/cookie":
+            COOKIES_SENT.append(self.headers.get("Cookie"))
+            self.send_header("Set-Cookie", "track=1; Path=/")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -73,3 +79,12 @@ def test_private_addresses_are_refused_unless_allowed(server):
 
 def test_connection_refused_is_a_value_not_an_exception():
     assert send("http://127.0.0.1:9/ping").failure == "connect_error"
+
+
+def test_a_buyer_cookie_is_never_sent_back(server):
+    # A buyer's answer is hostile input: nothing in it may shape the next request, to it or to
+    # another buyer (a cookie set for a parent domain), nor pile up in the worker.
+    port = server.rsplit(":", 1)[1]
+    for _ in range(2):
+        assert send(f"http://localhost:{port}/cookie").status == 200
+    assert COOKIES_SENT == [None, None]
