@@ -140,8 +140,31 @@ class _Cursor(psycopg2.extensions.cursor):
     def execute(self, query, vars=None):
         if not isinstance(self.connection, _Connection):
             return super().execute(query, vars)
+        if self._committed:
+            raise RuntimeError("this transaction was committed with its last statement")
+        return super().execute(*self._statement(query, vars))
+
+    def commit_with(self, query: str, vars=None) -> None:
+        """The transaction's last statement and its COMMIT, sent in one message: one round trip
+        fewer. What comes back is the COMMIT's (no rows), so this is for a statement whose rows
+        nobody reads, and the transaction is over: the cursor takes no statement after it, and
+        an error raised afterwards can no longer roll it back. An error in the statement skips
+        the COMMIT, and transaction() rolls back as for any other error."""
+        if not isinstance(self.connection, _Connection):
+            super().execute(query, vars)
+            self.connection.commit()
+        else:
+            text, values = self._statement(query, vars)
+            super().execute(text + ";COMMIT", values)
+        self._committed = True
+
+    _committed = False
+
+    def _statement(self, query, vars) -> tuple:
+        """The text to send (a prepared statement's EXECUTE, after a BEGIN when no transaction is
+        open yet) and its values; a statement is PREPAREd on its first run on a connection."""
         if not isinstance(query, Prepared):
-            return super().execute(self._opening(query), vars)
+            return self._opening(query), vars
         if query.name not in self.connection.prepared:
             self.execute(f"PREPARE {query.name} AS {query.text}")     # may open the transaction
             self.connection.prepared.add(query.name)
@@ -153,7 +176,7 @@ class _Cursor(psycopg2.extensions.cursor):
                 casts = ", ".join(f"%s::{t}" for t in self.fetchone()["types"])
                 query.execute = f"EXECUTE {query.name}" + (f" ({casts})" if casts else "")
         values = [vars[k] for k in query.keys] if isinstance(vars, dict) else list(vars or ())
-        return super().execute(self._opening(query.execute), values)
+        return self._opening(query.execute), values
 
     def _opening(self, query):
         """The query, after a BEGIN when no transaction is open yet."""

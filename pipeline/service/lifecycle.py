@@ -79,11 +79,11 @@ def validate_lead(lead_id) -> Nudges:
         common: dict[str, Any] = {"facts": facts, "contact": contact, "phone_sha256": normalised.phone_sha256,
                                   "email_sha256": normalised.email_sha256}
         if isinstance(verdict, validation.Rejected):
-            store.move(cur, lead_id, Status.REJECTED, {"reasons": list(verdict.reasons)},
+            store.move(cur, lead_id, Status.REJECTED, {"reasons": list(verdict.reasons)}, last=True,
                        reject_reasons=list(verdict.reasons),
                        duplicate_of=verdict.duplicate_of, **common)
             return []
-        store.move(cur, lead_id, Status.VALIDATED, **common)
+        store.move(cur, lead_id, Status.VALIDATED, last=True, **common)
     return [Nudge(SCORE, (str(lead_id),))]
 
 

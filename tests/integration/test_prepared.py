@@ -76,3 +76,33 @@ def _select(statement):
     with db.transaction() as cur:
         cur.execute(statement, (1,))
         return cur.fetchone()
+
+
+def test_a_transactions_last_statement_goes_with_its_commit(database):
+    """commit_with: the statement and its COMMIT in one message; the transaction is over when it
+    returns (another connection sees the row before the block ends), the cursor takes nothing
+    more, and a statement that fails skips the COMMIT and rolls back."""
+    with db.transaction() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS commit_probe (id int PRIMARY KEY)")
+        cur.execute("TRUNCATE commit_probe")
+    statement = prepared("INSERT INTO commit_probe VALUES (%s)")
+    try:
+        with db.transaction() as cur:
+            cur.execute("INSERT INTO commit_probe VALUES (1)")
+            cur.commit_with(statement, (2,))
+            other = psycopg2.connect(database)
+            with other, other.cursor() as look:
+                look.execute("SELECT array_agg(id ORDER BY id) FROM commit_probe")
+                assert look.fetchone()[0] == [1, 2]
+            other.close()
+            with pytest.raises(RuntimeError, match="committed"):
+                cur.execute("SELECT 1")
+        with pytest.raises(psycopg2.errors.UniqueViolation), db.transaction() as cur:
+            cur.execute("INSERT INTO commit_probe VALUES (3)")
+            cur.commit_with(statement, (2,))          # fails: nothing of this transaction stays
+        with db.transaction() as cur:
+            cur.execute("SELECT array_agg(id ORDER BY id) AS ids FROM commit_probe")
+            assert cur.fetchone()["ids"] == [1, 2]
+    finally:
+        with db.transaction() as cur:
+            cur.execute("DROP TABLE IF EXISTS commit_probe")

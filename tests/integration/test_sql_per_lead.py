@@ -40,6 +40,11 @@ class Counting:
         self._tally[" ".join(str(query)[:70].split())] += 1
         return self._cur.execute(query, params)
 
+    def commit_with(self, query, params=None):
+        self._tally["statements"] += 1
+        self._tally[" ".join(str(query)[:70].split())] += 1
+        return self._cur.commit_with(query, params)
+
     def __getattr__(self, name):
         return getattr(self._cur, name)
 

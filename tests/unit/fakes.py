@@ -121,7 +121,7 @@ class FakeStore:
         lead = self.claim(cur, lead_id, Status.VALIDATED)
         return None if lead is None else (lead, {}, {"same_ip_24h": 0})
 
-    def move(self, cur, lead_id, to_status, detail=None, *, passing=None, **columns):
+    def move(self, cur, lead_id, to_status, detail=None, *, passing=None, last=False, **columns):
         if passing is not None:           # the status passed through, written with this move
             self.moves.append(Move(lead_id, passing.status, passing.detail, passing.columns))
             columns = {**passing.columns, **columns}

@@ -37,8 +37,9 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
             row = cur.fetchone()
             return row["lead_id"], False, row["payload_sha256"]
     consent = lead["consent"]
-    # One statement: the lead, its consent record and its first timeline entry.
-    cur.execute(prepared(
+    # One statement, the transaction's last (sent with its COMMIT): the lead, its consent record
+    # and its first timeline entry.
+    cur.commit_with(prepared(
         "WITH l AS (INSERT INTO leads (id, status, vertical, idempotency_key, payload_sha256, contact,"
         "   qualifiers, source, form) VALUES (%(id)s, %(status)s, %(vertical)s, %(key)s, %(sha)s,"
         "   %(contact)s, %(qualifiers)s, %(source)s, %(form)s) RETURNING id),"
@@ -118,12 +119,16 @@ def claim_to_score(cur, lead_id, now: datetime) -> tuple[Lead, dict | None, dict
 
 
 def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
-         passing: Passing | None = None, **columns) -> None:
+         passing: Passing | None = None, last: bool = False, **columns) -> None:
     """Set the lead's status (and any columns given) and write the timeline entry (the passed
-    status's first, if any): one statement."""
+    status's first, if any): one statement. ``last``: the transaction's last statement, sent
+    with its COMMIT (the caller runs none after it)."""
     moved, values = moved_cte(lead_id, to_status, detail, passing, columns)
-    cur.execute(prepared(
-        f"WITH {moved}"), values)
+    statement = prepared(f"WITH {moved}")
+    if last:
+        cur.commit_with(statement, values)
+    else:
+        cur.execute(statement, values)
 
 
 def moved_cte(lead_id, to_status: Status, detail: dict | None, passing: Passing | None,
