@@ -142,7 +142,7 @@ def workers(database, broker):
     stack = Stack(["worker"], overrides={"worker": command}, env={"PINGTREE_DATABASE_URL": as_app},
                   log_dir=__import__("pathlib").Path(log_dir))
     stack.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90          # generous on a loaded box; a death is seen at once
     while time.monotonic() < deadline:
         if stack.dead():
             raise RuntimeError(f"the test worker died; see {log_dir}/worker.log")
@@ -150,7 +150,7 @@ def workers(database, broker):
             break
     else:
         stack.stop()
-        raise RuntimeError("the test worker did not answer within 30 s")
+        raise RuntimeError("the test worker did not answer within 90 s")
     yield stack
     stack.stop()
 

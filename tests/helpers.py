@@ -282,11 +282,11 @@ class ScriptedBuyers:
         self.server.shutdown()
         self.server.server_close()
 
-    def tree(self, network: dict, mode: str = "auction") -> dict:
+    def tree(self, network: dict, mode: str = "auction", timeout_ms: int = 2000) -> dict:
         return {"network": network, "tiers": [{"tier": 1, "mode": mode}],
                 "buyers": [{"id": b, "name": b, "tier": 1, "bid": bid, "verticals": list(VERTICALS),
                             "ping_url": f"{self.url}/{b}/ping", "post_url": f"{self.url}/{b}/post",
-                            "secret": SECRET, "timeout_ms": 2000}
+                            "secret": SECRET, "timeout_ms": timeout_ms}
                            for b, bid in self.bids.items()]}
 
     def posts_to(self, buyer_id: str) -> list[dict]:
@@ -349,7 +349,9 @@ class Server:
             [sys.executable, "-m", "pipeline.entrypoints.cli", "serve", "--addr", f"127.0.0.1:{self.port}"],
             env={**os.environ, **env}, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
+        # Generous: a loaded box (coverage in every process) once took over 20 s to start it; an
+        # exit is seen at once whatever the deadline.
+        deadline = time.monotonic() + 90
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pingtree serve exited: {log_path.read_text()[-2000:]}")

@@ -18,7 +18,9 @@ from pipeline.domain.records import Status
 from pipeline.service import deliver, intake, lifecycle
 from tests.helpers import ScriptedBuyers, load_tree, make_lead
 
-NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2, "max_cycles": 1,
+# The auction's deadline and the buyers' ping budget are generous: these tests are about the post,
+# and a loaded box once took longer than 2 s to answer a ping here (the shard then awarded nothing).
+NETWORK = {"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 20, "max_cycles": 1,
            "rerun_interval_s": 1, "duplicate_window_h": 0, "stuck_after_s": 5}
 ACCEPT, DECLINE = {"accepted": True}, {"accepted": False, "reason": "not_today"}
 
@@ -37,7 +39,7 @@ def scripted(clean_db, monkeypatch):
 def awarded(server: ScriptedBuyers, network: dict | None = None, seed: int = 1,
             caps: dict | None = None) -> str:
     """A lead taken through validate, score and its auction: `delivering` to the top bid."""
-    tree = server.tree({**NETWORK, **(network or {})})
+    tree = server.tree({**NETWORK, **(network or {})}, timeout_ms=20_000)
     load_tree({**tree, "buyers": [{**b, "caps": caps or {}} for b in tree["buyers"]]})
     lead_id = submit_lead(make_lead("solar", seed=seed))
     lifecycle.validate_lead(lead_id)
