@@ -415,8 +415,11 @@ def award(cur, lead: Lead, auction: Auction, bids: list[auctions.Bid] | None = N
         if mode.rotates:
             # The next lead starts after the winner, unless another lead took the turn since.
             store.set_rotation(cur, auction.tier, bid.buyer_id, unless_moved_from=auction.buyer_ids[0])
+        # The award's transaction ends here (every caller gives the award a transaction of its
+        # own), so the move goes out with the COMMIT: one round trip fewer before the post.
         store.move(cur, lead.id, Status.DELIVERING,
-                   {"buyer_id": bid.buyer_id, "price_cents": price}, award_ping_id=bid.ping_id)
+                   {"buyer_id": bid.buyer_id, "price_cents": price}, last=True,
+                   award_ping_id=bid.ping_id)
         return [Nudge(DELIVER, (str(lead.id),))]
     if mode.walks:
         passed = {b.buyer_id for b in bids} | {
