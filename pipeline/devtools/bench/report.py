@@ -113,6 +113,7 @@ def report(results: dict) -> str:
                              r["p50_ms"], r["p99_ms"], r["cost"].get("cpu_ms_per_lead")])
             out.append(table(["buyers", "ramp/s", "offered/s", "leads/s", "floor/s", "floor÷ours",
                               "p50 ms", "p99 ms", "CPU ms/lead"], rows))
+            out.extend(overloaded_lines(run["throughput"], "buyers"))
         if "deadline" in run:
             d = run["deadline"]
             out.append(f"\n3. deadline: 10 buyers + one hanging {d['hang_s']} s, "
@@ -127,6 +128,7 @@ def report(results: dict) -> str:
                              [[n, (r.get("probe") or {}).get("capacity_per_s"), r["leads_per_s"],
                                r["p50_ms"], r["p99_ms"], r["cost"].get("cpu_ms_per_lead")]
                               for n, r in run["scaling"].items()]))
+            out.extend(overloaded_lines(run["scaling"], "ping workers"))
         if "cost" in run:
             c = run["cost"]
             offered = c["offered_per_s"]
@@ -204,4 +206,11 @@ def plot(results: dict, path: Path) -> bool:
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def overloaded_lines(holds: dict, unit: str) -> list[str]:
+    """A line per hold that did not keep up and was run again a fifth lower."""
+    return [f"   {n} {unit}: held {o['offered_per_s']}/s first, not kept up ({o['sold']} of "
+            f"{o['submitted']} sold, p50 {o['p50_ms']} ms): held again lower"
+            for n, r in holds.items() for o in r.get("overloaded_holds", [])]
 

@@ -65,6 +65,30 @@ class Bench(System):
             capacity, steps = self.ramp()
             result["probe"] = {"steps": steps, "capacity_per_s": capacity}
             rate = 0.8 * capacity      # a 3 s step can hide a slow build-up: hold below it
+            # Even so a hold can be past what the box keeps up with (auctions then miss their
+            # deadline and held leads re-run inside the hold, which measures an overload, not a
+            # rate): such a hold is recorded and the hold run again a fifth lower, twice at most.
+            overloaded: list[dict] = []
+            while True:
+                attempt = self._hold_once(buyer_count, rate, profile=profile, whole_hold=whole_hold)
+                ids = attempt.pop("_ids")
+                if len(overloaded) == 2 or (attempt["sold"] == attempt["submitted"]
+                                            and (attempt["p50_ms"] or 0) < 1000):
+                    break
+                overloaded.append({k: attempt[k] for k in ("offered_per_s", "submitted", "sold",
+                                                           "leads_per_s", "p50_ms")})
+                self.settle(ids, 30)
+                rate *= 0.8
+            if overloaded:
+                result["overloaded_holds"] = overloaded
+            return {**result, **attempt}
+        attempt = self._hold_once(buyer_count, rate, profile=profile, whole_hold=whole_hold)
+        attempt.pop("_ids")
+        return {**result, **attempt}
+
+    def _hold_once(self, buyer_count: int, rate: float, *, profile: bool, whole_hold: bool) -> dict:
+        """One hold at ``rate``: its figures, and its lead ids under ``_ids``."""
+        result: dict = {}
         profiler = self.start_profile(buyer_count) if profile else None
         sizes, whole = self.table_bytes(), [(time.time(), self.snapshot())]
         ids, marks = self.offer(rate, self.duration, sample=self.snapshot)
@@ -80,6 +104,7 @@ class Bench(System):
         in_window = [i for i in ids if i in posts and marks["t0"] <= posts[i]["received_at"] <= marks["t1"]]
         window_s = marks["t1"] - marks["t0"]
         result.update({
+            "_ids": ids,
             "offered_per_s": round(rate, 1), "submitted": len(ids), "sold": counts.get("sold", 0),
             "leads_per_s": round(len(in_window) / window_s, 1) if window_s > 0 else None,
             "p50_ms": pct(values, 50), "p99_ms": pct(values, 99),
