@@ -120,6 +120,15 @@ PING_COLUMNS = (("id", "uuid"), ("lead_id", "uuid"), ("buyer_id", "text"), ("tie
                 ("bid_cents", "bigint"), ("ref", "text"), ("latency_ms", "int"), ("reason", "text"))
 
 
+def _ping_arrays(rows: list[Ping]) -> tuple[dict, str, str]:
+    """The rows as one array per column (their parameters), the SQL that unnests those arrays
+    and the column names: one INSERT ... SELECT for every row."""
+    arrays = {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
+    unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS)
+    names = ", ".join(name for name, _ in PING_COLUMNS)
+    return arrays, unnest, names
+
+
 def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None = None) -> None:
     """Write answers; an accept that arrives after an auction tier closed is recorded as late.
 
@@ -131,9 +140,7 @@ def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None =
         if finished_shard is not None:
             finish_shard(cur, auction_id, finished_shard)
         return
-    arrays = {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
-    unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS)
-    names = ", ".join(name for name, _ in PING_COLUMNS)
+    arrays, unnest, names = _ping_arrays(rows)
     # A ping the close already wrote off keeps that outcome unless it was a pass (no answer, or
     # never pinged: a shard claimed as its tier closed may have pinged before it saw the close).
     cur.execute(prepared(
@@ -166,9 +173,7 @@ def close_lone_shard(cur, auction_id, rows: list[Ping], shard: int
     cycle or None when the lead is no longer auctioning in this tier, the buyers its post went
     to). The lead is locked after the tier, as the close and the award lock them.
     """
-    arrays = {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
-    unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS)
-    names = ", ".join(name for name, _ in PING_COLUMNS)
+    arrays, unnest, names = _ping_arrays(rows)
     # The main query runs first: it closes the tier (c) and then locks the lead (l); the
     # statement's other writes (f, p) run after it. No post goes out while a lead is
     # auctioning, so the statement's snapshot holds all its post attempts.
