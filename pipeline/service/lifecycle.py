@@ -26,6 +26,7 @@ from pipeline.protocols import registry as protocols
 from pipeline.protocols.interface import Answer
 from pipeline.service import intake
 from pipeline.service.nudges import Fanout, Nudge
+from pipeline.service.pinging import ping_row, read_reply
 from pipeline.service.ports import Store
 
 log = logging.getLogger("pingtree")
@@ -226,26 +227,6 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
     return [answers[i] for i in range(len(buyers))]
 
 
-def read_reply(buyer: Buyer, reply: transport.Reply, kind: str) -> Answer:
-    speaker = protocols.for_buyer(buyer)
-    # No failure means an HTTP answer came, with its status (None is only ever a failure).
-    if kind == "pre_ping":
-        if reply.failure or reply.status is None:
-            return Answer(Outcome.INELIGIBLE, reason=reply.failure, latency_ms=reply.latency_ms)
-        return speaker.read_pre_ping(reply.status, reply.body, reply.latency_ms)
-    if reply.failure or reply.status is None:
-        outcome = Outcome.TIMEOUT if reply.failure == "timeout" else Outcome.ERROR
-        return Answer(outcome, reason=reply.failure, latency_ms=reply.latency_ms)
-    return speaker.read_ping(reply.status, reply.body, reply.latency_ms)
-
-
-def _ping_row(auction: Auction, buyer: Buyer, rank: int, answer: Answer, kind: str) -> Ping:
-    return Ping(id=protocol.ping_id(str(auction.id), buyer.id, kind), auction_id=auction.id,
-                lead_id=auction.lead_id, buyer_id=buyer.id, tier=auction.tier, cycle=auction.cycle,
-                rank=rank, kind=kind, outcome=Outcome(answer.outcome), bid_cents=answer.bid_cents,
-                ref=answer.ref, latency_ms=answer.latency_ms, reason=answer.reason)
-
-
 def _ping_context(cur, auction_id, claim: int
                   ) -> tuple[Auction, Lead, dict, list[tuple[int, Buyer]]] | None:
     """Claim a piece of the auction's pinging (a shard, or a waterfall step) exactly once:
@@ -276,7 +257,7 @@ def ping_shard(auction_id, shard: int) -> Nudges:
         return award_auction(auction_id, shards_done=True) if alone else []
     answers = ping_many([b for _, b in ranked], view, auction_id=auction_id, cycle=auction.cycle,
                         deadline=auction.deadline_at)
-    rows = [_ping_row(auction, buyer, rank, answer, "ping")
+    rows = [ping_row(auction, buyer, rank, answer, "ping")
             for (rank, buyer), answer in zip(ranked, answers, strict=True)]
 
     def record(and_award: bool) -> Nudges:
@@ -321,7 +302,7 @@ def walk_waterfall(auction_id, step: int = 0) -> Nudges:
         answers = ping_many([b for _, b in to_pre_ping], view, auction_id=auction_id,
                             cycle=auction.cycle, deadline=deadline, kind="pre_ping",
                             hashes=(lead.phone_sha256, lead.email_sha256))
-        rows = [_ping_row(auction, b, r, a, "pre_ping")
+        rows = [ping_row(auction, b, r, a, "pre_ping")
                 for (r, b), a in zip(to_pre_ping, answers, strict=True)]
         with db.transaction() as cur:
             store.record_pings(cur, auction_id, rows)
@@ -334,7 +315,7 @@ def walk_waterfall(auction_id, step: int = 0) -> Nudges:
         [answer] = ping_many([buyer], view, auction_id=auction_id, cycle=auction.cycle,
                              deadline=step_deadline)
         with db.transaction() as cur:
-            store.record_pings(cur, auction_id, [_ping_row(auction, buyer, rank, answer, "ping")])
+            store.record_pings(cur, auction_id, [ping_row(auction, buyer, rank, answer, "ping")])
             store.touch(cur, auction.lead_id)   # a walk that moves on is not stuck
         if answer.outcome == Outcome.ACCEPT:
             break

@@ -32,9 +32,9 @@ REVIEWED = {
     ("pipeline/adapters/db.py", "query.text"):
         "a prepared(...) statement's own text, its placeholders numbered $1 … $n: values go to EXECUTE",
     ("pipeline/adapters/store/auctions.py", "STARTS_CLOCK"): "a condition on columns, a constant",
-    ("pipeline/adapters/store/auctions.py", "unnest"):
-        "one %(name)s::type[] placeholder per pings column (a constant list): values go as parameters",
-    ("pipeline/adapters/store/auctions.py", "names"): "the pings columns of that constant list",
+    ("pipeline/adapters/store/auctions.py", "_INSERT_PINGS"):
+        "the pings' INSERT, a constant: one %(name)s::type[] placeholder per column of a constant"
+        " list (values go as parameters) and those column names",
     ("pipeline/adapters/retention.py", "table"): "a table name from a constant tuple",
     ("pipeline/adapters/store/tree.py", "', '.join(columns)"): "the buyers table's own column names",
     ("pipeline/adapters/store/tree.py", "', '.join(('%(' + c + ')s' for c in columns))"):

@@ -120,13 +120,25 @@ PING_COLUMNS = (("id", "uuid"), ("lead_id", "uuid"), ("buyer_id", "text"), ("tie
                 ("bid_cents", "bigint"), ("ref", "text"), ("latency_ms", "int"), ("reason", "text"))
 
 
-def _ping_arrays(rows: list[Ping]) -> tuple[dict, str, str]:
-    """The rows as one array per column (their parameters), the SQL that unnests those arrays
-    and the column names: one INSERT ... SELECT for every row."""
-    arrays = {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
-    unnest = ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS)
-    names = ", ".join(name for name, _ in PING_COLUMNS)
-    return arrays, unnest, names
+def _ping_arrays(rows: list[Ping]) -> dict:
+    """The rows as one array per column: the parameters of _INSERT_PINGS."""
+    return {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
+
+
+# A shard's answers inserted from one array per column, after a CTE `a` that says whether the
+# tier's deadline close came first (an accept is then late).
+_INSERT_PINGS = (
+    "INSERT INTO pings (auction_id, id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
+    "   bid_cents, ref, latency_ms, reason)"
+    " SELECT %(auction_id)s, v.id, v.lead_id, v.buyer_id, v.tier, v.cycle, v.rank, v.kind,"
+    "   CASE WHEN a.closed AND v.outcome = 'accept' THEN 'late' ELSE v.outcome END,"
+    "   v.bid_cents, v.ref, v.latency_ms, v.reason"
+    " FROM a, unnest(" + ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS) + ")"
+    " AS v(" + ", ".join(name for name, _ in PING_COLUMNS) + ")"
+    " ON CONFLICT (auction_id, buyer_id, kind)"
+    " DO UPDATE SET outcome = CASE WHEN EXCLUDED.outcome = 'accept' THEN 'late'"
+    " ELSE EXCLUDED.outcome END, bid_cents=EXCLUDED.bid_cents, latency_ms=EXCLUDED.latency_ms,"
+    " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason IN ('no_answer', 'never_pinged')")
 
 
 def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None = None) -> None:
@@ -140,7 +152,7 @@ def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None =
         if finished_shard is not None:
             finish_shard(cur, auction_id, finished_shard)
         return
-    arrays, unnest, names = _ping_arrays(rows)
+    arrays = _ping_arrays(rows)
     # A ping the close already wrote off keeps that outcome unless it was a pass (no answer, or
     # never pinged: a shard claimed as its tier closed may have pinged before it saw the close).
     cur.execute(prepared(
@@ -148,16 +160,7 @@ def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None =
         "   FROM auctions WHERE id=%(auction_id)s FOR SHARE),"
         " f AS (UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%(auction_id)s"
         "   AND shard=%(shard)s)"
-        " INSERT INTO pings (auction_id, id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
-        "   bid_cents, ref, latency_ms, reason)"
-        " SELECT %(auction_id)s, v.id, v.lead_id, v.buyer_id, v.tier, v.cycle, v.rank, v.kind,"
-        "   CASE WHEN a.closed AND v.outcome = 'accept' THEN 'late' ELSE v.outcome END,"
-        "   v.bid_cents, v.ref, v.latency_ms, v.reason"
-        f" FROM a, unnest({unnest}) AS v({names})"
-        " ON CONFLICT (auction_id, buyer_id, kind)"
-        " DO UPDATE SET outcome = CASE WHEN EXCLUDED.outcome = 'accept' THEN 'late'"
-        " ELSE EXCLUDED.outcome END, bid_cents=EXCLUDED.bid_cents, latency_ms=EXCLUDED.latency_ms,"
-        " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason IN ('no_answer', 'never_pinged')"),
+        f" {_INSERT_PINGS}"),
         {**arrays, "auction_id": auction_id, "deadline_modes": DEADLINE_MODES,
          "shard": finished_shard})
 
@@ -173,7 +176,7 @@ def close_lone_shard(cur, auction_id, rows: list[Ping], shard: int
     cycle or None when the lead is no longer auctioning in this tier, the buyers its post went
     to). The lead is locked after the tier, as the close and the award lock them.
     """
-    arrays, unnest, names = _ping_arrays(rows)
+    arrays = _ping_arrays(rows)
     # The main query runs first: it closes the tier (c) and then locks the lead (l); the
     # statement's other writes (f, p) run after it. No post goes out while a lead is
     # auctioning, so the statement's snapshot holds all its post attempts.
@@ -184,16 +187,7 @@ def close_lone_shard(cur, auction_id, rows: list[Ping], shard: int
         "   FROM auctions WHERE id=%(auction_id)s),"
         " f AS (UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%(auction_id)s"
         "   AND shard=%(shard)s),"
-        " p AS (INSERT INTO pings (auction_id, id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
-        "   bid_cents, ref, latency_ms, reason)"
-        " SELECT %(auction_id)s, v.id, v.lead_id, v.buyer_id, v.tier, v.cycle, v.rank, v.kind,"
-        "   CASE WHEN a.closed AND v.outcome = 'accept' THEN 'late' ELSE v.outcome END,"
-        "   v.bid_cents, v.ref, v.latency_ms, v.reason"
-        f" FROM a, unnest({unnest}) AS v({names})"
-        " ON CONFLICT (auction_id, buyer_id, kind)"
-        " DO UPDATE SET outcome = CASE WHEN EXCLUDED.outcome = 'accept' THEN 'late'"
-        " ELSE EXCLUDED.outcome END, bid_cents=EXCLUDED.bid_cents, latency_ms=EXCLUDED.latency_ms,"
-        " reason=EXCLUDED.reason, ref=EXCLUDED.ref WHERE pings.reason IN ('no_answer', 'never_pinged')),"
+        f" p AS ({_INSERT_PINGS}),"
         " l AS (SELECT l.id, l.cycle FROM leads l JOIN c ON l.id = c.lead_id AND l.auction_id = c.id"
         "   WHERE l.status = 'auctioning' FOR UPDATE OF l)"
         " SELECT c.*, (SELECT cycle FROM l) AS lead_cycle,"
