@@ -35,3 +35,20 @@ def test_a_claimed_lead_is_a_record_with_its_status_a_member(clean_db):
         lead = store.claim(cur, lead_id, (Status.HELD, Status.SCORED))
         assert store.claim(cur, lead_id, Status.SCORED) is None
     assert isinstance(lead, Lead) and lead.status is Status.HELD and lead.id == lead_id
+
+
+def test_a_buyer_is_never_deleted_and_a_timeline_entry_needs_its_lead(clean_db):
+    """What the foreign keys dropped in 082 checked: a ping's or sale's buyer stays (deactivated,
+    never deleted), and record_event() writes nothing for a lead that does not exist."""
+    import psycopg2
+
+    from pipeline.adapters import store
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO buyers (id, name, tier, verticals, ping_url, post_url)"
+                    " VALUES ('b', 'B', 1, '{solar}', 'http://b/ping', 'http://b/post')")
+    with pytest.raises(psycopg2.errors.RaiseException, match="never deleted"), db.transaction() as cur:
+        cur.execute("DELETE FROM buyers WHERE id = 'b'")
+    with db.transaction() as cur:
+        store.record_event(cur, uuid.uuid4(), "returned", {"reason": "x"})
+        cur.execute("SELECT count(*) AS n FROM lead_events")
+        assert cur.fetchone()["n"] == 0

@@ -133,6 +133,15 @@ def test_one_lead_costs_at_most_its_statements(counted):
         # Statuses passed through in one statement keep their order on the timeline.
         cur.execute("SELECT status, detail FROM lead_events WHERE lead_id=%s ORDER BY id", (lead_id,))
         timeline = [(e["status"], e["detail"]) for e in cur.fetchall()]
+        # Pings and timeline entries have no foreign keys (082): each is written from its
+        # parent's row, the ping's lead its auction's.
+        cur.execute("SELECT count(*) AS n, count(*) FILTER (WHERE p.lead_id = a.lead_id) AS whole,"
+                    " count(*) FILTER (WHERE p.lead_id = %s) AS ours"
+                    " FROM pings p LEFT JOIN auctions a ON a.id = p.auction_id", (lead_id,))
+        assert tuple(cur.fetchone().values()) == (2 * BUYERS, 2 * BUYERS, BUYERS)   # both leads'
+        cur.execute("SELECT count(*) AS n FROM lead_events e WHERE NOT EXISTS"
+                    " (SELECT FROM leads l WHERE l.id = e.lead_id)")
+        assert cur.fetchone()["n"] == 0
     assert [s for s, _ in timeline] == ["received", "validated", "scored", "auctioning", "delivering",
                                         "sold"]
     assert isinstance(timeline[2][1]["score"], int) and timeline[3][1] == {"cycle": 1, "tier": 1}

@@ -115,7 +115,7 @@ def release_shard(cur, auction_id, shard: int) -> None:
 
 # Modes whose tier closes for all at one deadline: an answer after the close is late there.
 DEADLINE_MODES = [m.value for m in Mode if tier_mode(m).deadline_binds]
-PING_COLUMNS = (("id", "uuid"), ("lead_id", "uuid"), ("buyer_id", "text"), ("tier", "int"),
+PING_COLUMNS = (("id", "uuid"), ("buyer_id", "text"), ("tier", "int"),
                 ("cycle", "int"), ("rank", "int"), ("kind", "text"), ("outcome", "text"),
                 ("bid_cents", "bigint"), ("ref", "text"), ("latency_ms", "int"), ("reason", "text"))
 
@@ -125,12 +125,14 @@ def _ping_arrays(rows: list[Ping]) -> dict:
     return {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
 
 
-# A shard's answers inserted from one array per column, after a CTE `a` that says whether the
-# tier's deadline close came first (an accept is then late).
+# A shard's answers inserted from one array per column, after a CTE `a`, the auction's row read
+# in the same statement: its lead_id, and whether the tier's deadline close came first (an
+# accept is then late). A ping is inserted only with its auction's row, its lead that
+# auction's: what the foreign key to auctions checked, ping by ping, until 082.
 _INSERT_PINGS = (
     "INSERT INTO pings (auction_id, id, lead_id, buyer_id, tier, cycle, rank, kind, outcome,"
     "   bid_cents, ref, latency_ms, reason)"
-    " SELECT %(auction_id)s, v.id, v.lead_id, v.buyer_id, v.tier, v.cycle, v.rank, v.kind,"
+    " SELECT %(auction_id)s, v.id, a.lead_id, v.buyer_id, v.tier, v.cycle, v.rank, v.kind,"
     "   CASE WHEN a.closed AND v.outcome = 'accept' THEN 'late' ELSE v.outcome END,"
     "   v.bid_cents, v.ref, v.latency_ms, v.reason"
     " FROM a, unnest(" + ", ".join(f"%({name})s::{kind}[]" for name, kind in PING_COLUMNS) + ")"
@@ -156,7 +158,7 @@ def record_pings(cur, auction_id, rows: list[Ping], finished_shard: int | None =
     # A ping the close already wrote off keeps that outcome unless it was a pass (no answer, or
     # never pinged: a shard claimed as its tier closed may have pinged before it saw the close).
     cur.execute(prepared(
-        "WITH a AS (SELECT closed_at IS NOT NULL AND mode = ANY(%(deadline_modes)s) AS closed"
+        "WITH a AS (SELECT lead_id, closed_at IS NOT NULL AND mode = ANY(%(deadline_modes)s) AS closed"
         "   FROM auctions WHERE id=%(auction_id)s FOR SHARE),"
         " f AS (UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%(auction_id)s"
         "   AND shard=%(shard)s)"
@@ -183,7 +185,7 @@ def close_lone_shard(cur, auction_id, rows: list[Ping], shard: int
     cur.execute(prepared(
         "WITH c AS (UPDATE auctions SET closed_at=clock_timestamp() WHERE id=%(auction_id)s"
         "   AND closed_at IS NULL RETURNING *),"
-        " a AS (SELECT NOT EXISTS (SELECT FROM c) AND mode = ANY(%(deadline_modes)s) AS closed"
+        " a AS (SELECT lead_id, NOT EXISTS (SELECT FROM c) AND mode = ANY(%(deadline_modes)s) AS closed"
         "   FROM auctions WHERE id=%(auction_id)s),"
         " f AS (UPDATE auction_shards SET finished_at=clock_timestamp() WHERE auction_id=%(auction_id)s"
         "   AND shard=%(shard)s),"

@@ -61,8 +61,11 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
 
 
 def record_event(cur, lead_id, status: Status | str, detail: dict | None = None) -> None:
-    cur.execute("INSERT INTO lead_events (lead_id, status, detail) VALUES (%s, %s, %s)",
-                (lead_id, status, Json(detail) if detail else None))
+    """A timeline entry apart from a move, inserted with its lead's row, locked as a foreign key
+    would lock it (every other entry is inserted from the row its statement writes)."""
+    cur.execute("INSERT INTO lead_events (lead_id, status, detail)"
+                " SELECT id, %s, %s FROM leads WHERE id=%s FOR KEY SHARE",
+                (status, Json(detail) if detail else None, lead_id))
 
 
 def claim(cur, lead_id, from_status: Status | tuple[Status, ...]) -> Lead | None:
