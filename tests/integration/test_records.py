@@ -18,12 +18,46 @@ def allowed(constraint: str) -> set[str]:
         return set(re.findall(r"'([a-z_]+)'", cur.fetchone()["d"]))
 
 
-@pytest.mark.parametrize(("enum", "constraint"), [(Status, "leads_status_check"),
-                                                  (Outcome, "pings_outcome_check"),
-                                                  (Mode, "tiers_mode_check")])
+def allowed_statuses() -> set[str]:
+    """The statuses the leads' trigger allows (a lead's status check is in its trigger, 083)."""
+    with db.transaction() as cur:
+        cur.execute("SELECT prosrc FROM pg_proc WHERE proname = 'leads_status_flags'")
+        source = cur.fetchone()["prosrc"]
+    listed = re.search(r"NOT NEW\.status = ANY \(ARRAY\[(.*?)\]\)", source, re.S).group(1)
+    return set(re.findall(r"'([a-z_]+)'", listed))
+
+
+@pytest.mark.parametrize(("enum", "values"), [(Status, allowed_statuses),
+                                              (Outcome, lambda: allowed("pings_outcome_check")),
+                                              (Mode, lambda: allowed("tiers_mode_check"))])
 def test_every_member_is_a_value_the_database_allows_and_every_value_a_member(database, enum,
-                                                                              constraint):
-    assert {m.value for m in enum} == allowed(constraint)
+                                                                              values):
+    assert {m.value for m in enum} == values()
+
+
+def test_a_leads_flags_follow_its_status_and_no_other_status_is_written(clean_db):
+    """The leads' trigger (083) keeps in_flight, held and publisher_id as the generated columns
+    did, and refuses a status outside Status as the CHECK did."""
+    import psycopg2
+
+    def flags(cur, lead_id):
+        cur.execute("SELECT in_flight, held, publisher_id FROM leads WHERE id=%s", (lead_id,))
+        return tuple(cur.fetchone().values())
+    lead_id = uuid.uuid4()
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO leads (id, status, vertical, payload_sha256, contact, qualifiers, source,"
+                    " in_flight) VALUES (%s, 'received', 'solar', 'x', '{}', '{}', %s, false)",
+                    (lead_id, '{"publisher_id": "p1"}'))
+        assert flags(cur, lead_id) == (True, False, "p1")
+        cur.execute("UPDATE leads SET status='held' WHERE id=%s", (lead_id,))
+        assert flags(cur, lead_id) == (False, True, "p1")
+        cur.execute("UPDATE leads SET held=false, source=%s WHERE id=%s", ('{"publisher_id": "p2"}', lead_id))
+        assert flags(cur, lead_id) == (False, True, "p2")
+        cur.execute("UPDATE leads SET status='sold' WHERE id=%s", (lead_id,))
+        assert flags(cur, lead_id) == (False, False, "p2")
+    with pytest.raises(psycopg2.errors.CheckViolation) as refused, db.transaction() as cur:
+        cur.execute("UPDATE leads SET status='lost' WHERE id=%s", (lead_id,))
+    assert refused.value.diag.constraint_name == "leads_status_check"
 
 
 def test_a_claimed_lead_is_a_record_with_its_status_a_member(clean_db):
