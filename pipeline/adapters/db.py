@@ -159,6 +159,7 @@ class _Cursor(psycopg2.extensions.cursor):
         self._committed = True
 
     _committed = False
+    each_its_own = False      # transaction(each_statement=True)
 
     def _statement(self, query, vars) -> tuple:
         """The text to send (a prepared statement's EXECUTE, after a BEGIN when no transaction is
@@ -179,8 +180,9 @@ class _Cursor(psycopg2.extensions.cursor):
         return self._opening(query.execute), values
 
     def _opening(self, query):
-        """The query, after a BEGIN when no transaction is open yet."""
-        if self.connection.info.transaction_status != _IDLE:
+        """The query, after a BEGIN when no transaction is open yet (none for a cursor whose
+        statements are each a transaction of their own)."""
+        if self.each_its_own or self.connection.info.transaction_status != _IDLE:
             return query
         if isinstance(query, sql.Composable):
             query = query.as_string(self)
@@ -217,8 +219,14 @@ def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
 
 
 @contextlib.contextmanager
-def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
-    """A cursor inside one transaction: committed on success, rolled back on any error."""
+def transaction(url: str | None = None, *, each_statement: bool = False
+                ) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor inside one transaction: committed on success, rolled back on any error.
+
+    ``each_statement``: every statement the cursor sends is a transaction of its own, committed
+    (and flushed) before its answer comes back, with no BEGIN and no COMMIT round trip: for
+    work that is one statement (a claim), or statements that need nothing from each other.
+    """
     url = url or settings.database_url
     pool = _pool(url)
     slot = _slots[(os.getpid(), url)]
@@ -233,6 +241,7 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
     broken = False
     try:
         with conn.cursor(cursor_factory=_Cursor) as cur:
+            cur.each_its_own = each_statement
             yield cur
         _end(conn, "COMMIT")
     except psycopg2.OperationalError as exc:

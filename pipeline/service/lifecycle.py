@@ -247,7 +247,8 @@ def ping_shard(auction_id, shard: int) -> Nudges:
     A lone shard awards the auction itself (one task fewer per lead); several shards are a
     chord whose callback awards.
     """
-    with db.transaction() as cur:
+    # The claim is one statement, committed as it answers: no COMMIT round trip before the pings.
+    with db.transaction(each_statement=True) as cur:
         found = _ping_context(cur, auction_id, shard)
     if found is None:
         return []                      # a redelivered shard: its buyers were pinged already

@@ -106,3 +106,31 @@ def test_a_transactions_last_statement_goes_with_its_commit(database):
     finally:
         with db.transaction() as cur:
             cur.execute("DROP TABLE IF EXISTS commit_probe")
+
+
+def test_a_cursor_of_statements_each_its_own_transaction_sends_no_begin_or_commit(database):
+    """transaction(each_statement=True): each statement is committed when it answers (another
+    connection sees its row inside the block, and no transaction is left open to COMMIT), so a
+    later statement that fails takes nothing back; the error still reaches the caller."""
+    with db.transaction() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS each_probe (id int PRIMARY KEY)")
+        cur.execute("TRUNCATE each_probe")
+    statement = prepared("INSERT INTO each_probe VALUES (%s) RETURNING id")
+    try:
+        with pytest.raises(psycopg2.errors.UniqueViolation), \
+                db.transaction(each_statement=True) as cur:
+            cur.execute(statement, (1,))
+            assert cur.fetchone()["id"] == 1
+            assert cur.connection.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+            other = psycopg2.connect(database)
+            with other, other.cursor() as look:
+                look.execute("SELECT array_agg(id) FROM each_probe")
+                assert look.fetchone()[0] == [1]
+            other.close()
+            cur.execute(statement, (1,))
+        with db.transaction() as cur:
+            cur.execute("SELECT array_agg(id) AS ids FROM each_probe")
+            assert cur.fetchone()["ids"] == [1]
+    finally:
+        with db.transaction() as cur:
+            cur.execute("DROP TABLE IF EXISTS each_probe")

@@ -64,10 +64,11 @@ def counted(clean_db, monkeypatch):
     real = db.transaction
 
     @contextlib.contextmanager
-    def transaction(url=None):
+    def transaction(url=None, each_statement=False):
         tally = tallies.setdefault(stage[0], Counter())
         tally["transactions"] += 1
-        with real(url) as cur:
+        tally["without BEGIN and COMMIT"] += each_statement
+        with real(url, each_statement=each_statement) as cur:
             cur.execute("SELECT pg_stat_force_next_flush()")     # rows written, counted below
             yield Counting(cur, tally)
 
@@ -167,3 +168,6 @@ def test_one_lead_costs_at_most_its_statements(counted):
     # The award's move to delivering ends the ping stage's second transaction: it goes out with
     # the COMMIT, so the deliver nudge leaves one round trip sooner.
     assert tallies["ping"]["sent with the COMMIT"] == 1, tallies["ping"]
+    # Its first, the shard's claim, is one statement committed as it answers: the pings go out
+    # one round trip sooner.
+    assert tallies["ping"]["without BEGIN and COMMIT"] == 1, tallies["ping"]

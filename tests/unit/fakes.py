@@ -31,7 +31,7 @@ class NullDb:
     """db.transaction() yields no cursor (the fake store needs none); retrying runs once."""
 
     @staticmethod
-    def transaction():
+    def transaction(**_):
         return contextlib.nullcontext(None)
 
     @staticmethod
