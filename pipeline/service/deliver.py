@@ -17,6 +17,7 @@ from config.settings import settings
 from pipeline.adapters import db, transport
 from pipeline.adapters import store as sql_store
 from pipeline.domain import delivery
+from pipeline.domain.buyers import Buyer
 from pipeline.domain.records import Lead, Outcome, Ping, Status
 from pipeline.protocols import native as protocol
 from pipeline.protocols import registry as protocols
@@ -35,8 +36,24 @@ store: Store = sql_store   # as in lifecycle.py: PostgreSQL, or the unit tests' 
 def deliver_post(lead_id) -> list:
     """Post the full lead to the awarded buyer; same buyer and key on every re-drive."""
     token = uuid.uuid4()
+    # Nothing in flight and attempts left (the common case): the claim writes our attempt, one
+    # statement committed as it answers (no COMMIT round trip before the post). It wrote nothing
+    # otherwise, and what to do is decided under the lead's lock, held to the end.
+    with db.transaction(each_statement=True) as cur:
+        claimed = store.claim_post(cur, lead_id, token, settings.post_lease_s, settings.post_attempts)
+        if claimed is None:
+            return []
+        lead, consent, ping, _, history, began = claimed
+        buyer = store.buyers(cur, [ping.buyer_id])[0]
+    if not began:
+        return claim_under_lock(lead_id, token)
+    return post(lead_id, token, lead, consent, ping, history, buyer)
+
+
+def claim_under_lock(lead_id, token) -> list:
+    """A post in flight or attempts used up when the deliver stage began: take over an expired
+    lease, or stop for good, or leave a live post alone."""
     with db.transaction() as cur:
-        # Nothing in flight and attempts left (the common case): the claim writes our attempt.
         claimed = store.claim_post(cur, lead_id, token, settings.post_lease_s, settings.post_attempts)
         if claimed is None:
             return []
@@ -54,11 +71,18 @@ def deliver_post(lead_id) -> list:
                 # The last attempt's worker died: its outcome is unknown and no attempt is left.
                 return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")
         buyer = store.buyers(cur, [ping.buyer_id])[0]
-        attempt = len(history) + 1
-        earlier = [h["outcome"] for h in history]
-        if not began and not store.begin_post(cur, lead_id, ping.id, buyer.id, attempt, token,
-                                              settings.post_lease_s):
+        if not began and not store.begin_post(cur, lead_id, ping.id, buyer.id, len(history) + 1,
+                                              token, settings.post_lease_s):
             return []                  # single flight: another deliverer's post is on the wire
+    return post(lead_id, token, lead, consent, ping, history, buyer)
+
+
+def post(lead_id, token, lead: Lead, consent: dict | None, ping: Ping, history: list[dict],
+         buyer: Buyer) -> list:
+    """Send our attempt (written, committed, before it goes), read the answer and settle it.
+    ``history``: the attempts to this ping before ours."""
+    attempt = len(history) + 1
+    earlier = [h["outcome"] for h in history]
     speaker = protocols.for_buyer(buyer)
     out = speaker.post({"lead": lead.as_dict(), "consent": consent, "ping_id": ping.id, "ping_ref": ping.ref,
                         "price_cents": ping.bid_cents}, int(time.time()))

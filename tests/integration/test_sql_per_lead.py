@@ -169,5 +169,6 @@ def test_one_lead_costs_at_most_its_statements(counted):
     # the COMMIT, so the deliver nudge leaves one round trip sooner.
     assert tallies["ping"]["sent with the COMMIT"] == 1, tallies["ping"]
     # Its first, the shard's claim, is one statement committed as it answers: the pings go out
-    # one round trip sooner.
+    # one round trip sooner. So is deliver's claim, which writes the attempt: the post too.
     assert tallies["ping"]["without BEGIN and COMMIT"] == 1, tallies["ping"]
+    assert tallies["deliver"]["without BEGIN and COMMIT"] == 1, tallies["deliver"]
