@@ -170,11 +170,14 @@ class _Cursor(psycopg2.extensions.cursor):
             self.execute(f"PREPARE {query.name} AS {query.text}")     # may open the transaction
             self.connection.prepared.add(query.name)
             if query.execute is None:
-                # Each value cast to its parameter's type: psycopg2 writes an array of NULLs or
-                # of JSON texts as text[], which PostgreSQL will not take for bigint[] or jsonb[].
+                # An array value cast to its parameter's type: psycopg2 writes an array of NULLs
+                # or of JSON texts as text[], which PostgreSQL will not take for bigint[] or
+                # jsonb[]. Any other value goes as psycopg2 writes it (a quoted literal, a number,
+                # NULL) and EXECUTE coerces it to its parameter's type: a cast would make the
+                # server look each type up by its name again on every run (~3 % of its work).
                 super().execute("SELECT parameter_types::text[] AS types FROM pg_prepared_statements"
                                 " WHERE name = %s", (query.name,))
-                casts = ", ".join(f"%s::{t}" for t in self.fetchone()["types"])
+                casts = ", ".join(f"%s::{t}" if t.endswith("]") else "%s" for t in self.fetchone()["types"])
                 query.execute = f"EXECUTE {query.name}" + (f" ({casts})" if casts else "")
         values = [vars[k] for k in query.keys] if isinstance(vars, dict) else list(vars or ())
         return self._opening(query.execute), values

@@ -1,8 +1,10 @@
 """Prepared statements: a marked statement is prepared once per pooled connection and executed
-with its values, each cast to its parameter's type (arrays of NULLs, JSON arrays included)."""
+with its values, each array cast to its parameter's type (arrays of NULLs, JSON arrays included),
+any other value coerced to it."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
@@ -36,6 +38,21 @@ def test_a_statement_is_prepared_once_per_connection_and_survives_a_rollback(dat
                         (statement.name,))
             assert cur.fetchone()["n"] == 1
     assert (row["n"], row["ids"], row["bids"], row["docs"]) == (42, ids, [None, None], [{"a": 1}, None])
+
+
+def test_a_value_other_than_an_array_goes_uncast_and_is_coerced_to_its_parameters_type(database):
+    statement = prepared("SELECT %(t)s::text AS t, %(at)s::timestamptz AS at, %(doc)s::jsonb AS doc,"
+                         " %(none)s::int AS none, make_interval(secs => %(s)s) AS span, %(id)s::uuid AS id,"
+                         " %(ok)s::boolean AS ok, %(n)s::bigint AS n")
+    at = datetime(2026, 11, 29, 21, 0, tzinfo=UTC)
+    values = {"t": "it's", "at": at, "doc": Json({"a": [1]}), "none": None, "s": 1.5,
+              "id": uuid.uuid4(), "ok": True, "n": 2**40}
+    with db.transaction() as cur:
+        cur.execute(statement, values)
+        row = cur.fetchone()
+    assert "::" not in statement.execute
+    assert row == {"t": "it's", "at": at, "doc": {"a": [1]}, "none": None, "span": timedelta(seconds=1.5),
+                   "id": values["id"], "ok": True, "n": 2**40}
 
 
 def test_an_unmarked_statement_is_sent_as_it_is(database):
