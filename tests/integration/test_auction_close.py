@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -111,6 +112,15 @@ def test_the_sweep_re_drives_a_stuck_scored_lead(scripted):
     [post] = lifecycle.ping_shard(*ping.args)
     deliver.deliver_post(*post.args)
     assert status(lead_id) == "sold"
+
+
+def test_a_shard_of_an_auction_that_is_not_there_claims_nothing(scripted):
+    """A shard is claimed from its auction's row (no foreign key since 084): a ping message
+    for an auction that is not there pings nobody and writes nothing."""
+    assert lifecycle.ping_shard(str(uuid.uuid4()), 0) == []
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM auction_shards")
+        assert cur.fetchone()["n"] == 0
 
 
 def test_the_auction_clock_starts_at_the_first_ping(scripted):

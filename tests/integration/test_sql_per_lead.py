@@ -140,9 +140,15 @@ def test_one_lead_costs_at_most_its_statements(counted):
                     " count(*) FILTER (WHERE p.lead_id = %s) AS ours"
                     " FROM pings p LEFT JOIN auctions a ON a.id = p.auction_id", (lead_id,))
         assert tuple(cur.fetchone().values()) == (2 * BUYERS, 2 * BUYERS, BUYERS)   # both leads'
-        cur.execute("SELECT count(*) AS n FROM lead_events e WHERE NOT EXISTS"
-                    " (SELECT FROM leads l WHERE l.id = e.lead_id)")
-        assert cur.fetchone()["n"] == 0
+        # Nor post attempts and auction shards (084): each written from its lead's or auction's row.
+        cur.execute("SELECT (SELECT count(*) FROM lead_events e WHERE NOT EXISTS"
+                    "   (SELECT FROM leads l WHERE l.id = e.lead_id))"
+                    " + (SELECT count(*) FROM post_attempts a WHERE NOT EXISTS"
+                    "   (SELECT FROM leads l JOIN pings p ON p.lead_id = l.id"
+                    "    WHERE l.id = a.lead_id AND p.id = a.ping_id))"
+                    " + (SELECT count(*) FROM auction_shards s WHERE NOT EXISTS"
+                    "   (SELECT FROM auctions a WHERE a.id = s.auction_id)) AS orphans")
+        assert cur.fetchone()["orphans"] == 0
     assert [s for s, _ in timeline] == ["received", "validated", "scored", "auctioning", "delivering",
                                         "sold"]
     assert isinstance(timeline[2][1]["score"], int) and timeline[3][1] == {"cycle": 1, "tier": 1}

@@ -78,7 +78,8 @@ def claim_shard(cur, auction_id, shard: int) -> tuple[Auction, Lead] | None:
     # waited for a close: a shard claimed as its tier closes sees it closed and pings nobody.
     cur.execute(prepared(
         "WITH claimed AS (INSERT INTO auction_shards (auction_id, shard, started_at)"
-        "   VALUES (%(a)s, %(s)s, clock_timestamp()) ON CONFLICT DO NOTHING RETURNING auction_id),"
+        "   SELECT id, %(s)s, clock_timestamp() FROM auctions WHERE id=%(a)s"
+        "   ON CONFLICT DO NOTHING RETURNING auction_id),"
         " a AS (UPDATE auctions SET"
         f"   first_ping_at=CASE WHEN {STARTS_CLOCK} THEN clock_timestamp() ELSE first_ping_at END,"
         f"   deadline_at=CASE WHEN {STARTS_CLOCK}"
