@@ -1,7 +1,14 @@
 """The Celery app: configuration from config/, the broker transport of tasks/broker.py, and the
-worker's consumer (task events sent in batches)."""
+worker's consumer and event dispatcher (task events sent in batches, each batch one PUBLISH)."""
+import json
+from base64 import b64encode
+
 from celery import Celery
+from celery.app.events import Events
+from celery.events.dispatcher import EventDispatcher
 from celery.worker.consumer import Consumer
+from kombu.utils import json as kombu_json
+from kombu.utils.uuid import uuid
 
 from config import celeryconfig, schedule
 from pipeline.adapters.db import DatabaseDown
@@ -9,7 +16,53 @@ from tasks import broker
 
 broker.install()        # workers survive a Redis restart (see tasks/broker.py)
 
-app = Celery("pingtree")
+class BatchPublishingDispatcher(EventDispatcher):
+    """The event dispatcher of every pingtree process (app.events.Dispatcher): a batch of
+    buffered task events (what EventBatchingConsumer flushes) leaves as one PUBLISH built here.
+
+    kombu's Producer.publish spends ~250k instructions (~0.1 ms) on each batch, most of a
+    worker's cost for events, on machinery an event batch does not use (the serializer
+    registry, compression, the declare and retry wrappers, the virtual exchange's routing).
+    Here the same kombu message (the same body, headers and properties; Flower and any event
+    receiver read it as before) goes out on the channel's redis-py client: ~80k. The first
+    batch goes through kombu (it declares the exchange), and so does any batch whose publish
+    fails: kombu then buffers it for the next flush while Redis is down, as it always did.
+    Single events (worker heartbeats, online/offline) keep kombu's path.
+    """
+
+    _declared = False
+
+    def _publish(self, event, producer, routing_key, **kwargs):
+        if not (self._declared and isinstance(event, list) and producer is not None
+                and self._publish_batch(event, producer.channel, routing_key)):
+            super()._publish(event, producer, routing_key, **kwargs)
+            self._declared = producer is not None
+
+    def _publish_batch(self, events: list, channel, routing_key: str) -> bool:
+        if (not isinstance(channel, broker.Channel) or channel.global_keyprefix
+                or self.serializer != "json" or self.exchange.type != "fanout"):
+            return False
+        body = b64encode(kombu_json.dumps(events).encode()).decode()
+        message = json.dumps({
+            "body": body, "content-encoding": "utf-8", "content-type": "application/json",
+            "headers": self.headers,
+            "properties": {"delivery_mode": self.delivery_mode,
+                           "delivery_info": {"exchange": self.exchange.name, "routing_key": routing_key},
+                           "priority": 0, "body_encoding": "base64", "delivery_tag": uuid()}})
+        try:
+            with channel.conn_or_acquire() as client:
+                for topic in channel._get_publish_topics(self.exchange.name, routing_key):
+                    client.publish(topic, message)
+        except Exception:   # kombu publishes it, or buffers it while Redis is down
+            return False
+        return True
+
+
+class PingtreeEvents(Events):
+    dispatcher_cls = BatchPublishingDispatcher
+
+
+app = Celery("pingtree", events=PingtreeEvents)
 app.config_from_object(celeryconfig)
 app.conf.beat_schedule = schedule.BEAT_SCHEDULE
 
