@@ -102,13 +102,13 @@ def score_lead(lead_id) -> Nudges:
         net = store.network(cur)
         if result.total < net.score_floor:
             store.move(cur, lead_id, Status.REJECTED, {"score": result.total}, score=result.total,
-                       signals=result.signals, reject_reasons=["low_score"])
+                       signals=result.signals, reject_reasons=["low_score"], last=True)
             return []
         # Scored, and on at once: the scored entry is written with the lead's next move.
         scored = Passing(Status.SCORED, {"score": result.total},
                                {"score": result.total, "signals": result.signals})
         lead = replace(lead, status=Status.SCORED, score=result.total, signals=result.signals)
-        return start_cycle(cur, lead, cycle=1, net=net, now=now, passing=scored)
+        return start_cycle(cur, lead, cycle=1, net=net, now=now, passing=scored, last=True)
 
 
 # ---- auction ------------------------------------------------------------------------------
@@ -121,15 +121,17 @@ def ping_view(lead: Lead) -> dict:
 
 
 def start_cycle(cur, lead: Lead, *, cycle: int, net: Network, now: datetime,
-                passing: Passing | None = None) -> Nudges:
-    return open_next_tier(cur, lead, cycle=cycle, after_tier=0, net=net, now=now, passing=passing)
+                passing: Passing | None = None, last: bool = False) -> Nudges:
+    return open_next_tier(cur, lead, cycle=cycle, after_tier=0, net=net, now=now, passing=passing,
+                          last=last)
 
 
 def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network,
-                   now: datetime, passing: Passing | None = None) -> Nudges:
+                   now: datetime, passing: Passing | None = None, last: bool = False) -> Nudges:
     """Open an auction in the next tier with an eligible buyer, or hold / give up the lead.
 
     ``passing``: a status the lead passed through in this transaction, written with this move.
+    ``last``: the move is the transaction's last statement (sent with its COMMIT).
     """
     view = ping_view(lead)
     all_buyers = store.buyers(cur)
@@ -159,7 +161,8 @@ def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network
             cur, lead_id=lead.id, cycle=cycle, tier=tier.tier, mode=tier.mode,
             timeout_ms=net.auction_timeout_ms,
             buyer_ids=ids, shard_count=count, deadline_at=deadline,
-            skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped], passing=passing)
+            skipped=[{"buyer_id": s.buyer_id, "reason": s.reason} for s in skipped], passing=passing,
+            last=last)
         if mode.walks:
             return [Nudge(WALK, (str(auction_id),))]
         # The deadline is kept by each ping's budget; the beat's close_overdue catches the rest.
@@ -169,23 +172,24 @@ def open_next_tier(cur, lead: Lead, *, cycle: int, after_tier: int, net: Network
         return [Fanout(header=tuple(Nudge(PING_SHARD, (str(auction_id), i)) for i in range(count)),
                        body=Nudge(AWARD, (str(auction_id),)))]
     return hold_or_give_up(cur, lead, cycle=cycle, net=net, now=now, skipped=passed_over,
-                           passing=passing)
+                           passing=passing, last=last)
 
 
 def hold_or_give_up(cur, lead: Lead, *, cycle: int, net: Network, now: datetime,
                     skipped: list[dict], reason: str | None = None,
-                    passing: Passing | None = None) -> Nudges:
+                    passing: Passing | None = None, last: bool = False) -> Nudges:
     """No buyer in any tier: hold for the next cycle, or give up after max_cycles."""
     detail: dict[str, Any] = {"cycle": cycle, "skipped": skipped} if skipped else {"cycle": cycle}
     if reason:
         detail["reason"] = reason
     if cycle >= net.max_cycles:
-        store.move(cur, lead.id, Status.UNSOLD, detail, passing=passing, cycle=cycle, auction_id=None,
-                   award_ping_id=None)
+        store.move(cur, lead.id, Status.UNSOLD, detail, passing=passing, last=last, cycle=cycle,
+                   auction_id=None, award_ping_id=None)
     else:
         due = now + timedelta(seconds=net.rerun_interval_s)
         store.move(cur, lead.id, Status.HELD, {**detail, "next_run_at": due.isoformat()},
-                   passing=passing, cycle=cycle, next_run_at=due, auction_id=None, award_ping_id=None)
+                   passing=passing, last=last, cycle=cycle, next_run_at=due, auction_id=None,
+                   award_ping_id=None)
     return []
 
 
@@ -387,7 +391,7 @@ def award(cur, lead: Lead, auction: Auction, bids: list[auctions.Bid] | None = N
             # Enough buyers have seen this lead's contact data: no new one gets it.
             store.close_auction(cur, auction.id)
             return hold_or_give_up(cur, lead, cycle=lead.cycle, net=net, now=now, skipped=[],
-                                   reason="max_post_buyers")
+                                   reason="max_post_buyers", last=True)
         price = bid.bid_cents
         assert price is not None, "a candidate bid has a price"
         full = store.reserve_caps(cur, lead.id, bid.ping_id, buyers[bid.buyer_id], price, now)
@@ -410,7 +414,8 @@ def award(cur, lead: Lead, auction: Auction, bids: list[auctions.Bid] | None = N
         if auctions.next_to_ping(auction.buyer_ids, passed):
             store.touch(cur, lead.id)
             return [Nudge(WALK, (str(auction.id), len(bids)))]
-    return open_next_tier(cur, lead, cycle=lead.cycle, after_tier=auction.tier, net=net, now=now)
+    return open_next_tier(cur, lead, cycle=lead.cycle, after_tier=auction.tier, net=net, now=now,
+                          last=True)
 
 
 def close_overdue(limit: int = 200) -> Nudges:

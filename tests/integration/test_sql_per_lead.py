@@ -178,3 +178,6 @@ def test_one_lead_costs_at_most_its_statements(counted):
     # one round trip sooner. So is deliver's claim, which writes the attempt: the post too.
     assert tallies["ping"]["without BEGIN and COMMIT"] == 1, tallies["ping"]
     assert tallies["deliver"]["without BEGIN and COMMIT"] == 1, tallies["deliver"]
+    # The score stage's move to auctioning (the auction opened) goes out with its COMMIT: the
+    # ping message leaves one round trip sooner.
+    assert tallies["score"]["sent with the COMMIT"] == 1, tallies["score"]

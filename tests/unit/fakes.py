@@ -156,7 +156,7 @@ class FakeStore:
             self.rotation[tier] = buyer_id
 
     def open_auction(self, cur, *, lead_id, cycle, tier, mode, buyer_ids, shard_count, deadline_at,
-                     skipped, timeout_ms=None, passing=None):
+                     skipped, timeout_ms=None, passing=None, last=False):
         auction = Auction(id=uuid.uuid4(), lead_id=lead_id, cycle=cycle, tier=tier, mode=mode,
                           deadline_at=deadline_at, buyer_ids=buyer_ids, shards=shard_count,
                           skipped=skipped, timeout_ms=timeout_ms)

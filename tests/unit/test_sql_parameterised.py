@@ -1,6 +1,7 @@
 """Every value reaches PostgreSQL as a parameter: SQL text is never built from data.
 
-The SQL of a ``.execute(...)`` call is a literal, a ``psycopg2.sql`` composition, or an
+The SQL of a ``.execute(...)`` or ``.commit_with(...)`` call, or of a ``prepared(...)``
+statement wherever it is built, is a literal, a ``psycopg2.sql`` composition, or an
 f-string whose every ``{…}`` is a fragment the code itself builds (a column list, a table
 name from a constant, a CTE) — those are listed below, each reviewed. A new interpolation, a
 ``%``-formatted or ``.format``-ed string fails here until it is reviewed and listed.
@@ -52,10 +53,14 @@ def _sql_arguments():
     for path in sorted((ROOT / "pipeline").rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in ("execute", "executemany") and node.args):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            # A prepared statement's text is the SQL, wherever it is built (it may be sent later,
+            # from a name): prepared("…") is read as "…".
+            if ((isinstance(node.func, ast.Attribute)
+                 and node.func.attr in ("execute", "executemany", "commit_with"))
+                    or (isinstance(node.func, ast.Name) and node.func.id == "prepared")):
                 sql = node.args[0]
-                # A prepared statement's text is the SQL: prepared("…") is read as "…".
                 while (isinstance(sql, ast.Call) and isinstance(sql.func, ast.Name)
                        and sql.func.id == "prepared" and sql.args):
                     sql = sql.args[0]

@@ -39,23 +39,29 @@ def usage(cur, buyer_list: list[Buyer], now: datetime) -> dict[str, Usage]:
 
 def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: Mode, buyer_ids: list[str],
                  shard_count: int, deadline_at: datetime, skipped: list[dict],
-                 timeout_ms: int | None = None, passing: Passing | None = None) -> uuid.UUID:
+                 timeout_ms: int | None = None, passing: Passing | None = None,
+                 last: bool = False) -> uuid.UUID:
     """Open the lead's auction in ``tier`` and move the lead to auctioning in it (``passing``: a
-    status passed through on the way, as move() takes it): one statement.
+    status passed through on the way, as move() takes it): one statement (``last``: the
+    transaction's last, sent with its COMMIT).
 
     ``deadline_at`` holds until the first ping starts; then it is that moment + ``timeout_ms``.
     """
     auction_id = uuid.uuid4()
     moved, values = moved_cte(lead_id, Status.AUCTIONING, {"cycle": cycle, "tier": tier}, passing,
                               {"cycle": cycle, "auction_id": auction_id, "award_ping_id": None})
-    cur.execute(prepared(
+    statement = prepared(
         "WITH opened AS (INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids,"
         "   shards, skipped, timeout_ms) VALUES (%(a_id)s, %(id)s, %(a_cycle)s, %(a_tier)s, %(a_mode)s,"
         "   %(a_deadline)s, %(a_buyers)s, %(a_shards)s, %(a_skipped)s, %(a_timeout)s)),"
-        f" {moved}"),
-        {**values, "a_id": auction_id, "a_cycle": cycle, "a_tier": tier, "a_mode": mode,
-         "a_deadline": deadline_at, "a_buyers": buyer_ids, "a_shards": shard_count,
-         "a_skipped": Json(skipped), "a_timeout": timeout_ms})
+        f" {moved}")
+    values = {**values, "a_id": auction_id, "a_cycle": cycle, "a_tier": tier, "a_mode": mode,
+              "a_deadline": deadline_at, "a_buyers": buyer_ids, "a_shards": shard_count,
+              "a_skipped": Json(skipped), "a_timeout": timeout_ms}
+    if last:
+        cur.commit_with(statement, values)
+    else:
+        cur.execute(statement, values)
     return auction_id
 
 
