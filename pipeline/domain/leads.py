@@ -7,7 +7,6 @@ import ipaddress
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-import email_validator
 import phonenumbers
 from marshmallow import (
     Schema,
@@ -20,6 +19,7 @@ from marshmallow import (
 
 from pipeline.domain import verticals
 from pipeline.domain.fields import Clock, Strict, Text, clock, error_lines
+from pipeline.domain.validation import read_email, read_phone
 
 VERTICALS: tuple[str, ...] = verticals.NAMES
 QUALIFIER_SCHEMAS: dict[str, Schema] = {name: v.qualifiers for name, v in verticals.REGISTRY.items()}
@@ -101,19 +101,17 @@ class Qualifiers(fields.Field):
 
 def _nanp_phone(value: str) -> None:
     # Intake checks syntax only; whether the number is real is the validate stage's verdict.
-    try:
-        number = phonenumbers.parse(value, "US")
-    except phonenumbers.NumberParseException as exc:
-        raise ValidationError("Not a phone number.") from exc
+    number = read_phone(value)
+    if number is None:
+        raise ValidationError("Not a phone number.")
     if number.country_code != 1 or not phonenumbers.is_possible_number(number):
         raise ValidationError("Not a US phone number.")
 
 
 def _email_syntax(value: str) -> None:
-    try:
-        email_validator.validate_email(value, check_deliverability=False)
-    except email_validator.EmailNotValidError as exc:
-        raise ValidationError(str(exc)) from exc
+    _, problem = read_email(value)
+    if problem is not None:
+        raise ValidationError(problem)
 
 
 def _trustedform_cert(value: str) -> None:

@@ -335,3 +335,27 @@ def test_a_whole_number_written_as_180_0_or_a_string_is_still_180():
         lead = copy.deepcopy(SPEC_EXAMPLE)
         lead["qualifiers"]["monthly_electric_bill"] = value
         assert parse_lead(lead, NOW)["qualifiers"]["monthly_electric_bill"] == 180
+
+
+def test_a_field_failing_several_checks_reports_each_message():
+    # The checks run one by one until one fails; then every check's message is reported.
+    errors = errors_of(lead(contact={"zip": "33131-123456"}))
+    assert errors == {"contact": {"zip": [
+        "Longer than 10 characters.", "Must be 5 digits or ZIP+4 (12345-6789)."]}}
+
+
+@pytest.mark.parametrize("email, message", [
+    ("ana@@example.com", "The part after the @-sign contains invalid characters: '@'."),
+    ("ana@localhost", "The part after the @-sign is not valid. It should have a period.")])
+def test_an_email_refused_twice_in_a_row_has_the_same_message(email, message):
+    # The reading of a recent address is kept (the intake reads it again to hash it): a
+    # refusal read back from there says what the validator said the first time.
+    first, second = (errors_of(lead(contact={"email": email}))["contact"]["email"] for _ in "12")
+    assert first == second == [message]
+
+
+def test_the_intakes_phone_and_email_hashes_come_from_the_checked_values():
+    from pipeline.domain.validation import contact_hashes
+    clean = parse_lead(lead(contact={"phone": "1-305-375-0142", "email": "Ana@Example.COM"}), NOW)
+    assert contact_hashes(clean["contact"]) == (hashlib.sha256(b"+13053750142").hexdigest(),
+                                                hashlib.sha256(b"ana@example.com").hexdigest())

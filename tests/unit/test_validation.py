@@ -1,10 +1,12 @@
 """normalise and verdict: the validate stage's facts and reasons, without a worker."""
 
+import dataclasses
 import hashlib
 import json
 import random
 from datetime import UTC, datetime
 
+import phonenumbers
 import pytest
 
 from pipeline.domain.leads import parse_lead
@@ -59,6 +61,32 @@ def test_the_intakes_phone_hash_is_the_validate_stages():
         facts = _phone_facts(phone)
         assert normalise_phone(phone) == (facts["phone_e164"] if facts["phone_valid"] else None)
     assert normalise_phone(MIAMI["phone"]) == facts_of().phone_e164 == "+13053750142"
+
+
+def test_a_phone_is_valid_exactly_when_phonenumbers_says_so():
+    # phone_valid is read from the number's type (one region look-up fewer than
+    # is_valid_number()): the same answer for US, territory, foreign, toll-free and bad numbers.
+    rng = random.Random(11)
+    phones = [f"{rng.randrange(2 * 10**9, 10**10)}" for _ in range(300)]
+    phones += [f"+{rng.randrange(1, 999)} {rng.randrange(10**6, 10**11)}" for _ in range(300)]
+    phones += ["(305) 375-0142", "(800) 375-0142", "+1 787 555 0100", "+44 20 7946 0958",
+               "+800 1234 5678", "(555) 375-0142", "12", "call me"]
+    checked = 0
+    for phone in phones:
+        try:
+            number = phonenumbers.parse(phone, "US")
+        except phonenumbers.NumberParseException:
+            assert _phone_facts(phone)["phone_valid"] is False
+            continue
+        checked += 1
+        assert _phone_facts(phone)["phone_valid"] is phonenumbers.is_valid_number(number), phone
+    assert checked > 500
+
+
+def test_facts_are_the_dataclass_fields_as_a_dict():
+    facts = facts_of()
+    assert facts.facts() == dataclasses.asdict(facts)
+    assert Normalised.from_facts(facts.facts()) == facts
 
 
 @pytest.mark.parametrize("phone, line_type", [
