@@ -1,11 +1,13 @@
 """The SSRF guard's host rules: numeric and embedded-IPv4 forms never reach a private address."""
 from __future__ import annotations
 
-import asyncio
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 
+import pycurl
 import pytest
 
 from pipeline.adapters import transport
@@ -104,14 +106,20 @@ def test_at_connect_time_an_embedded_private_ipv4_is_refused(port, host):
     assert reply.failure == "private_address"
 
 
+class Address(NamedTuple):        # what libcurl hands its socket opener: a resolved peer address
+    family: int
+    socktype: int
+    protocol: int
+    addr: tuple
+
+
 @pytest.mark.parametrize("address", ["64:ff9b::7f00:1", "2002:7f00:1::", "::127.0.0.1", "::ffff:10.0.0.1"])
-def test_the_resolver_refuses_a_name_that_resolves_to_an_embedded_private_address(monkeypatch, address):
-    async def resolve(self, host, port=0, family=0):
-        return [{"hostname": host, "host": address, "port": port, "family": 10, "proto": 0, "flags": 0}]
+def test_a_name_that_resolves_to_an_embedded_private_address_gets_no_socket(address):
+    resolved = Address(socket.AF_INET6, socket.SOCK_STREAM, 6, (address, 443, 0, 0))
+    assert transport.public_socket(0, resolved) == pycurl.SOCKET_BAD
 
-    async def connect():
-        return await transport.PublicOnlyResolver().resolve("buyer.example", 443)
 
-    monkeypatch.setattr(transport.ThreadedResolver, "resolve", resolve)
-    with pytest.raises(transport.PrivateAddress):
-        asyncio.run(connect())
+def test_a_name_that_resolves_to_a_public_address_gets_a_socket():
+    opened = transport.public_socket(0, Address(socket.AF_INET, socket.SOCK_STREAM, 6, ("8.8.8.8", 443)))
+    assert isinstance(opened, socket.socket)
+    opened.close()

@@ -2,6 +2,10 @@
 sockets."""
 from __future__ import annotations
 
+import os
+import ssl
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,3 +92,142 @@ def test_a_buyer_cookie_is_never_sent_back(server):
     for _ in range(2):
         assert send(f"http://localhost:{port}/cookie").status == 200
     assert COOKIES_SENT == [None, None]
+
+
+class KeepAlive(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive: counts the connections it accepts and records what it was sent."""
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    seen: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def setup(self):
+        KeepAlive.connections += 1
+        super().setup()
+
+    def _answer(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        KeepAlive.seen.append((self.command, self.path, dict(self.headers), body))
+        if self.path == "/stream":              # no length, no end: only the cap stops it
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"x" * 16384)
+            except OSError:
+                return
+        if self.path == "/slow":
+            time.sleep(1.0)
+        self.send_response(200)
+        self.send_header("Set-Cookie", "track=1; Path=/")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_POST = do_GET = do_PUT = _answer
+
+
+@pytest.fixture
+def keepalive():
+    KeepAlive.connections, KeepAlive.seen = 0, []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    httpd.daemon_threads = True
+    httpd.handle_error = lambda request, address: None
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_keep_alive_connections_are_reused_across_calls(keepalive):
+    requests = [transport.Request(f"{keepalive}/ping", b"{}", {}, 2.0) for _ in range(5)]
+    for _ in range(4):
+        replies = transport.send_many(requests, allow_private=True)
+        assert [r.status for r in replies] == [200] * 5
+    assert len(KeepAlive.seen) == 20
+    assert KeepAlive.connections <= 5          # 20 requests, at most one connection each at once
+
+
+def test_each_request_has_its_own_budget(keepalive):
+    slow, fast = (transport.Request(f"{keepalive}/{p}", b"{}", {}, 0.4) for p in ("slow", "fast"))
+    started = time.monotonic()
+    late, quick = transport.send_many([slow, fast], allow_private=True)
+    assert (late.failure, quick.failure, quick.status) == ("timeout", None, 200)
+    assert quick.latency_ms < 300 <= late.latency_ms
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_endless_answer_is_cut_at_the_cap_not_the_budget(keepalive):
+    started = time.monotonic()
+    reply = send(f"{keepalive}/stream", budget=5.0, max_bytes=65536)
+    assert (reply.status, reply.failure, reply.body) == (200, "too_large", b"")
+    assert time.monotonic() - started < 2.0
+
+
+def test_what_a_buyer_receives(keepalive, monkeypatch):
+    # No proxy from the environment, no cookie sent back, no 100-continue wait; our User-Agent and
+    # JSON unless the buyer's integration names its own Content-Type; the method it asks for.
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    big = b"{" + b" " * 5000 + b"}"
+    for request in (transport.Request(f"{keepalive}/a", big, {"X-Key": "k"}, 2.0),
+                    transport.Request(f"{keepalive}/b?q=1", b"", {}, 2.0, "GET"),
+                    transport.Request(f"{keepalive}/c", b"a=1", {"content-type": "text/plain"}, 2.0, "PUT")):
+        for _ in range(2):
+            assert transport.send_many([request], allow_private=True)[0].status == 200
+    (post, _, get, _, put, put_again) = [(m, p, {k.lower(): v for k, v in h.items()}, b)
+                                         for m, p, h, b in KeepAlive.seen]
+    assert post[:2] == ("POST", "/a") and post[3] == big
+    assert post[2]["user-agent"] == "pingtree/0.1" and post[2]["content-type"] == "application/json"
+    assert post[2]["x-key"] == "k" and "expect" not in post[2]
+    assert get[:2] == ("GET", "/b?q=1") and get[3] == b""
+    assert put[:2] == ("PUT", "/c") and put[3] == b"a=1" and put[2]["content-type"] == "text/plain"
+    assert all("cookie" not in h and "accept-encoding" not in h for _, _, h, _ in (post, get, put, put_again))
+
+
+def test_a_header_that_would_split_the_request_is_never_sent(keepalive):
+    reply = transport.send(f"{keepalive}/ping", b"{}", {"X-Key": "k\r\nX-Injected: 1"}, 2.0,
+                           allow_private=True)
+    assert (reply.status, reply.failure) == (None, "connect_error")
+    assert KeepAlive.seen == []
+
+
+def test_a_private_address_is_refused_at_connect_time_before_any_connection(keepalive):
+    port = keepalive.rsplit(":", 1)[1]
+    reply = transport.send(f"https://localhost:{port}/ping", b"{}", {}, 2.0, allow_private=False)
+    assert (reply.status, reply.failure) == (None, "private_address")
+    assert KeepAlive.connections == 0
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """An HTTPS buyer on 127.0.0.1 with a self-signed certificate (openssl), and the certificate."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    httpd.daemon_threads = True
+    httpd.handle_error = lambda request, address: None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}", cert
+    httpd.shutdown()
+
+
+def test_https_certificates_are_verified(tls):
+    url, cert = tls
+    assert send(f"{url}/ping").failure == "connect_error"       # not signed by a trusted CA
+    # The same buyer, its certificate trusted through the CA store Python's ssl reads.
+    script = ("from pipeline.adapters import transport; "
+              f"r = transport.send({url + '/ping'!r}, b'{{}}', {{}}, 5.0, allow_private=True); "
+              "print(r.status, r.failure, r.body)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "SSL_CERT_FILE": str(cert)})
+    assert out.stdout.split() == ["200", "None", "b'{}'"]
