@@ -4,8 +4,8 @@ Everything runs on this machine: a private redis-server (so INFO commandstats co
 ``--redis-url`` reuses another), a fresh ``pingtree_bench`` database, the mock buyer fleet, the
 API and one worker per queue as ``deploy/Procfile`` runs them (plus Flower, as operators run
 it). Leads go in through ``POST /v1/leads``; a lead's latency is submit -> post received by the
-buyer (the mock server's ``received_at``). The floor (``pipeline.devtools.benchfloor``: one asyncio
-process, no broker, no database) runs against the same buyers and every figure is also given
+buyer (the mock server's ``received_at``). The floor (``pipeline.devtools.benchfloor``: one process on
+the same HTTP engine, no broker, no database) runs against the same buyers and every figure is also given
 as a ratio to it. Results: a table per scenario on stdout, ``bench.json`` (and ``latency.png``
 when matplotlib is installed) in ``--out``.
 """

@@ -82,7 +82,7 @@ def report(results: dict) -> str:
         out.append(protocols.report(results["protocols"]))
     floor = results.get("floor", {})
     if floor:
-        out.append("\nFloor: one asyncio process, same buyers, no broker, no database")
+        out.append("\nFloor: one process, same buyers and HTTP engine, no broker, no database")
         out.append(table(["run", "buyers", "leads", "leads/s", "p50 ms", "p99 ms", "CPU ms/lead"],
                          [[k, v["buyers"], v["leads"], v["leads_per_s"] if v["mode"] != "latency" else "",
                            v["p50_ms"], v["p99_ms"], v["cpu_ms_per_lead"]] for k, v in floor.items()]))

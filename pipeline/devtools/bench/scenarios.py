@@ -322,7 +322,7 @@ class Bench(System):
         self.results["protocols"] = protocols.measure(500 if self.smoke else 2000)
         self.prepare()
         try:
-            print("-- floor (one asyncio process, no broker, no database) ...", flush=True)
+            print("-- floor (one process, the same HTTP engine, no broker, no database) ...", flush=True)
             self.results["floor"] = self.run_floor()
             self.buyers.reset()
             self.results["runs"]["events_on"] = self.run_config("events on", True, self.scenarios)
