@@ -3,6 +3,7 @@ and handed back when its taker dies (a worker restarting after a Redis restart:
 tests/e2e/test_broker_restart.py; Flower's events: tests/e2e/test_task_events.py)."""
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+from kombu.transport import redis as kombu_redis
 
 from config.settings import settings
 from pipeline.devtools.bench.delay import DelayProxy
@@ -59,6 +61,45 @@ def test_a_message_taken_by_a_worker_that_dies_is_held_and_handed_back_then_acke
         assert not unacked_tags() and broker.zcard(INDEX) == 0
         queue.close()
 
+
+def _take_and_die() -> str:
+    died = subprocess.run([sys.executable, "-c", TAKE_AND_DIE], capture_output=True, text=True,
+                          timeout=60)
+    assert died.returncode == 9, died.stderr
+    return died.stdout.strip()
+
+
+def test_a_taken_messages_unacked_entry_is_the_one_kombu_writes(broker):
+    """The entry is built around the text BRPOP returned (tasks/broker.py, 4): the same bytes as
+    kombu's dumps([message, exchange, routing_key]), handed back as the same message."""
+    with app.connection_for_write() as conn:
+        queue = conn.SimpleQueue(QUEUE)
+        queue.put({"lead_id": "lead-\u00e9", "n": [1, None, 2.5]})
+        text = broker.lindex(QUEUE, 0).decode()
+        tag = _take_and_die()
+        entry = broker.hget("unacked", tag).decode()
+        assert entry == kombu_redis.dumps([json.loads(text), QUEUE, QUEUE])
+        assert redeliver({tag}) == 1
+        message = queue.get(timeout=5)
+        assert message.payload == {"lead_id": "lead-\u00e9", "n": [1, None, 2.5]}
+        message.ack()
+        queue.close()
+
+
+def test_a_message_in_another_json_spelling_is_held_and_handed_back_as_it_came(broker):
+    with app.connection_for_write() as conn:
+        queue = conn.SimpleQueue(QUEUE)
+        queue.put({"lead_id": "lead-2"})
+        text = broker.lpop(QUEUE).decode()
+        compact = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+        broker.lpush(QUEUE, compact)                # another producer's spelling of the same message
+        tag = _take_and_die()
+        assert json.loads(broker.hget("unacked", tag)) == [json.loads(text), QUEUE, QUEUE]
+        assert redeliver({tag}) == 1
+        message = queue.get(timeout=5)
+        assert message.payload == {"lead_id": "lead-2"}
+        message.ack()
+        queue.close()
 
 
 def _through(proxy: DelayProxy) -> str:
