@@ -34,8 +34,9 @@ class DelayProxy:
              "--port", str(self.port),
              "--target", f"{self.target[0] or 'unix'}:{self.target[1]}",
              "--one-way-ms", str(self.one_way_ms)])
-        until = time.monotonic() + 10
-        while time.monotonic() < until:
+        # Generous: a Python start-up on a loaded box can take seconds; a death is seen at once.
+        until = time.monotonic() + 60
+        while time.monotonic() < until and self.process.poll() is None:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self

@@ -32,7 +32,7 @@ class MockBuyersProcess:
     """
 
     def __init__(self, fleet: dict, *, seed: int | None = None, host: str = "127.0.0.1",
-                 port: int | None = None, startup_timeout_s: float = 15.0) -> None:
+                 port: int | None = None, startup_timeout_s: float = 60.0) -> None:
         buyers_from(fleet)
         self.fleet = fleet
         self.seed = seed
