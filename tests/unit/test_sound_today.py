@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import gzip
 import inspect
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import yaml
 from config import celeryconfig
 from pipeline.adapters import transport
 from pipeline.entrypoints import access
+from tests.local_http import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 BOMB = gzip.compress(b"\0" * (20 << 20))       # 20 MiB of zeros in ~20 KiB
@@ -46,12 +46,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.handle_error = lambda request, address: None
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Handler, quiet=True) as url:
+        yield url
 
 
 def test_a_gzip_bomb_is_never_decompressed(server):

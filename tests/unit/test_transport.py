@@ -6,13 +6,13 @@ import os
 import ssl
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from pipeline.adapters import transport
+from tests.local_http import serving
 
 COOKIES_SENT: list = []
 
@@ -43,11 +43,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Handler) as url:
+        yield url
 
 
 def send(url, budget=2.0, **kw):
@@ -133,13 +130,8 @@ class KeepAlive(BaseHTTPRequestHandler):
 @pytest.fixture
 def keepalive():
     KeepAlive.connections, KeepAlive.seen = 0, []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
-    httpd.daemon_threads = True
-    httpd.handle_error = lambda request, address: None
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(KeepAlive, quiet=True) as url:
+        yield url
 
 
 def test_keep_alive_connections_are_reused_across_calls(keepalive):
@@ -210,15 +202,10 @@ def tls(tmp_path_factory):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
-    httpd.daemon_threads = True
-    httpd.handle_error = lambda request, address: None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}", cert
-    httpd.shutdown()
+    with serving(KeepAlive, tls=context, quiet=True) as url:
+        yield url, cert
 
 
 def test_https_certificates_are_verified(tls):
