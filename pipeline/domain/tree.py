@@ -236,6 +236,12 @@ def _url_problem(url: str | None, allow_private: bool) -> tuple[str, bool] | Non
     """(problem, whether allowing private buyers would cure it), or None for a good URL."""
     if url is None:
         return None
+    # The URL goes on the request line as it is written: a space or a control character there
+    # is refused by the HTTP engine at every ping, so it is refused here, once, by its place.
+    bad = next((i for i, c in enumerate(url) if c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        return (f"has a space or control character at position {bad + 1}: percent-encode it "
+                f"(a space is %20)"), False
     try:
         parts = urlsplit(url)
         host, _ = parts.hostname, parts.port

@@ -101,8 +101,10 @@ def _place(name: str) -> str:
 
 
 # The intake reads a lead's phone and email twice (its schema checks them, then it hashes
-# them), each read costing tens of microseconds: the last few readings are kept, by the raw text.
-_RECENT = 64
+# them), each read costing tens of microseconds: the last few readings are kept, by the raw text,
+# one per API thread (16), so a consumer's phone and email stay in memory no longer than it takes
+# sixteen more leads to arrive (never written anywhere; an evicted reading is only read again).
+_RECENT = 16
 
 
 @functools.lru_cache(maxsize=_RECENT)

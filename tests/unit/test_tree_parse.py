@@ -61,3 +61,18 @@ def test_private_flag_allows_plain_http_for_local_buyers():
     assert parse_tree(json.dumps(local), VERTICALS, allow_private=True)
     with pytest.raises(InvalidTree):
         parse_tree(json.dumps(local), VERTICALS, allow_private=False)
+
+
+
+@pytest.mark.parametrize(("url", "position"), [
+    ("https://buyer.example/my ping", 25), ("https://buyer.example/ping\t", 27),
+    ("https://buyer.example/p\x00ing", 24), ("https://buyer.example/\u00a0ping", 23)])
+def test_a_url_with_a_space_or_control_character_is_refused_by_its_place(url, position):
+    # The HTTP engine sends a URL as it is written and refuses one with a space at every ping:
+    # the tree refuses it at load, naming the field and the character's place.
+    with pytest.raises(InvalidTree) as caught:
+        parse_tree(json.dumps({**TREE, "buyers": [{**BUYER, "post_url": url}]}), VERTICALS)
+    problem = caught.value.errors["buyers"]["provider-a"]["post_url"][0]
+    assert f"at position {position}: percent-encode it" in problem
+    encoded = {**BUYER, "post_url": "https://buyer.example/my%20ping"}
+    assert parse_tree(json.dumps({**TREE, "buyers": [encoded]}), VERTICALS)
