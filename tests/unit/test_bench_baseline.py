@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pipeline.devtools.bench.report import against_baseline
+from pipeline.devtools.bench.report import summary as bench_summary
 
 
 def summary(**measured) -> dict:
@@ -21,3 +22,19 @@ def test_a_slower_latency_and_a_lower_rate_are_worse_and_noise_is_the_same():
 def test_faster_is_better_and_a_figure_missing_from_the_baseline_is_skipped():
     text, worse = against_baseline(summary(p50=20.0, leads_per_s=60.0), summary(p50=40.0))
     assert worse == [] and "better" in text and "leads_per_s" not in text
+
+
+def test_each_run_is_checked_against_its_own_goals():
+    # Sustained: 60 leads/s with events on and Flower, 100 with events off; Flower's CPU is
+    # checked only in the run where Flower ran; PostgreSQL's CPU in both.
+    cost = {"cpu_ms_per_lead": 14.0, "postgres_cpu_ms_per_lead": 5.5, "flower_cpu_ms_per_lead": 3.0}
+    run = {"throughput": {"10": {"leads_per_s": 70.0}}, "cost": {"10": cost}}
+    rows = {(r["run"], r["metric"]): r for r in bench_summary(
+        {"runs": {"events_on": {**run, "flower": True}, "events_off": {**run, "flower": False}}})}
+    sustained = "sustained leads/s, 10 buyers"
+    assert rows["events_on", sustained]["met"] and not rows["events_off", sustained]["met"]
+    assert rows["events_off", sustained]["target"] == ">= 100"
+    assert not rows["events_on", "CPU ms per lead, PostgreSQL, 10 buyers"]["met"]
+    assert rows["events_on", "CPU ms per lead, Flower, 10 buyers"]["met"]
+    assert ("events_off", "CPU ms per lead, Flower, 10 buyers") not in rows
+    assert rows["events_off", "CPU ms per lead, 10 buyers"]["met"]
