@@ -20,14 +20,25 @@ def _dispatcher(conn):
     return dispatcher
 
 
+def _listen(broker):
+    """Events published on this test's Redis db (a pub/sub topic is the server's, shared by every
+    db: kombu names it "/<db>.celeryev/..."; other test processes publish theirs meanwhile)."""
+    pubsub = broker.pubsub()
+    pubsub.psubscribe(f"/{broker.connection_pool.connection_kwargs['db']}.celeryev*")
+    pubsub.get_message(timeout=1)                           # the subscription's confirmation
+    return pubsub
+
+
 def _heard(pubsub, count: int) -> list[dict]:
-    """The next ``count`` messages on the events topic, decoded; the per-message ids and the
-    events' times and clocks left out."""
+    """The next ``count`` messages of this test's dispatcher on the events topic, decoded; the
+    per-message ids and the events' times and clocks left out."""
     found, until = [], time.monotonic() + 10
     while len(found) < count and time.monotonic() < until:
         raw = pubsub.get_message(timeout=0.5)
         if raw and raw["type"] == "pmessage":
             message = json.loads(raw["data"])
+            if message["headers"].get("hostname") != "test@events":
+                continue                                    # a worker another test left running
             events = json.loads(base64.b64decode(message["body"]))
             for event in events:
                 del event["timestamp"], event["clock"]
@@ -44,9 +55,7 @@ def _batch(dispatcher, lead_id: str) -> None:
 
 
 def test_a_batch_of_task_events_is_the_message_kombu_publishes(broker):
-    pubsub = broker.pubsub()
-    pubsub.psubscribe("*celeryev*")
-    pubsub.get_message(timeout=1)                           # the subscription's confirmation
+    pubsub = _listen(broker)
     with app.connection_for_write() as conn:
         dispatcher = _dispatcher(conn)
         _batch(dispatcher, "lead-1")                        # the first batch: kombu (it declares)
@@ -60,9 +69,7 @@ def test_a_batch_of_task_events_is_the_message_kombu_publishes(broker):
 
 
 def test_a_batch_whose_publish_fails_is_kept_and_goes_out_at_the_next_flush(broker, monkeypatch):
-    pubsub = broker.pubsub()
-    pubsub.psubscribe("*celeryev*")
-    pubsub.get_message(timeout=1)
+    pubsub = _listen(broker)
     with app.connection_for_write() as conn:
         dispatcher = _dispatcher(conn)
         _batch(dispatcher, "lead-2")
