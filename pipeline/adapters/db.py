@@ -57,7 +57,7 @@ class Prepared(str):
     name: str
     text: str                    # with $1 … $n
     keys: tuple                  # the parameter (name, or position) of each $n
-    execute: str | None          # EXECUTE with each value cast, once the types are known
+    execute: str                 # EXECUTE name (%s, …)
 
     def __new__(cls, text: str) -> Prepared:
         self = super().__new__(cls, text)
@@ -72,13 +72,44 @@ class Prepared(str):
             return f"${keys.index(key) + 1}"
         self.text, self.keys = _PLACEHOLDER.sub(number, text), tuple(keys)
         self.name = "pt_" + hashlib.md5(text.encode()).hexdigest()[:20]
-        self.execute = None
+        self.execute = f"EXECUTE {self.name}" + (f" ({', '.join(['%s'] * len(keys))})" if keys else "")
         return self
 
 
 @functools.lru_cache(maxsize=512)
 def prepared(text: str) -> Prepared:
     return Prepared(text)
+
+
+# A list value of a prepared statement goes as one array literal, '{…}', which the server reads
+# with the array type's input function, element by element, in one pass. psycopg2 writes a list
+# as ARRAY['…', '…']: an expression the server parses, analyses, coerces, plans and evaluates
+# element by element on every EXECUTE (a shard's ten pings are eleven arrays of ten).
+
+def _element(value) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, list):
+        return _array(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        text = str.__str__(value)          # a str enum's value, as psycopg2 writes it
+    elif isinstance(value, psycopg2.extras.Json):
+        text = value.dumps(value.adapted)
+    else:
+        text = str(value)                  # a UUID, a date, a Decimal: their input texts
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _array(values: list) -> str:
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
+def _value(value):
+    return _array(value) if isinstance(value, list) else value
 
 
 # ---- BEGIN with the first statement -------------------------------------------------------
@@ -169,17 +200,11 @@ class _Cursor(psycopg2.extensions.cursor):
         if query.name not in self.connection.prepared:
             self.execute(f"PREPARE {query.name} AS {query.text}")     # may open the transaction
             self.connection.prepared.add(query.name)
-            if query.execute is None:
-                # An array value cast to its parameter's type: psycopg2 writes an array of NULLs
-                # or of JSON texts as text[], which PostgreSQL will not take for bigint[] or
-                # jsonb[]. Any other value goes as psycopg2 writes it (a quoted literal, a number,
-                # NULL) and EXECUTE coerces it to its parameter's type: a cast would make the
-                # server look each type up by its name again on every run (~3 % of its work).
-                super().execute("SELECT parameter_types::text[] AS types FROM pg_prepared_statements"
-                                " WHERE name = %s", (query.name,))
-                casts = ", ".join(f"%s::{t}" if t.endswith("]") else "%s" for t in self.fetchone()["types"])
-                query.execute = f"EXECUTE {query.name}" + (f" ({casts})" if casts else "")
-        values = [vars[k] for k in query.keys] if isinstance(vars, dict) else list(vars or ())
+        values = [_value(vars[k]) for k in query.keys] if isinstance(vars, dict) else \
+            [_value(v) for v in vars or ()]
+        # Each value goes as psycopg2 writes it (a quoted literal, a number, NULL; a list as one
+        # array literal) and EXECUTE coerces it to its parameter's type: a cast would make the
+        # server look each type up by its name again on every run (~3 % of its work).
         return self._opening(query.execute), values
 
     def _opening(self, query):

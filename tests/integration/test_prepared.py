@@ -1,6 +1,6 @@
 """Prepared statements: a marked statement is prepared once per pooled connection and executed
-with its values, each array cast to its parameter's type (arrays of NULLs, JSON arrays included),
-any other value coerced to it."""
+with its values, each coerced to its parameter's type; a list goes as one array literal (arrays
+of NULLs, of JSON texts, of awkward strings included)."""
 from __future__ import annotations
 
 import uuid
@@ -12,6 +12,7 @@ from psycopg2.extras import Json
 
 from pipeline.adapters import db
 from pipeline.adapters.db import prepared
+from pipeline.domain.records import Outcome
 
 
 def test_placeholders_are_numbered_once_per_name_and_in_order_when_positional():
@@ -53,6 +54,64 @@ def test_a_value_other_than_an_array_goes_uncast_and_is_coerced_to_its_parameter
     assert "::" not in statement.execute
     assert row == {"t": "it's", "at": at, "doc": {"a": [1]}, "none": None, "span": timedelta(seconds=1.5),
                    "id": values["id"], "ok": True, "n": 2**40}
+
+
+def test_a_list_goes_as_one_array_literal_and_comes_back_as_it_was(database):
+    """Quotes, backslashes, commas, braces, the text NULL, empty and non-ASCII strings, NULLs,
+    JSON texts with quotes, a str enum, numbers, booleans, UUIDs, times, an empty and a nested
+    list: each array arrives element for element as psycopg2's ARRAY[…] would have sent it."""
+    statement = prepared("SELECT %(texts)s::text[] AS texts, %(docs)s::jsonb[] AS docs,"
+                         " %(nums)s::float8[] AS nums, %(big)s::bigint[] AS big, %(oks)s::boolean[] AS oks,"
+                         " %(ids)s::uuid[] AS ids, %(ats)s::timestamptz[] AS ats, %(none)s::int[] AS none,"
+                         " %(grid)s::int[] AS grid, %(outcomes)s::text[] AS outcomes")
+    texts = ['it\'s "quoted"', "back\\slash\\", "a,b", "{x}", "NULL", "", "ünï ✓", None, " spaced "]
+    at = datetime(2026, 11, 29, 21, 0, tzinfo=UTC)
+    values = {"texts": texts, "docs": [Json({"say": 'he said "hi" \\ bye', "n": [1, None]}), None],
+              "nums": [1.5, -2.0, 1e-05, 3], "big": [2**40, None, -1], "oks": [True, False, None],
+              "ids": [uuid.uuid4(), None], "ats": [at, at + timedelta(microseconds=1)], "none": [],
+              "grid": [[1, 2], [3, 4]], "outcomes": [Outcome.ACCEPT, Outcome.REJECT]}
+    with db.transaction() as cur:
+        cur.execute(statement, values)
+        row = cur.fetchone()
+        cur.execute("SELECT %(texts)s::text[] AS texts, %(docs)s::jsonb[] AS docs", values)   # psycopg2's own
+        unmarked = cur.fetchone()
+    assert row["texts"] == texts == unmarked["texts"]
+    assert row["docs"] == [{"say": 'he said "hi" \\ bye', "n": [1, None]}, None] == unmarked["docs"]
+    assert (row["nums"], row["big"], row["oks"], row["ids"], row["ats"], row["none"], row["grid"]) == (
+        [1.5, -2.0, 1e-05, 3.0], [2**40, None, -1], [True, False, None], values["ids"], values["ats"],
+        [], [[1, 2], [3, 4]])
+    assert row["outcomes"] == ["accept", "reject"]
+
+
+def test_a_prepared_statement_is_prepared_again_on_the_connection_that_replaces_a_lost_one(database):
+    """A backend terminated under the pool (a PostgreSQL restart, an administrator): the
+    transaction that meets it is an outage, and the next one, on a fresh connection that has
+    prepared nothing yet, prepares the statement there and gives the same answer."""
+    statement = prepared("SELECT %(ids)s::uuid[] AS ids, %(n)s::int * 2 AS n")
+    values = {"ids": [uuid.uuid4()], "n": 21}
+    with db.transaction() as cur:
+        cur.execute(statement, values)
+        first = cur.fetchone()
+        cur.execute("SELECT pg_backend_pid() AS pid")
+        pid = cur.fetchone()["pid"]
+    admin = psycopg2.connect(database)
+    admin.autocommit = True
+    with admin.cursor() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    admin.close()
+    with pytest.raises(db.DatabaseDown), db.transaction() as cur:
+        cur.execute(statement, values)
+
+    def again():
+        with db.transaction() as cur:
+            cur.execute(statement, values)
+            row = cur.fetchone()
+            cur.execute("SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM pg_prepared_statements"
+                        " WHERE name = %s) AS prepared", (statement.name,))
+            return row, cur.fetchone()
+    row, there = db.retrying(again)
+    assert row == first == {"ids": values["ids"], "n": 42}
+    assert there["pid"] != pid and there["prepared"] == 1
 
 
 def test_an_unmarked_statement_is_sent_as_it_is(database):
