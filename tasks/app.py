@@ -85,6 +85,7 @@ class DecodedOnceRequest(Request):
 
 class PingtreeTask(Task):
     Request = DecodedOnceRequest
+    Strategy = "tasks.flat:flat"        # plain messages on a flat path, the rest Celery's way
 
 
 app = Celery("pingtree", events=PingtreeEvents, task_cls=PingtreeTask)

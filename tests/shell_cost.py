@@ -9,7 +9,8 @@ default route, sent as the stages send). Not a test (timings stay out of `make t
 the last; (I(N2) - I(N1)) / (N2 - N1) is a task's instruction count, start-up excluded.
 `paced`: the worker runs tasks sent at --rate a second (each finds it idle, its caches cold, as
 the bench's cost scenario does); its CPU from /proc over them, less its idle CPU over as long.
-The Redis db named is flushed. Both take --pool solo|threads.
+The Redis db named is flushed. Both take --pool solo|threads, and --celery-strategy: the task
+taken by Celery's default strategy instead of the flat path (tasks/flat.py), for comparison.
 """
 from __future__ import annotations
 
@@ -30,7 +31,13 @@ _done = itertools.count(1)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-@app.task(name=NAME, **STAGE_RETRY)
+# The worker's strategy for the task: pingtree's (tasks/flat.py), or Celery's default.
+_CELERY_STRATEGY = "PINGTREE_SHELL_COST_CELERY_STRATEGY"
+_strategy = ({"Strategy": "celery.worker.strategy:default"} if os.environ.get(_CELERY_STRATEGY) == "1"
+             else {})
+
+
+@app.task(name=NAME, **STAGE_RETRY, **_strategy)
 def shell_noop(stop_after: int) -> None:
     """Nothing; the worker stops itself after its ``stop_after``-th task (0: never)."""
     if next(_done) == stop_after:
@@ -119,7 +126,9 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs=2, default=(100, 600))
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--tasks", type=int, default=600)
+    parser.add_argument("--celery-strategy", action="store_true")
     args = parser.parse_args()
+    os.environ[_CELERY_STRATEGY] = "1" if args.celery_strategy else "0"     # the worker's
     if args.mode == "instructions":
         per_task = instructions(args.pool, tuple(args.counts))
         print(f"{args.pool}: {per_task / 1e6:.3f} M instructions a task")
