@@ -85,6 +85,9 @@ def flat(task, app, consumer, **kwargs):
     eventer = consumer.event_dispatcher
     send_event = eventer.send if eventer is not None and eventer.enabled and task.send_events else None
     handle = consumer.on_task_request
+    # A rate or time limit set at run time (`celery control rate_limit|time_limit`) sends the
+    # task's messages Celery's way from then on.
+    buckets = None if consumer.disable_rate_limits else consumer.task_buckets
     revoked = consumer.controller.state.revoked
     task_reserved = worker_state.task_reserved
     received_receivers = signals.task_received.receivers
@@ -94,6 +97,7 @@ def flat(task, app, consumer, **kwargs):
     Req = create_request_cls(symbol_by_name(task.Request), task, consumer.pool, hostname, eventer,
                              app=app)
     trace = _tracer(task, app)
+    utc = app.uses_utc_timezone()           # what Celery's strategy tells a protocol-2 request
     inline = isinstance(consumer.pool, solo.TaskPool)
 
     class FlatRequest(Req):
@@ -128,7 +132,9 @@ def flat(task, app, consumer, **kwargs):
             ignore_result = ignore_by_default
         task_id = headers["id"]
         if (not ignore_result or type(kwargs) is not dict or type(args) not in (list, tuple)
-                or type(embed) is not dict or any(embed.values()) or task_id in revoked):
+                or type(embed) is not dict or any(embed.values()) or task_id in revoked
+                or (buckets is not None and buckets[task.name] is not None)
+                or task.time_limit is not None or task.soft_time_limit is not None):
             return celerys(message, body, ack, reject, callbacks)
 
         properties = message.properties or {}
@@ -148,7 +154,7 @@ def flat(task, app, consumer, **kwargs):
         req._body = req._Request__payload = payload
         req._args, req._kwargs = args, kwargs
         req._app = app
-        req._utc = True
+        req._utc = utc
         req._decoded = True
         req._content_type = req._content_encoding = None
         req.id = task_id
@@ -179,7 +185,6 @@ def flat(task, app, consumer, **kwargs):
         task_reserved(req)
         handle(req)
 
-    task_message_handler.celerys = celerys      # what a non-plain message goes through
     return task_message_handler
 
 

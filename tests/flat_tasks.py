@@ -57,8 +57,10 @@ def probe(mode: str, tag: str) -> None:
     client = _redis()
     request = current_task.request
     runs = client.incr(f"flat-test:runs:{tag}")
+    parent = app.current_worker_task                  # what tasks/dispatch.py reads as the parent
+    current = parent is not None and parent.name == NAME and parent.request is request
     client.rpush(RECORDS, json.dumps({"tag": tag, "mode": mode, "path": _path(), "pid": os.getpid(),
-                                      "run": runs, "request": _seen(request)}))
+                                      "run": runs, "request": _seen(request), "current": current}))
     if mode == "hold":
         while not client.exists(RELEASE):
             time.sleep(0.02)

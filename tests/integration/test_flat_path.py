@@ -93,14 +93,22 @@ def quiet(broker, timeout: float = 20) -> None:
 
 @pytest.mark.parametrize("pool", ["solo", "threads"])
 def test_a_plain_message_runs_flat_and_is_acked_only_after_its_task_ends(broker, start, pool):
-    start(pool)
+    worker = start(pool)
     task_id = send("hold", f"held-{pool}")
     (run,) = records(broker, f"held-{pool}", 1)
-    assert run["path"] == "flat"
+    assert run["path"] == "flat" and run["current"]
     assert run["request"]["id"] == task_id and run["request"]["args"] == ["hold", f"held-{pool}"]
     assert len(unacked_tags()) == 1                     # running: taken, not acked
+    inspect = app.control.inspect(destination=[worker.name], timeout=5)
+    if pool == "threads":       # a solo worker runs the task in the thread that would answer
+        (active,) = inspect.active()[worker.name]       # `celery inspect active`
+        assert (active["id"], active["name"], active["args"]) == (task_id, flat_tasks.NAME,
+                                                                 ["hold", f"held-{pool}"])
+        assert active["acknowledged"] is False and active["time_start"] > 0
     broker.set(flat_tasks.RELEASE, 1)
     quiet(broker)                                       # ended: acked
+    assert inspect.active()[worker.name] == []
+    assert inspect.stats()[worker.name]["total"] == {flat_tasks.NAME: 1}
 
 
 def test_a_worker_killed_mid_task_leaves_its_message_to_be_delivered_again(broker, start):
@@ -121,8 +129,8 @@ def test_a_worker_killed_mid_task_leaves_its_message_to_be_delivered_again(broke
     quiet(broker)
 
 
-def test_a_countdown_a_chord_member_and_a_retry_go_celerys_way(broker, start):
-    start("threads")
+def test_a_countdown_a_chord_member_a_retry_and_a_rate_limit_go_celerys_way(broker, start):
+    worker = start("threads")
     send("ok", "plain")
     send("ok", "later", countdown=0.2)
     send("down:1", "retried")
@@ -138,6 +146,11 @@ def test_a_countdown_a_chord_member_and_a_retry_go_celerys_way(broker, start):
     assert (first["path"], retry["path"]) == ("flat", "celery")        # the retry has an eta
     assert retry["request"]["retries"] == 1 and retry["request"]["id"] == first["request"]["id"]
     records(broker, "chord-body", 1)
+    quiet(broker)
+    # `celery control rate_limit` at run time: the task's messages are Celery's from then on.
+    assert app.control.rate_limit(flat_tasks.NAME, "1000/s", destination=[worker.name], reply=True)
+    send("ok", "limited")
+    assert records(broker, "limited", 1)[0]["path"] == "celery"
     quiet(broker)
 
 
