@@ -173,8 +173,8 @@ def _events(pubsub, ids: set[str], types_wanted: int, timeout: float = 20) -> di
 
 def _run_all(broker, start, celery: bool, pool: str) -> tuple[dict, dict]:
     """Run an ok, a retried and a failing probe; their events and what each run saw."""
-    pubsub = broker.pubsub()
-    pubsub.psubscribe("*celeryev*")
+    pubsub = broker.pubsub()        # this db's events topic (the server's topics are shared)
+    pubsub.psubscribe(f"/{broker.connection_pool.connection_kwargs['db']}.celeryev*")
     pubsub.get_message(timeout=1)
     worker = start(pool, celery)
     way = "celery" if celery else "flat"
