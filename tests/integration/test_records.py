@@ -86,3 +86,50 @@ def test_a_buyer_is_never_deleted_and_a_timeline_entry_needs_its_lead(clean_db):
         store.record_event(cur, uuid.uuid4(), "returned", {"reason": "x"})
         cur.execute("SELECT count(*) AS n FROM lead_events")
         assert cur.fetchone()["n"] == 0
+
+
+def test_the_domains_refuse_what_the_checks_refused_under_the_same_names(clean_db):
+    """085 moved the CHECKs of pings, post attempts and sales into domains: an outcome or kind
+    outside the enums, or a negative price, is refused as before, the constraint named as before."""
+    import psycopg2
+    lead_id, auction_id, ping_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO buyers (id, name, tier, verticals, ping_url, post_url)"
+                    " VALUES ('b', 'B', 1, '{solar}', 'http://b/ping', 'http://b/post')")
+        cur.execute("INSERT INTO leads (id, status, vertical, payload_sha256, contact, qualifiers, source)"
+                    " VALUES (%s, 'sold', 'solar', 'x', '{}', '{}', '{}')", (lead_id,))
+        cur.execute("INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shards)"
+                    " VALUES (%s, %s, 1, 1, 'auction', now(), '{b}', 1)", (auction_id, lead_id))
+        cur.execute("INSERT INTO pings (id, auction_id, lead_id, buyer_id, tier, cycle, rank, outcome)"
+                    " VALUES (%s, %s, %s, 'b', 1, 1, 0, 'accept')", (ping_id, auction_id, lead_id))
+    refused = {
+        "pings_outcome_check": ("UPDATE pings SET outcome = 'won' WHERE id = %s", (ping_id,)),
+        "pings_kind_check": ("UPDATE pings SET kind = 'peek' WHERE id = %s", (ping_id,)),
+        "post_attempts_outcome_check": (
+            "INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, outcome)"
+            " VALUES (%s, %s, 'b', 1, gen_random_uuid(), 'maybe')", (lead_id, ping_id)),
+        "sales_price_cents_check": ("INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
+                                    " VALUES (%s, 'b', %s, -1)", (lead_id, ping_id)),
+    }
+    for name, (statement, values) in refused.items():
+        with pytest.raises(psycopg2.errors.CheckViolation) as error, db.transaction() as cur:
+            cur.execute(statement, values)
+        assert error.value.diag.constraint_name == name
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents) VALUES (%s, 'b', %s, 0)",
+                    (lead_id, ping_id))
+        cur.execute("SELECT price_cents FROM sales")
+        assert cur.fetchone()["price_cents"] == 0
+
+
+def test_an_auction_is_opened_only_with_its_lead(clean_db):
+    """What the auctions' key to leads (dropped in 085) checked: open_auction() writes the
+    auction from the row of the lead it moves, so for a lead that does not exist it writes none."""
+    from datetime import UTC, datetime
+
+    from pipeline.adapters import store
+    with db.transaction() as cur:
+        store.open_auction(cur, lead_id=uuid.uuid4(), cycle=1, tier=1, mode=Mode.AUCTION,
+                           buyer_ids=["b"], shard_count=1, deadline_at=datetime.now(UTC), skipped=[])
+        cur.execute("SELECT count(*) AS n FROM auctions")
+        assert cur.fetchone()["n"] == 0

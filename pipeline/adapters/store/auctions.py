@@ -48,13 +48,16 @@ def open_auction(cur, *, lead_id, cycle: int, tier: int, mode: Mode, buyer_ids: 
     ``deadline_at`` holds until the first ping starts; then it is that moment + ``timeout_ms``.
     """
     auction_id = uuid.uuid4()
-    moved, values = moved_cte(lead_id, Status.AUCTIONING, {"cycle": cycle, "tier": tier}, passing,
-                              {"cycle": cycle, "auction_id": auction_id, "award_ping_id": None})
-    statement = prepared(
-        "WITH opened AS (INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids,"
-        "   shards, skipped, timeout_ms) VALUES (%(a_id)s, %(id)s, %(a_cycle)s, %(a_tier)s, %(a_mode)s,"
-        "   %(a_deadline)s, %(a_buyers)s, %(a_shards)s, %(a_skipped)s, %(a_timeout)s)),"
-        f" {moved}")
+    # The auction is written from the row of the lead the statement moves (its lead exists by
+    # construction: auctions have no key to leads since 085).
+    moved, values = moved_cte(
+        lead_id, Status.AUCTIONING, {"cycle": cycle, "tier": tier}, passing,
+        {"cycle": cycle, "auction_id": auction_id, "award_ping_id": None},
+        then="opened AS (INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids,"
+             "   shards, skipped, timeout_ms) SELECT %(a_id)s, moved.id, %(a_cycle)s, %(a_tier)s,"
+             "   %(a_mode)s, %(a_deadline)s, %(a_buyers)s, %(a_shards)s, %(a_skipped)s, %(a_timeout)s"
+             "   FROM moved)")
+    statement = prepared(f"WITH {moved}")
     values = {**values, "a_id": auction_id, "a_cycle": cycle, "a_tier": tier, "a_mode": mode,
               "a_deadline": deadline_at, "a_buyers": buyer_ids, "a_shards": shard_count,
               "a_skipped": Json(skipped), "a_timeout": timeout_ms}

@@ -135,8 +135,9 @@ def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
 
 
 def moved_cte(lead_id, to_status: Status, detail: dict | None, passing: Passing | None,
-           columns: dict) -> tuple[str, dict]:
-    """The SQL of a move, to follow a WITH (after any CTE of the caller's), and its values."""
+           columns: dict, then: str = "") -> tuple[str, dict]:
+    """The SQL of a move, to follow a WITH (after any CTE of the caller's), and its values;
+    ``then``: CTEs of the caller's that read the moved lead's row (`moved`, its id)."""
     events = ([(passing.status, passing.detail)] if passing else []) + [(to_status, detail)]
     columns = {**(passing.columns if passing else {}), **columns}
     sets = "".join(f", {k}=%(c_{k})s" for k in columns)
@@ -144,7 +145,7 @@ def moved_cte(lead_id, to_status: Status, detail: dict | None, passing: Passing 
               "id": lead_id, "status": to_status, "statuses": [str(e[0]) for e in events],
               "details": [Json(e[1]) if e[1] else None for e in events]}
     return (f"moved AS (UPDATE leads SET status=%(status)s, status_at=clock_timestamp(){sets}"
-            " WHERE id=%(id)s RETURNING id)"
+            f" WHERE id=%(id)s RETURNING id){', ' + then if then else ''}"
             " INSERT INTO lead_events (lead_id, status, detail)"
             " SELECT moved.id, e.status, e.detail FROM moved,"
             " unnest(%(statuses)s::text[], %(details)s::jsonb[]) WITH ORDINALITY AS e(status, detail, n)"
