@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import decimal
 import functools
 import hashlib
 import operator
@@ -9,6 +11,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
@@ -86,6 +89,9 @@ def prepared(text: str) -> Prepared:
 # as ARRAY['…', '…']: an expression the server parses, analyses, coerces, plans and evaluates
 # element by element on every EXECUTE (a shard's ten pings are eleven arrays of ten).
 
+_AS_TEXT = (uuid.UUID, datetime.datetime, datetime.date, decimal.Decimal)
+
+
 def _element(value) -> str:
     if value is None:
         return "NULL"
@@ -99,8 +105,10 @@ def _element(value) -> str:
         text = str.__str__(value)          # a str enum's value, as psycopg2 writes it
     elif isinstance(value, psycopg2.extras.Json):
         text = value.dumps(value.adapted)
-    else:
-        text = str(value)                  # a UUID, a date, a Decimal: their input texts
+    elif isinstance(value, _AS_TEXT):
+        text = str(value)                  # their input texts
+    else:                                  # as psycopg2 refuses what it cannot write
+        raise psycopg2.ProgrammingError(f"can't adapt type {type(value).__name__!r} in an array")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -83,6 +83,13 @@ def test_a_list_goes_as_one_array_literal_and_comes_back_as_it_was(database):
     assert row["outcomes"] == ["accept", "reject"]
 
 
+@pytest.mark.parametrize("element", [{"a": 1}, b"raw", timedelta(seconds=1), (1, 2)])
+def test_an_array_element_psycopg2_would_not_write_into_an_array_is_refused_before_sending(database, element):
+    statement = prepared("SELECT %s::text[] AS texts")
+    with pytest.raises(psycopg2.ProgrammingError, match="can't adapt"), db.transaction() as cur:
+        cur.execute(statement, ([element],))
+
+
 def test_a_prepared_statement_is_prepared_again_on_the_connection_that_replaces_a_lost_one(database):
     """A backend terminated under the pool (a PostgreSQL restart, an administrator): the
     transaction that meets it is an outage, and the next one, on a fresh connection that has
