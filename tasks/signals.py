@@ -8,8 +8,9 @@ from functools import cache
 
 from celery import platforms, signals
 
+from config import queues
 from config.settings import settings
-from pipeline.adapters import logs, taskstats
+from pipeline.adapters import heap, logs, taskstats
 from pipeline.service import beat
 from tasks.app import app
 
@@ -27,10 +28,22 @@ def configure_logging(loglevel=None, **_) -> None:
 def register_beat_jobs(sender=None, **_) -> None:
     if sender is not None:
         stop_between_ticks(sender)
+    heap.settle()
     try:
         beat.register_jobs()
     except Exception as exc:  # beat must start anyway; the jobs register when they first run
         log.warning("beat jobs not registered: %s", type(exc).__name__)
+
+
+@signals.worker_ready.connect
+def settle_heap(sender=None, **_) -> None:
+    """Once a worker has started: its start-up heap out of the garbage collector's way
+    (pipeline/adapters/heap.py), the ZIP records loaded first where a stage reads them."""
+    names = sender.app.amqp.queues.consume_from if sender is not None else ()
+    # A worker started without -Q consumes every queue (consume_from is then None).
+    frozen = heap.settle(zip_records=names is None or bool({queues.VALIDATE, queues.PING} & set(names)))
+    log.info("start-up heap settled: %d objects out of the garbage collector's way", frozen,
+             extra={"count": frozen})
 
 
 def stop_between_ticks(service) -> None:
@@ -88,3 +101,4 @@ def log_task(task_id=None, task=None, state=None, **_) -> None:
     taskstats.record(task.name, state or "UNKNOWN", took)
     log.info("task %s %s", task.name, state, extra={"state": state, "duration_ms": round(took * 1000, 1)})
     logs.unbind(token)
+

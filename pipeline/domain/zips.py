@@ -32,6 +32,11 @@ def _by_zip() -> dict[str, list[dict]]:
     return _index
 
 
+def warm() -> None:
+    """Load the records and build the index now rather than on the first look-up (~1 s here)."""
+    _by_zip()
+
+
 def matching(zipcode) -> list[dict]:
     """The records of a ZIP, as ``zipcodes.matching`` gives them."""
     found = _WELL_FORMED.fullmatch(zipcode.strip()) if isinstance(zipcode, str) else None

@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from config.settings import settings
-from pipeline.adapters import db, views
+from pipeline.adapters import db, heap, views
 from pipeline.domain.leads import InvalidLead
 from pipeline.entrypoints import metrics, openapi
 from pipeline.entrypoints.access import Gate, Refused
@@ -279,7 +279,9 @@ def serve(addr: str | None = None, threads: int = 16) -> None:
     # Slow clients: waitress reads requests asynchronously and hands only whole ones to the
     # threads; an idle or half-sent connection is closed after channel_timeout, and
     # connection_limit bounds the open sockets (each costs a file descriptor, not a thread).
-    waitress_serve(create_app(), host=host or "127.0.0.1", port=int(port), threads=threads,
+    app = create_app()
+    heap.settle()                      # the start-up heap out of the collector's way (adapters/heap.py)
+    waitress_serve(app, host=host or "127.0.0.1", port=int(port), threads=threads,
                    ident="pingtree", max_request_body_size=settings.max_body_bytes + 1,
                    connection_limit=settings.http_connection_limit,
                    channel_timeout=settings.http_channel_timeout_s,
