@@ -53,6 +53,17 @@ def backend_cpu_s(query: str = "SELECT pid FROM pg_stat_activity WHERE datname =
     return total / TICK
 
 
+def wal_lsn() -> int:
+    """The server's WAL insert position, in bytes."""
+    with db.transaction() as cur:
+        cur.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS at")
+        return int(cur.fetchone()["at"])
+
+
+def lsn(at: int) -> str:
+    return f"{at >> 32:X}/{at & 0xFFFFFFFF:X}"
+
+
 def one_lead(seed: int, cpu: dict, wall: dict) -> None:
     def timed(stage, work):
         t, p, w = time.thread_time(), time.process_time(), time.perf_counter()
@@ -81,9 +92,10 @@ def main(leads: int) -> None:
         cpu, wall = dict.fromkeys(STAGES, 0.0), dict.fromkeys(STAGES, 0.0)
         for seed in range(20):                       # warm: pools, caches, plans
             one_lead(10_000 + seed, dict(cpu), dict(wall))
-        pg0, server0 = backend_cpu_s(), backend_cpu_s(SERVER)
+        pg0, server0, wal0 = backend_cpu_s(), backend_cpu_s(SERVER), wal_lsn()
         for seed in range(leads):
             one_lead(seed, cpu, wall)
+        wal1 = wal_lsn()
         time.sleep(0.2)
         pg, server = backend_cpu_s() - pg0, backend_cpu_s(SERVER) - server0
     print(f"{leads} leads, one at a time, 10 buyers; load average {os.getloadavg()[0]:.1f}")
@@ -92,6 +104,8 @@ def main(leads: int) -> None:
         print(f"{s:10} {1000 * cpu[s] / leads:12.2f} {1000 * wall[s] / leads:13.2f}")
     print(f"{'total':10} {1000 * sum(cpu.values()) / leads:12.2f} {1000 * sum(wall.values()) / leads:13.2f}")
     print(f"PostgreSQL backends CPU ms/lead: {1000 * pg / leads:.2f}")
+    print(f"PostgreSQL WAL bytes/lead: {(wal1 - wal0) / leads:.0f} ({lsn(wal0)} .. {lsn(wal1)}, for"
+          " pg_waldump; the server's: whoever else writes meanwhile)")
     print(f"PostgreSQL server processes CPU ms/lead: {1000 * server / leads:.2f}"
           " (WAL writer, checkpointer, background writer: the server's, whoever else uses it)")
 
