@@ -41,14 +41,17 @@ def delete_detail(cur, before: datetime, batch: int) -> int:
           AND NOT EXISTS (SELECT 1 FROM sales s WHERE s.ping_id = p.id)
         LIMIT %s FOR UPDATE OF p SKIP LOCKED""", (before, list(FINAL), batch))
     ids = [r["id"] for r in cur.fetchall()]
-    cur.execute("DELETE FROM post_attempts WHERE ping_id = ANY(%s)", (ids,))
+    # Through the pings' leads: post_attempts has no index on ping_id (migration 086).
+    cur.execute("DELETE FROM post_attempts WHERE lead_id IN (SELECT lead_id FROM pings"
+                " WHERE id = ANY(%(ids)s)) AND ping_id = ANY(%(ids)s)", {"ids": ids})
     cur.execute("DELETE FROM cap_reservations WHERE ping_id = ANY(%s)", (ids,))
     cur.execute("DELETE FROM pings WHERE id = ANY(%s)", (ids,))
     deleted = cur.rowcount
+    # By row address: no index on a timeline entry's id (migration 086).
     cur.execute("""
-        DELETE FROM lead_events WHERE id IN (
-            SELECT e.id FROM lead_events e JOIN leads l ON l.id = e.lead_id
-            WHERE e.at < %s AND l.status = ANY(%s) LIMIT %s)""", (before, list(FINAL), batch))
+        DELETE FROM lead_events WHERE ctid = ANY(ARRAY(
+            SELECT e.ctid FROM lead_events e JOIN leads l ON l.id = e.lead_id
+            WHERE e.at < %s AND l.status = ANY(%s) LIMIT %s))""", (before, list(FINAL), batch))
     deleted += cur.rowcount
     cur.execute("""
         SELECT a.id FROM auctions a JOIN leads l ON l.id = a.lead_id

@@ -135,6 +135,13 @@ class Lead(_Row):
 
 
 @dataclass(frozen=True)
+class LeadStanding:
+    """Where a lead stands, without what it holds: what settling a post reads of it."""
+    status: Status
+    award_ping_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class Network(_Row):
     """The network's settings (the tree's `network`), in stored units."""
     score_floor: int

@@ -69,7 +69,8 @@ def claim_under_lock(lead_id, token) -> list:
                            for h in history]     # as expire_post wrote it
             if len(history) >= settings.post_attempts:
                 # The last attempt's worker died: its outcome is unknown and no attempt is left.
-                return after_post(cur, lead, ping, [h["outcome"] for h in history], "lease_expired")
+                return after_post(cur, lead_id, lead, ping, [h["outcome"] for h in history],
+                                  "lease_expired")
         buyer = store.buyers(cur, [ping.buyer_id])[0]
         if not began and not store.begin_post(cur, lead_id, ping.id, buyer.id, len(history) + 1,
                                               token, settings.post_lease_s):
@@ -112,24 +113,27 @@ def settle_post(lead_id, ping: Ping, token, outcome: str, reason: str | None,
         settled = store.settle(cur, lead_id, token, outcome, reason, http_status, latency_ms, sale)
         if settled is None:            # a lead in flight is never pruned: this is a bug
             raise LookupError(f"lead {lead_id} is gone while its post was settled")
-        lead, ours, sold = settled
+        standing, ours, sold = settled
         if sold:
             return []
-        same_award = lead.status == Status.DELIVERING and lead.award_ping_id == ping.id
+        same_award = standing.status == Status.DELIVERING and standing.award_ping_id == ping.id
         if outcome == delivery.ACCEPTED and not (ours and same_award):
-            late_acceptance(cur, lead, ping, sold_now=same_award)
-            return after_post(cur, lead, ping, [outcome], reason) if same_award else []
+            late_acceptance(cur, lead_id, standing.status, ping, sold_now=same_award)
+            return after_post(cur, lead_id, None, ping, [outcome], reason) if same_award else []
         if not ours or not same_award:
             return []                  # a newer attempt (or the sweep's give-up) owns the lead
         # Ours was the one open attempt from its start until now (the open index allows one per
         # lead, and a take-over would have closed ours: `ours` would be false), so the attempts
         # to this ping are those read when ours began, then ours: no statement to read them.
-        return after_post(cur, lead, ping, [*earlier, outcome], reason)
+        return after_post(cur, lead_id, None, ping, [*earlier, outcome], reason)
 
 
-def after_post(cur, lead: Lead, ping: Ping, history: list[str], reason: str | None) -> list:
-    """Act on the attempts so far to the awarded buyer (domain/delivery.py has the rule)."""
-    lead_id, buyer_id = lead.id, ping.buyer_id
+def after_post(cur, lead_id, lead: Lead | None, ping: Ping, history: list[str],
+               reason: str | None) -> list:
+    """Act on the attempts so far to the awarded buyer (domain/delivery.py has the rule).
+    ``lead``: the delivering lead, locked by this transaction, or None when only its id was read
+    (settling reads no more): the award, which needs all of it, then reads it under that lock."""
+    buyer_id = ping.buyer_id
     step = delivery.next_step(history, settings.post_attempts)
     if step == delivery.SELL:
         price = ping.bid_cents
@@ -149,6 +153,9 @@ def after_post(cur, lead: Lead, ping: Ping, history: list[str], reason: str | No
         return []
     if history[-1] != delivery.REJECTED:
         reason = f"gave_up:{reason}"
+    if lead is None:
+        lead = store.claim(cur, lead_id, Status.DELIVERING)
+        assert lead is not None, "the lead was locked delivering by this transaction"
     store.mark_ping(cur, ping.id, Outcome.POST_REJECTED, reason)
     if store.pause_if_rejecting(cur, buyer_id):
         log.warning("buyer %s paused: it rejected too many of the posts it received", buyer_id)
@@ -160,13 +167,13 @@ def after_post(cur, lead: Lead, ping: Ping, history: list[str], reason: str | No
     return lifecycle.award(cur, lead, auction)
 
 
-def late_acceptance(cur, lead: Lead, ping: Ping, *, sold_now: bool) -> None:
+def late_acceptance(cur, lead_id, status: Status, ping: Ping, *, sold_now: bool) -> None:
     """A buyer accepted a post whose lease had been taken over: never dropped."""
-    store.record_event(cur, lead.id, "late_acceptance",
-                       {"buyer_id": ping.buyer_id, "lead_status": lead.status,
+    store.record_event(cur, lead_id, "late_acceptance",
+                       {"buyer_id": ping.buyer_id, "lead_status": status,
                         "sold_now": sold_now})
-    log.warning("late post acceptance: lead %s buyer %s (lead %s)%s", lead.id, ping.buyer_id,
-                lead.status, "; sold to it" if sold_now else "; operator to resolve")
+    log.warning("late post acceptance: lead %s buyer %s (lead %s)%s", lead_id, ping.buyer_id,
+                status, "; sold to it" if sold_now else "; operator to resolve")
 
 
 def retry_nudge(lead_id, attempts: int) -> Nudge:

@@ -23,6 +23,11 @@ REVIEWED = {
         " %(c_name)s parameters",
     ("pipeline/adapters/store/leads.py", "tree.VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/store/leads.py", "CONSENT_AS"): "the consent columns, a constant",
+    ("pipeline/adapters/store/leads.py", "VALIDATE_READS"):
+        "the lead's columns the validate stage reads, a constant",
+    ("pipeline/adapters/store/leads.py", "SCORE_READS"):
+        "the lead's columns the score stage reads, a constant",
+    ("pipeline/adapters/store/delivery.py", "POST_READS"): "the lead's columns a post reads, a constant",
     ("pipeline/adapters/store/delivery.py", "tree.VERSION"): "the tree version's subquery, a constant",
     ("pipeline/adapters/store/delivery.py", "CONSENT_AS"): "the consent columns, a constant",
     ("pipeline/adapters/store/delivery.py", "PING_AS"):

@@ -7,19 +7,27 @@ from pipeline.adapters.db import prepared
 from pipeline.adapters.store import tree
 from pipeline.adapters.store.leads import CONSENT_AS, consent_of_row
 from pipeline.adapters.store.tree import forget_version
-from pipeline.domain.records import Lead, Ping
+from pipeline.domain.records import Lead, LeadStanding, Ping, Status
 
 # The awarded ping's columns, each prefixed (beside the lead's own).
 PING_FIELDS = tuple(f.name for f in fields(Ping))
 PING_AS = ", ".join(f"p.{name} AS ping_{name}" for name in PING_FIELDS)
 
 
+# What the deliver stage reads of the lead it claims (the rest of the Lead keeps its defaults):
+# what a post may carry (the native body, an integration's POST_NAMES), and where the lead
+# stands for the award when the post is given up (a leaner claim: see leads.VALIDATE_READS).
+POST_READS = ("l.id, l.status, l.vertical, l.score, l.cycle, l.contact, l.qualifiers, l.source,"
+              " l.form, l.facts, l.signals, l.created_at, l.auction_id, l.award_ping_id")
+
+
 def claim_post(cur, lead_id, token=None, lease_s: float = 0, most: int = 0
                ) -> tuple[Lead, dict | None, Ping, dict | None, list[dict], bool] | None:
-    """What the deliver stage reads, in one statement: the lead claimed in delivering (as
-    claim_to_validate() gives it, with its consent record); the awarded ping; the lead's post in
-    flight, if any ({id, live}: live while its lease holds); the attempts so far to that ping
-    ({id, attempt, outcome}, in order). None when the lead is not delivering.
+    """What the deliver stage reads, in one statement: the lead claimed in delivering (its
+    POST_READS columns, with its consent record as claim_to_validate() gives it); the awarded
+    ping; the lead's post in flight, if any ({id, live}: live while its lease holds); the
+    attempts so far to that ping ({id, attempt, outcome}, in order). None when the lead is not
+    delivering.
 
     With a ``token``, the same statement begins the post when nothing is in flight and fewer than
     ``most`` attempts were made: the next attempt, as begin_post() writes it, its lease
@@ -27,8 +35,8 @@ def claim_post(cur, lead_id, token=None, lease_s: float = 0, most: int = 0
     opened after this statement's snapshot (the one-open index has the last word, as in
     begin_post())."""
     cur.execute(prepared(
-        f"WITH l AS (SELECT l.*, {tree.VERSION} AS tree_version, c.lead_id IS NOT NULL AS has_consent,"
-        f"   {CONSENT_AS}, {PING_AS},"
+        f"WITH l AS (SELECT {POST_READS}, {tree.VERSION} AS tree_version,"
+        f"   c.lead_id IS NOT NULL AS has_consent, {CONSENT_AS}, {PING_AS},"
         "   (SELECT json_build_object('id', a.id, 'live', a.lease_until > clock_timestamp())"
         "     FROM post_attempts a WHERE a.lead_id=l.id AND a.outcome IS NULL) AS post_in_flight,"
         "   (SELECT coalesce(json_agg(json_build_object('id', a.id, 'attempt', a.attempt,"
@@ -89,20 +97,26 @@ def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_
 
 def settle(cur, lead_id, token, outcome: str, reason: str | None, http_status: int | None,
            latency_ms: int | None, sale: tuple[str, object, int] | None = None
-           ) -> tuple[Lead, bool, bool] | None:
+           ) -> tuple[LeadStanding, bool, bool] | None:
     """Lock the lead (in any status) and settle our own open attempt, in one statement; with
     ``sale`` (buyer id, ping id, price), an accepted post, also sell the lead in it when the
     attempt was ours and the lead still waits on that ping (the primary key on sales.lead_id
-    makes a second sale impossible). Returns (the lead as locked, before any sale; whether the
-    attempt was ours, else its answer is recorded as late; whether it sold), or None when the
-    lead is gone.
+    makes a second sale impossible). Returns (where the lead stood as locked, before any sale:
+    its status and award_ping_id; whether the attempt was ours, else its answer is
+    recorded as late; whether it sold), or None when the lead is gone.
+
+    Only those two of the lead's columns: a sale, the common answer, needs none of it, and
+    its payload (contact, qualifiers, facts, ...: most of the row) would be formatted as JSON
+    text by the server and parsed back here for nothing. A caller that acts on the whole lead
+    reads it under the lock this statement took (claim()).
 
     The lead is locked first (the attempt's update waits on the lock), so the attempt is read
     as the lead's lock holders left it: one taken over meanwhile is not ours, and its answer is
     recorded as late."""
     buyer_id, ping_id, price = sale if sale is not None else (None, None, None)
     cur.execute(prepared(
-        f"WITH l AS (SELECT *, {tree.VERSION} AS tree_version FROM leads WHERE id=%(id)s FOR UPDATE),"
+        f"WITH l AS (SELECT id, status, award_ping_id, {tree.VERSION} AS tree_version"
+        "   FROM leads WHERE id=%(id)s FOR UPDATE),"
         " ours AS (UPDATE post_attempts SET outcome=%(outcome)s, reason=%(reason)s,"
         "   http_status=%(http)s, latency_ms=%(ms)s, settled_at=clock_timestamp()"
         "   WHERE lead_id=%(id)s AND token=%(token)s AND outcome IS NULL AND EXISTS (SELECT FROM l)"
@@ -119,15 +133,16 @@ def settle(cur, lead_id, token, outcome: str, reason: str | None, http_status: i
         " timeline AS (INSERT INTO lead_events (lead_id, status, detail)"
         "   SELECT id, 'sold',"
         "   jsonb_build_object('buyer_id', %(buyer)s::text, 'price_cents', %(price)s::bigint) FROM sold)"
-        " SELECT l.*, EXISTS (SELECT FROM ours) AS settled_ours, EXISTS (SELECT FROM sold) AS sold_now"
-        " FROM l"),
+        " SELECT l.status, l.award_ping_id, l.tree_version,"
+        " EXISTS (SELECT FROM ours) AS settled_ours, EXISTS (SELECT FROM sold) AS sold_now FROM l"),
         {"id": lead_id, "token": token, "outcome": outcome, "reason": reason, "http": http_status,
          "ms": latency_ms, "buyer": buyer_id, "ping": ping_id, "price": price})
     row = cur.fetchone()
     if row is None:
         return None
     tree.saw_version(cur, row["tree_version"])
-    return Lead.from_row(row), row["settled_ours"], row["sold_now"]
+    return (LeadStanding(Status(row["status"]), row["award_ping_id"]),
+            row["settled_ours"], row["sold_now"])
 
 
 def posted_buyers(cur, lead_id) -> set[str]:
