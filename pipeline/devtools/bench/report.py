@@ -217,6 +217,7 @@ def plot(results: dict, path: Path) -> bool:
 def overloaded_lines(holds: dict, unit: str) -> list[str]:
     """A line per hold that did not keep up and was run again a fifth lower."""
     return [f"   {n} {unit}: held {o['offered_per_s']}/s first, not kept up ({o['sold']} of "
-            f"{o['submitted']} sold, p50 {o['p50_ms']} ms): held again lower"
+            f"{o['submitted']} sold, p50 {o['p50_ms']} ms, the last post {o.get('finish_lag_s')} s"
+            " after the last lead): held again lower"
             for n, r in holds.items() for o in r.get("overloaded_holds", [])]
 
