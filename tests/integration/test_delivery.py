@@ -132,6 +132,34 @@ def test_a_dead_workers_post_is_taken_over_only_when_its_lease_runs_out(scripted
     assert [p["idempotency_key"] for p in scripted.posts] == [lead_id]
 
 
+def test_a_killed_deliverers_lead_is_re_driven_once_its_lease_runs_out_not_a_stuck_period_later(
+        scripted):
+    # Deliver's claim writes the attempt and leaves the lead's row alone (its stuck clock is not
+    # restarted): the lease alone keeps the sweep off a post that may be on the wire.
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    with db.transaction() as cur:                  # idle past stuck_after_s (5 s) since its award
+        cur.execute("UPDATE leads SET status_at = status_at - interval '1 hour' WHERE id=%s", (lead_id,))
+        cur.execute("SELECT status_at, xmin::text AS version FROM leads WHERE id=%s", (lead_id,))
+        before = cur.fetchone()
+    with db.transaction(each_statement=True) as cur:   # a worker claims, then is killed unsent
+        claimed = store.claim_post(cur, lead_id, uuid.uuid4(), 1.0, 4)
+    assert claimed is not None and claimed[-1] is True
+    with db.transaction() as cur:
+        cur.execute("SELECT status_at, xmin::text AS version FROM leads WHERE id=%s", (lead_id,))
+        assert cur.fetchone() == before            # the claim did not rewrite the lead
+    assert lifecycle.sweep_stuck() == []           # the lease holds: the sweep leaves it
+    time.sleep(1.1)
+    [redrive] = lifecycle.sweep_stuck()            # at once, not stuck_after_s after the claim
+    assert redrive.task == deliver.DELIVER and scripted.posts == []
+    assert deliver.deliver_post(*redrive.args) == []
+    lead = view(lead_id)
+    assert lead["status"] == "sold" and lead["redrives"] == 1
+    assert [(p["attempt"], p["outcome"], p["reason"]) for p in lead["posts"]] == [
+        (1, "unknown", "lease_expired"), (2, "accepted", None)]
+    assert len(scripted.posts) == 1                # one post on the wire, by the take-over
+
+
 def test_a_late_acceptance_sells_to_that_buyer_and_is_raised(scripted):
     # The first post outlives its lease (a stalled worker); the takeover posts again.
     scripted.add("a", 30.0, [(200, ACCEPT, 1.5), (200, ACCEPT, 0.1)])

@@ -33,7 +33,13 @@ def claim_post(cur, lead_id, token=None, lease_s: float = 0, most: int = 0
     ``most`` attempts were made: the next attempt, as begin_post() writes it, its lease
     ``lease_s``. The last value says whether it began; not when another deliverer's attempt
     opened after this statement's snapshot (the one-open index has the last word, as in
-    begin_post())."""
+    begin_post()).
+
+    The lead's row is not written: its stuck clock does not restart with the post. The sweep
+    leaves a lead alone while its post's lease holds (stuck()), and the lease outlasts the
+    post's budget, so a post on the wire is never re-driven; once its lease has run out
+    unanswered (its worker died) the lead is due as soon as its clock says it is idle, which it
+    is. Settling restarts the clock on every path that leaves the lead in flight."""
     cur.execute(prepared(
         f"WITH l AS (SELECT {POST_READS}, {tree.VERSION} AS tree_version,"
         f"   c.lead_id IS NOT NULL AS has_consent, {CONSENT_AS}, {PING_AS},"
@@ -50,8 +56,7 @@ def claim_post(cur, lead_id, token=None, lease_s: float = 0, most: int = 0
         "   %(token)s::uuid, clock_timestamp() + make_interval(secs => %(lease)s::float8) FROM l"
         "   WHERE %(token)s::uuid IS NOT NULL AND l.post_in_flight IS NULL"
         "   AND json_array_length(l.post_history) < %(most)s::int"
-        "   ON CONFLICT (lead_id) WHERE outcome IS NULL DO NOTHING RETURNING lead_id),"
-        " touched AS (UPDATE leads SET status_at=clock_timestamp() WHERE id = (SELECT lead_id FROM began))"
+        "   ON CONFLICT (lead_id) WHERE outcome IS NULL DO NOTHING RETURNING lead_id)"
         " SELECT l.*, EXISTS (SELECT FROM began) AS began FROM l"),
         {"id": lead_id, "token": token, "lease": lease_s, "most": most})
     row = cur.fetchone()
@@ -79,14 +84,13 @@ def expire_post(cur, attempt_id: int) -> None:
 
 def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_s: float) -> bool:
     """Write the attempt before it is sent; the unique open index allows one per lead. The
-    lead's stuck clock restarts in the same statement (a post in flight is not stuck).
+    lead's row is not written (see claim_post(): its lease keeps the sweep away).
 
     False when another attempt is open: a deliverer that waited on the lead's lock read the
     attempts as they were before that lock was released (one statement, one snapshot), so the
     index, not that read, has the last word on single flight."""
     cur.execute(prepared(
-        "WITH touched AS (UPDATE leads SET status_at=clock_timestamp() WHERE id=%(lead)s)"
-        " INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
+        "INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
         " VALUES (%(lead)s, %(ping)s, %(buyer)s, %(attempt)s, %(token)s,"
         " clock_timestamp() + make_interval(secs => %(lease)s))"
         " ON CONFLICT (lead_id) WHERE outcome IS NULL DO NOTHING RETURNING id"),
