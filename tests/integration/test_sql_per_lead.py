@@ -174,6 +174,13 @@ def test_one_lead_costs_at_most_its_statements(counted):
         indexes = cur.fetchone()["defs"]
     for column in ("status", "status_at", "cycle", "auction_id", "award_ping_id", "score", "signals"):
         assert not re.search(rf"\b{column}\b", indexes), (column, indexes)
+    # Nor does a shard's claim of its auction, which starts its clock (087).
+    with db.transaction() as cur:
+        cur.execute("SELECT string_agg(pg_get_indexdef(indexrelid), ' ') AS defs FROM pg_index"
+                    " WHERE indrelid = 'auctions'::regclass")
+        indexes = cur.fetchone()["defs"]
+    for column in ("first_ping_at", "deadline_at"):
+        assert not re.search(rf"\b{column}\b", indexes), (column, indexes)
     table = {s: (t["transactions"], t["statements"]) for s, t in tallies.items() if s in CEILINGS}
     for s, t in tallies.items():
         print(s, dict(t))
