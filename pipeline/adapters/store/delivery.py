@@ -121,13 +121,19 @@ def settle(cur, lead_id, token, outcome: str, reason: str | None, http_status: i
     cur.execute(prepared(
         f"WITH l AS (SELECT id, status, award_ping_id, {tree.VERSION} AS tree_version"
         "   FROM leads WHERE id=%(id)s FOR UPDATE),"
-        " ours AS (UPDATE post_attempts SET outcome=%(outcome)s, reason=%(reason)s,"
-        "   http_status=%(http)s, latency_ms=%(ms)s, settled_at=clock_timestamp()"
-        "   WHERE lead_id=%(id)s AND token=%(token)s AND outcome IS NULL AND EXISTS (SELECT FROM l)"
-        "   RETURNING id),"
-        " late AS (UPDATE post_attempts SET late_outcome=%(outcome)s, late_reason=%(reason)s,"
+        # One update of our attempt: still open, it is settled (ours); closed meanwhile (taken
+        # over), the answer is recorded as late, and late_outcome, null until then, says which.
+        # The CASEs read the attempt's newest version, as the lead's lock holders left it.
+        " answer AS (UPDATE post_attempts SET"
+        "   outcome=CASE WHEN outcome IS NULL THEN %(outcome)s ELSE outcome END,"
+        "   reason=CASE WHEN outcome IS NULL THEN %(reason)s ELSE reason END,"
+        "   settled_at=CASE WHEN outcome IS NULL THEN clock_timestamp() ELSE settled_at END,"
+        "   late_outcome=CASE WHEN outcome IS NULL THEN late_outcome ELSE %(outcome)s END,"
+        "   late_reason=CASE WHEN outcome IS NULL THEN late_reason ELSE %(reason)s END,"
         "   http_status=%(http)s, latency_ms=%(ms)s"
-        "   WHERE token=%(token)s AND EXISTS (SELECT FROM l) AND NOT EXISTS (SELECT FROM ours)),"
+        "   WHERE token=%(token)s AND lead_id=%(id)s AND EXISTS (SELECT FROM l)"
+        "   RETURNING late_outcome IS NULL AS settled),"
+        " ours AS (SELECT FROM answer WHERE settled),"
         " sale AS (INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
         "   SELECT l.id, %(buyer)s::text, %(ping)s::uuid, %(price)s::bigint FROM l"
         "   WHERE l.status = 'delivering' AND l.award_ping_id = %(ping)s"
