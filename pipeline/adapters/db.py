@@ -6,6 +6,8 @@ import datetime
 import decimal
 import functools
 import hashlib
+import json
+import json.scanner
 import operator
 import os
 import re
@@ -25,6 +27,23 @@ from psycopg2 import sql
 from config.settings import settings
 
 psycopg2.extras.register_uuid()
+
+# json and jsonb values as psycopg2 reads them (json.loads), read by the C scanner directly:
+# json.loads reaches it through three Python calls and two regular expressions, for every value
+# of every row. A text the scanner does not take whole (whitespace around it) goes to json.loads.
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def _json_loads(text: str):
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return json.loads(text)            # raises as psycopg2's reading did
+    return value if end == len(text) else json.loads(text)
+
+
+psycopg2.extras.register_default_json(globally=True, loads=_json_loads)
+psycopg2.extras.register_default_jsonb(globally=True, loads=_json_loads)
 
 _lock = threading.Lock()
 _pools: dict[tuple[int, str], psycopg2.pool.ThreadedConnectionPool] = {}
@@ -92,7 +111,28 @@ def prepared(text: str) -> Prepared:
 _AS_TEXT = (uuid.UUID, datetime.datetime, datetime.date, decimal.Decimal)
 
 
+def _text(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# The element types a stage passes most, by exact type (a subclass, such as a str enum, or a
+# type written as text takes the checks of _any_element): a dict lookup instead of the chain.
+_ELEMENT_BY_TYPE = {
+    type(None): lambda value: "NULL",
+    bool: lambda value: "t" if value else "f",
+    int: repr,
+    float: repr,
+    str: _text,
+    uuid.UUID: lambda value: '"' + str(value) + '"',     # hex and dashes: nothing to escape
+}
+
+
 def _element(value) -> str:
+    write = _ELEMENT_BY_TYPE.get(type(value))
+    return write(value) if write is not None else _any_element(value)
+
+
+def _any_element(value) -> str:
     if value is None:
         return "NULL"
     if value is True or value is False:
@@ -109,11 +149,26 @@ def _element(value) -> str:
         text = str(value)                  # their input texts
     else:                                  # as psycopg2 refuses what it cannot write
         raise psycopg2.ProgrammingError(f"can't adapt type {type(value).__name__!r} in an array")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _text(text)
 
 
 def _array(values: list) -> str:
-    return "{" + ",".join(map(_element, values)) + "}"
+    # The commonest elements written inline (a call per element costs more than the writing).
+    parts = []
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif value is None:
+            parts.append("NULL")
+        elif kind is int:
+            parts.append(repr(value))
+        else:
+            parts.append(_element(value))
+    return "{" + ",".join(parts) + "}"
+
+
+_ELEMENT_BY_TYPE[list] = _array
 
 
 def _value(value):

@@ -27,7 +27,13 @@ def from_cents(cents: int | None) -> Decimal | None:
 
 def as_number(cents: int | None) -> float | None:
     """For JSON output only: the price as a JSON number with two decimals."""
-    return None if cents is None else float(Decimal(cents) / 100)
+    if cents is None:
+        return None
+    if type(cents) is int and -2**53 < cents < 2**53:
+        # The float nearest the exact cents/100 either way: a float division of two integers
+        # below 2**53 is correctly rounded, as is float() of the exact Decimal quotient.
+        return cents / 100
+    return float(Decimal(cents) / 100)          # a sum PostgreSQL returns is a Decimal
 
 
 def parse_bid(value: object, *, currency_sign: bool = False) -> int | None:

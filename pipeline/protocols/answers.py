@@ -34,6 +34,10 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     return doc
 
 
+# One decoder for every answer: json.loads with options builds a new one per call.
+_decode = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_no_duplicate_keys).decode
+
+
 def read_json(body: bytes) -> tuple[object, str | None]:
     """(document, None), or (None, why) when the bytes are not strict JSON one can use."""
     try:
@@ -41,8 +45,8 @@ def read_json(body: bytes) -> tuple[object, str | None]:
     except UnicodeDecodeError:
         return None, "invalid_utf8"
     try:
-        return json.loads(text, parse_constant=_refuse_constant,
-                          object_pairs_hook=_no_duplicate_keys), None
+        # A leading BOM is refused as json.loads refuses it (the decoder alone reads no BOM either).
+        return _decode(text), None
     except RecursionError:
         return None, "too_deep"
     except (ValueError, TypeError):   # JSONDecodeError, over-long integers, refused constants

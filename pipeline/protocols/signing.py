@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 from functools import lru_cache
 
@@ -12,14 +13,17 @@ __all__ = ["sign_headers", "signature", "secret_problem"]
 
 def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """``v1,`` + base64 HMAC-SHA256 of "id.timestamp.body", keyed with the secret's decoded bytes."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.digest(_key(secret), signed, "sha256")).decode()
+    mac = _keyed(secret).copy()
+    mac.update(f"{msg_id}.{timestamp}.".encode())
+    mac.update(body)
+    return "v1," + base64.b64encode(mac.digest()).decode()
 
 
 @lru_cache(maxsize=4096)
-def _key(secret: str) -> bytes:
-    """A secret's HMAC key, decoded and checked once per process (InvalidSecret is not kept)."""
-    return secret_bytes(secret)
+def _keyed(secret: str) -> hmac.HMAC:
+    """A secret's HMAC, keyed once per process (the key decoded and checked: InvalidSecret is not
+    kept); each signature works on a copy (hmac.digest sets the key up again every time)."""
+    return hmac.new(secret_bytes(secret), digestmod=hashlib.sha256)
 
 
 def sign_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:

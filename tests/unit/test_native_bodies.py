@@ -1,0 +1,67 @@
+"""The native protocol's ids, bodies and signatures, as the standard library would make them:
+uuid5 ids, compact JSON, a Decimal price, an ISO deadline and HMAC-SHA256 (each now made with
+less work a ping: one encoder, one keyed HMAC copied, the deadline written once an auction)."""
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+from pipeline.domain.instants import iso
+from pipeline.domain.money import as_number
+from pipeline.protocols import answers, native, signing
+
+NAMES = ["a", "5f0e3d7c-6d6c-4ac2-9a7b-1d2c3b4a5e6f:b1:ping", "é€😀:" * 40, ""]
+
+
+def test_ping_and_webhook_ids_are_uuid5_of_their_names():
+    for name in NAMES:
+        expected = uuid.uuid5(native.NAMESPACE, name)
+        made = native._named.__wrapped__(name)
+        assert made == expected and str(made) == str(expected) and made.version == 5
+        assert native.webhook_id(name, "b1", "post") == "msg_" + uuid.uuid5(
+            native.NAMESPACE, f"{name}:b1:post").hex
+
+
+def test_a_price_is_the_float_nearest_its_exact_cents():
+    rng = random.Random(7)
+    cents = [*range(-1000, 100_000), *(rng.randrange(-2**62, 2**62) for _ in range(20_000)),
+             2**53 - 1, 2**53, -2**53, 10**30, None]
+    for c in cents:
+        assert as_number(c) == (None if c is None else float(Decimal(c) / 100)), c
+    for total in (Decimal(9000), Decimal("12345.67"), True):   # a PostgreSQL sum, a bool
+        assert as_number(total) == float(Decimal(total) / 100) and type(as_number(total)) is float
+
+
+def test_the_ping_body_is_compact_json_with_the_deadline_of_each_auction():
+    view = {"lead_id": "l1", "vertical": "solar", "score": 55, "qualifiers": {"roof": "ok", "é": 1},
+            "geo": {"zip": "94107", "city": "San Francisco", "state": "CA"}}
+    first = datetime(2026, 11, 30, 4, 30, 0, 123456, tzinfo=UTC)
+    # Equal instants, other objects and offsets: each is written as itself, never as the last one.
+    for at in (first, first, first + timedelta(seconds=1),
+               first.astimezone(timezone(timedelta(hours=1))), first):
+        body = native.ping_body(view, ping_id="p1", cycle=1, bid_cents=1234, expires_at=at)
+        assert body["expires_at"] == iso(at)
+        assert native.dumps(body) == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_signatures_from_the_kept_key_are_those_of_a_fresh_hmac():
+    secret = "whsec_" + base64.b64encode(bytes(range(7, 39))).decode()
+    for body in (b"", b"{}", b"x" * 5000, b"{}"):          # the same key, again and again
+        expected = hmac.digest(bytes(range(7, 39)), b"msg_1.1700000000." + body, "sha256")
+        assert signing.signature(secret, "msg_1", 1700000000, body) == "v1," + base64.b64encode(
+            expected).decode()
+
+
+def test_an_answer_is_read_as_json_loads_reads_it_and_hostile_ones_are_still_refused():
+    assert answers.read_json(b'{"accept": true, "bid": 10.5}') == ({"accept": True, "bid": 10.5}, None)
+    assert answers.read_json(b' [1] \n') == ([1], None)
+    for hostile in (b"\xef\xbb\xbf{}", b'{"a": 1, "a": 2}', b"NaN", b"[Infinity]", b"{} {}", b"",
+                    b"\xff"):
+        doc, why = answers.read_json(hostile)
+        assert doc is None and why in ("invalid_json", "invalid_utf8"), hostile
+    assert answers.read_json(b"[" * 100_000) == (None, "too_deep")
