@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -15,9 +16,29 @@ import requests
 
 from pipeline.devtools.mockbuyers.fleet import BadFleet, buyers_from, tree_for_fleet
 
+# Ports handed out below the kernel's ephemeral range (32768-60999 by default): a port the kernel
+# chose for bind(0) is free only until the caller binds it, and meanwhile any outgoing connection
+# (a worker's to Redis or PostgreSQL) or the next bind(0) may be given the same number: the
+# bench's API once failed to start so ("Address already in use"). Below the range only another
+# bind to that very port can take it, and this process never hands the same port out twice.
+_PORTS = range(20000, 32000)
+_given: set[int] = set()
+_choose = random.SystemRandom().choice    # not the seedable module generator: tests seed that
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    for _ in range(200):
+        port = _choose(_PORTS)
+        if port in _given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    with socket.socket() as sock:            # the range is crowded: let the kernel choose
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
