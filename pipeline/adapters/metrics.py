@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
+from pipeline.adapters.store.cycles import POST_IN_FLIGHT
+
 # Upper bounds (seconds) of the histograms computed at scrape.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SALE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
@@ -34,12 +36,16 @@ def leads(cur, window_s: float) -> list[dict]:
 
 
 def open_leads(cur, stuck_after_s: float) -> dict:
-    cur.execute("""
+    """Leads in a non-terminal status, by status: how many, how many are stuck (what the sweep
+    would re-drive: idle past ``stuck_after_s``, no post on the wire under a live lease), and
+    how many held leads are due."""
+    cur.execute(f"""
         SELECT status, count(*) AS n,
                count(*) FILTER (WHERE status <> 'held'
-                   AND status_at < clock_timestamp() - make_interval(secs => %(stuck)s)) AS stuck,
+                   AND status_at < clock_timestamp() - make_interval(secs => %(stuck)s)
+                   AND NOT {POST_IN_FLIGHT}) AS stuck,
                count(*) FILTER (WHERE status = 'held' AND next_run_at <= clock_timestamp()) AS due
-        FROM leads WHERE in_flight OR held GROUP BY status""",
+        FROM leads l WHERE in_flight OR held GROUP BY status""",
                 {"stuck": stuck_after_s})
     return {r["status"]: dict(r) for r in cur.fetchall()}
 

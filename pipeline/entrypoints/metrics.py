@@ -58,7 +58,8 @@ def _database_families(window: float) -> list:
                ["vertical", "status"], [((r["vertical"], r["status"]), r["n"]) for r in leads]),
         _gauge("pingtree_open_leads", "Leads in a non-terminal status now.", ["status"],
                [((s,), open_now.get(s, {}).get("n", 0)) for s in STATUSES]),
-        _gauge("pingtree_stuck_leads", "Leads idle past stuck_after_s in a moving status (the sweep's work).",
+        _gauge("pingtree_stuck_leads", "Leads idle past stuck_after_s in a moving status, no post"
+               " under a live lease (the sweep's work).",
                ["status"], [((s,), open_now.get(s, {}).get("stuck", 0)) for s in STATUSES if s != "held"]),
         _gauge("pingtree_held_leads_due", "Held leads whose next cycle is due now.", [],
                [((), open_now.get("held", {}).get("due", 0))]),

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from pipeline import submit_lead
-from pipeline.adapters import db, store, views
+from pipeline.adapters import db, metrics, store, views
 from pipeline.domain.records import Status
 from pipeline.service import deliver, intake, lifecycle
 from tests.helpers import ScriptedBuyers, load_tree, make_lead
@@ -132,6 +132,12 @@ def test_a_dead_workers_post_is_taken_over_only_when_its_lease_runs_out(scripted
     assert [p["idempotency_key"] for p in scripted.posts] == [lead_id]
 
 
+def stuck_gauge() -> int:
+    """`pingtree_stuck_leads{status="delivering"}` as /metrics reads it."""
+    with db.transaction() as cur:
+        return metrics.open_leads(cur, NETWORK["stuck_after_s"]).get("delivering", {}).get("stuck", 0)
+
+
 def test_a_killed_deliverers_lead_is_re_driven_once_its_lease_runs_out_not_a_stuck_period_later(
         scripted):
     # Deliver's claim writes the attempt and leaves the lead's row alone (its stuck clock is not
@@ -149,7 +155,9 @@ def test_a_killed_deliverers_lead_is_re_driven_once_its_lease_runs_out_not_a_stu
         cur.execute("SELECT status_at, xmin::text AS version FROM leads WHERE id=%s", (lead_id,))
         assert cur.fetchone() == before            # the claim did not rewrite the lead
     assert lifecycle.sweep_stuck() == []           # the lease holds: the sweep leaves it
+    assert stuck_gauge() == 0                      # and the stuck-leads gauge does not count it
     time.sleep(1.1)
+    assert stuck_gauge() == 1                      # the lease ran out: the sweep's work now
     [redrive] = lifecycle.sweep_stuck()            # at once, not stuck_after_s after the claim
     assert redrive.task == deliver.DELIVER and scripted.posts == []
     assert deliver.deliver_post(*redrive.args) == []

@@ -8,6 +8,11 @@ from pipeline.adapters.db import prepared
 from pipeline.domain.modes import Mode
 from pipeline.domain.records import Lead
 
+# A lead (aliased `l`) whose post is on the wire under a live lease: it is settled, or its lease
+# runs out first, so the sweep never re-drives it and the stuck-leads gauge does not count it.
+POST_IN_FLIGHT = ("EXISTS (SELECT 1 FROM post_attempts p WHERE p.lead_id = l.id"
+                  " AND p.outcome IS NULL AND p.lease_until > clock_timestamp())")
+
 
 def due_held(cur, now: datetime, limit: int = 500) -> list[Lead]:
     cur.execute("SELECT * FROM leads WHERE held AND next_run_at <= %s"
@@ -22,9 +27,7 @@ def stuck(cur, stuck_after_s: int, limit: int = 500) -> list[tuple[Lead, Mode | 
         "SELECT l.id, l.status, l.auction_id, l.award_ping_id, l.redrives, a.deadline_at, a.closed_at,"
         " a.mode FROM leads l LEFT JOIN auctions a ON a.id = l.auction_id"
         " WHERE l.in_flight AND l.status_at < clock_timestamp() - make_interval(secs => %s)"
-        # A post in flight is never re-driven: it is settled, or its lease runs out first.
-        " AND NOT EXISTS (SELECT 1 FROM post_attempts p WHERE p.lead_id = l.id"
-        "   AND p.outcome IS NULL AND p.lease_until > clock_timestamp())"
+        f" AND NOT {POST_IN_FLIGHT}"
         " ORDER BY l.status_at LIMIT %s FOR UPDATE OF l SKIP LOCKED", (stuck_after_s, limit))
     return [(Lead.from_row(r), None if r["mode"] is None else Mode(r["mode"])) for r in cur.fetchall()]
 
