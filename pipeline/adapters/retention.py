@@ -35,10 +35,11 @@ def sum_buyer_day(cur, day: date) -> int:
 
 def delete_detail(cur, before: datetime, batch: int) -> int:
     """One batch of ping, post and event detail older than ``before`` of finished leads."""
+    # A ping's sale is found by its lead (sales_pkey): no index on a sale's ping_id (089).
     cur.execute("""
         SELECT p.id FROM pings p JOIN leads l ON l.id = p.lead_id
         WHERE p.at < %s AND l.status = ANY(%s)
-          AND NOT EXISTS (SELECT 1 FROM sales s WHERE s.ping_id = p.id)
+          AND NOT EXISTS (SELECT 1 FROM sales s WHERE s.lead_id = p.lead_id AND s.ping_id = p.id)
         LIMIT %s FOR UPDATE OF p SKIP LOCKED""", (before, list(FINAL), batch))
     ids = [r["id"] for r in cur.fetchall()]
     # Through the pings' leads: post_attempts has no index on ping_id (migration 086).

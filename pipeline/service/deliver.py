@@ -64,7 +64,7 @@ def claim_under_lock(lead_id, token) -> list:
             if in_flight is not None:
                 if in_flight["live"]:
                     return []          # single flight: a post to this lead is on the wire
-                store.expire_post(cur, in_flight["id"])
+                store.expire_post(cur, lead_id, in_flight["id"])
                 history = [{**h, "outcome": delivery.UNKNOWN} if h["id"] == in_flight["id"] else h
                            for h in history]     # as expire_post wrote it
             if len(history) >= settings.post_attempts:

@@ -487,7 +487,7 @@ def give_up_stuck(cur, row: Lead) -> None:
     """The sweep cannot move this lead: end it for the operator, with nothing left reserved."""
     in_flight = store.open_post(cur, row.id)
     if in_flight is not None:
-        store.expire_post(cur, in_flight["id"])     # its lease ran out: a later answer is late
+        store.expire_post(cur, row.id, in_flight["id"])     # its lease ran out: a later answer is late
     if row.award_ping_id:
         store.release_caps(cur, row.award_ping_id)
     if row.auction_id:

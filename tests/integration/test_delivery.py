@@ -214,7 +214,7 @@ def test_an_answer_that_waited_on_a_take_over_is_late_and_never_sells_in_the_set
             time.sleep(0.01)
         assert waiting_on_locks() == 1
         cur.execute("SELECT id FROM post_attempts WHERE token=%s", (mine,))
-        store.expire_post(cur, cur.fetchone()["id"])
+        store.expire_post(cur, lead_id, cur.fetchone()["id"])
         assert store.begin_post(cur, lead_id, ping.id, "a", 2, theirs, 30)
     settling.join()
     assert failed == []
@@ -315,3 +315,83 @@ def test_a_lead_the_sweep_cannot_move_ends_with_its_reason_and_caps_released(scr
         cur.execute("SELECT coalesce(sum(leads), 0) AS n FROM cap_usage WHERE buyer_id='a'")
         assert cur.fetchone()["n"] == 0
     assert deliver.deliver_post(lead_id) == [] and scripted.posts == []
+
+
+def sales_of(lead_id) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("SELECT buyer_id, ping_id, price_cents FROM sales WHERE lead_id=%s", (lead_id,))
+        return [dict(r) for r in cur.fetchall()]
+
+
+def test_a_sale_is_written_only_from_its_lead_and_the_ping_that_lead_was_awarded(scripted):
+    """Sales have no foreign keys (089): each is written from the lead's row, its ping the one
+    that row names as its award (which the award took from the ping it read). A sale for a lead
+    that is not there, or for any ping but the lead's award, is never written, and the lead is
+    not sold without one."""
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    with db.transaction() as cur:
+        cur.execute("SELECT award_ping_id FROM leads WHERE id=%s", (lead_id,))
+        award = cur.fetchone()["award_ping_id"]
+        cur.execute("SELECT id FROM pings WHERE lead_id=%s AND id <> %s", (lead_id, award))
+        [other] = [r["id"] for r in cur.fetchall()]
+        cur.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'sales'::regclass"
+                    " AND contype = 'f'")
+        assert cur.fetchall() == []
+
+    def sell(lead, ping) -> None:
+        with db.transaction() as cur:
+            store.sell(cur, lead, "a", ping, 3000)
+
+    nobody = uuid.uuid4()
+    for lead, ping in ((lead_id, other), (lead_id, uuid.uuid4()), (nobody, award)):
+        with pytest.raises(LookupError):
+            sell(lead, ping)
+    # Nor does settling an accepted post to another ping sell it: the attempt is settled, the
+    # lead stays where it was; nor a post of a lead that is not there.
+    token = uuid.uuid4()
+    with db.transaction() as cur:
+        assert store.begin_post(cur, lead_id, other, "b", 1, token, 30)
+    with db.transaction() as cur:
+        standing, ours, sold = store.settle(cur, lead_id, token, "accepted", None, 200, 5,
+                                            ("b", other, 2000))
+        assert store.settle(cur, nobody, token, "accepted", None, 200, 5, ("a", award, 3000)) is None
+    assert ours and not sold and standing.status == Status.DELIVERING
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM sales WHERE lead_id = ANY(%s)", ([lead_id, nobody],))
+        assert cur.fetchone()["n"] == 0
+    assert view(lead_id)["status"] == "delivering"
+
+    # The award's ping sells it, once: a second sale is never written.
+    sell(lead_id, award)
+    assert sales_of(lead_id) == [{"buyer_id": "a", "ping_id": award, "price_cents": 3000}]
+    assert view(lead_id)["status"] == "sold"
+    with pytest.raises(LookupError):
+        sell(lead_id, award)
+    assert len(sales_of(lead_id)) == 1
+    assert [e["status"] for e in view(lead_id)["timeline"]].count("sold") == 1
+    with db.transaction() as cur:                  # the sale's ping is there, the lead's own
+        cur.execute("SELECT p.lead_id, p.buyer_id FROM sales s JOIN pings p ON p.id = s.ping_id"
+                    " WHERE s.lead_id=%s", (lead_id,))
+        assert dict(cur.fetchone()) == {"lead_id": uuid.UUID(str(lead_id)), "buyer_id": "a"}
+
+
+def test_a_lease_run_out_is_expired_by_its_lead_and_id(scripted):
+    """No index on an attempt's id (089): expire_post finds the lead's open attempt; the same id
+    under another lead is not that attempt."""
+    scripted.add("a", 30.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    with db.transaction() as cur:
+        cur.execute("SELECT award_ping_id FROM leads WHERE id=%s", (lead_id,))
+        award = cur.fetchone()["award_ping_id"]
+        assert store.begin_post(cur, lead_id, award, "a", 1, uuid.uuid4(), 30)
+        attempt = store.open_post(cur, lead_id)["id"]
+        store.expire_post(cur, uuid.uuid4(), attempt)
+        assert store.open_post(cur, lead_id)["id"] == attempt
+        store.expire_post(cur, lead_id, attempt)
+        assert store.open_post(cur, lead_id) is None
+        cur.execute("SELECT outcome, reason FROM post_attempts WHERE lead_id=%s", (lead_id,))
+        assert [dict(r) for r in cur.fetchall()] == [{"outcome": "unknown", "reason": "lease_expired"}]
+    run_out(lead_id)                   # the next attempt goes out and sells
+    assert view(lead_id)["status"] == "sold"

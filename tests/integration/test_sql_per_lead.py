@@ -153,15 +153,21 @@ def test_one_lead_costs_at_most_its_statements(counted):
                     " count(*) FILTER (WHERE p.lead_id = %s) AS ours"
                     " FROM pings p LEFT JOIN auctions a ON a.id = p.auction_id", (lead_id,))
         assert tuple(cur.fetchone().values()) == (2 * BUYERS, 2 * BUYERS, BUYERS)   # both leads'
-        # Nor post attempts and auction shards (084): each written from its lead's or auction's row.
+        # Nor post attempts and auction shards (084): each written from its lead's or auction's
+        # row; nor sales (089): from the lead's row and its awarded ping's, that ping's buyer.
         cur.execute("SELECT (SELECT count(*) FROM lead_events e WHERE NOT EXISTS"
                     "   (SELECT FROM leads l WHERE l.id = e.lead_id))"
                     " + (SELECT count(*) FROM post_attempts a WHERE NOT EXISTS"
                     "   (SELECT FROM leads l JOIN pings p ON p.lead_id = l.id"
                     "    WHERE l.id = a.lead_id AND p.id = a.ping_id))"
                     " + (SELECT count(*) FROM auction_shards s WHERE NOT EXISTS"
-                    "   (SELECT FROM auctions a WHERE a.id = s.auction_id)) AS orphans")
+                    "   (SELECT FROM auctions a WHERE a.id = s.auction_id))"
+                    " + (SELECT count(*) FROM sales s WHERE NOT EXISTS"
+                    "   (SELECT FROM leads l JOIN pings p ON p.lead_id = l.id WHERE l.id = s.lead_id"
+                    "    AND p.id = s.ping_id AND p.buyer_id = s.buyer_id)) AS orphans")
         assert cur.fetchone()["orphans"] == 0
+        cur.execute("SELECT count(*) AS n FROM sales")
+        assert cur.fetchone()["n"] == 2                                              # both leads
     assert [s for s, _ in timeline] == ["received", "validated", "scored", "auctioning", "delivering",
                                         "sold"]
     assert isinstance(timeline[2][1]["score"], int) and timeline[3][1] == {"cycle": 1, "tier": 1}

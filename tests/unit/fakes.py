@@ -224,5 +224,5 @@ class FakeStore:
     def open_post(self, cur, lead_id):
         return self.open_posts.get(lead_id)
 
-    def expire_post(self, cur, attempt_id):
+    def expire_post(self, cur, lead_id, attempt_id):
         self.expired_posts.append(attempt_id)

@@ -76,10 +76,12 @@ def open_post(cur, lead_id) -> dict | None:
     return dict(row) if row else None
 
 
-def expire_post(cur, attempt_id: int) -> None:
-    """A post whose lease ran out without an answer (its worker died): outcome unknown."""
+def expire_post(cur, lead_id, attempt_id: int) -> None:
+    """A post whose lease ran out without an answer (its worker died): outcome unknown. Found
+    as the lead's open attempt (post_attempts_one_open): no index on an attempt's id (089)."""
     cur.execute("UPDATE post_attempts SET outcome='unknown', reason='lease_expired',"
-                " settled_at=clock_timestamp() WHERE id=%s AND outcome IS NULL", (attempt_id,))
+                " settled_at=clock_timestamp() WHERE lead_id=%s AND id=%s AND outcome IS NULL",
+                (lead_id, attempt_id))
 
 
 def begin_post(cur, lead_id, ping_id, buyer_id: str, attempt: int, token, lease_s: float) -> bool:
@@ -134,8 +136,10 @@ def settle(cur, lead_id, token, outcome: str, reason: str | None, http_status: i
         "   WHERE token=%(token)s AND lead_id=%(id)s AND EXISTS (SELECT FROM l)"
         "   RETURNING late_outcome IS NULL AS settled),"
         " ours AS (SELECT FROM answer WHERE settled),"
+        # The sale from its parent's row (no foreign keys: 089): the lead locked above, and the
+        # ping that row names as its award.
         " sale AS (INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
-        "   SELECT l.id, %(buyer)s::text, %(ping)s::uuid, %(price)s::bigint FROM l"
+        "   SELECT l.id, %(buyer)s::text, l.award_ping_id, %(price)s::bigint FROM l"
         "   WHERE l.status = 'delivering' AND l.award_ping_id = %(ping)s"
         "   AND EXISTS (SELECT FROM ours) ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id),"
         " sold AS (UPDATE leads SET status='sold', status_at=clock_timestamp()"

@@ -144,9 +144,10 @@ def move(cur, lead_id, to_status: Status, detail: dict | None = None, *,
 
 
 def moved_cte(lead_id, to_status: Status, detail: dict | None, passing: Passing | None,
-           columns: dict, then: str = "") -> tuple[str, dict]:
+           columns: dict, then: str = "", where: str = "") -> tuple[str, dict]:
     """The SQL of a move, to follow a WITH (after any CTE of the caller's), and its values;
-    ``then``: CTEs of the caller's that read the moved lead's row (`moved`, its id)."""
+    ``then``: CTEs of the caller's that read the moved lead's row (`moved`, its id); ``where``:
+    a further condition of the move (none moves the lead, nor writes its timeline)."""
     events = ([(passing.status, passing.detail)] if passing else []) + [(to_status, detail)]
     columns = {**(passing.columns if passing else {}), **columns}
     sets = "".join(f", {k}=%(c_{k})s" for k in columns)
@@ -154,7 +155,8 @@ def moved_cte(lead_id, to_status: Status, detail: dict | None, passing: Passing 
               "id": lead_id, "status": to_status, "statuses": [str(e[0]) for e in events],
               "details": [Json(e[1]) if e[1] else None for e in events]}
     return (f"moved AS (UPDATE leads SET status=%(status)s, status_at=clock_timestamp(){sets}"
-            f" WHERE id=%(id)s RETURNING id){', ' + then if then else ''}"
+            f" WHERE id=%(id)s{' AND ' + where if where else ''} RETURNING id)"
+            f"{', ' + then if then else ''}"
             " INSERT INTO lead_events (lead_id, status, detail)"
             " SELECT moved.id, e.status, e.detail FROM moved,"
             " unnest(%(statuses)s::text[], %(details)s::jsonb[]) WITH ORDINALITY AS e(status, detail, n)"
@@ -163,13 +165,22 @@ def moved_cte(lead_id, to_status: Status, detail: dict | None, passing: Passing 
 
 def sell(cur, lead_id, buyer_id: str, ping_id, price_cents: int) -> None:
     """Record the sale and move the lead to sold, in one statement; the primary key on
-    sales.lead_id makes a second sale of one lead impossible."""
+    sales.lead_id makes a second sale of one lead impossible.
+
+    The sale is written from the lead's row (sales have no foreign keys: migration 089), its ping
+    the one that row names as its award, which must be ``ping_id``. The lead moves to sold only
+    with the sale this statement wrote; LookupError when it wrote none (the caller holds the
+    delivering lead locked with that award: a bug)."""
     moved, values = moved_cte(lead_id, Status.SOLD, {"buyer_id": buyer_id, "price_cents": price_cents},
-                           None, {})
+                              None, {}, where="EXISTS (SELECT FROM sale)")
     cur.execute(prepared(
         "WITH sale AS (INSERT INTO sales (lead_id, buyer_id, ping_id, price_cents)"
-        " VALUES (%(id)s, %(buyer)s, %(ping)s, %(price)s) ON CONFLICT (lead_id) DO NOTHING),"
+        " SELECT l.id, %(buyer)s, l.award_ping_id, %(price)s::bigint FROM leads l"
+        " WHERE l.id = %(id)s AND l.award_ping_id = %(ping)s"
+        " ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id),"
         f" {moved}"), {**values, "buyer": buyer_id, "ping": ping_id, "price": price_cents})
+    if cur.rowcount != 1:
+        raise LookupError(f"lead {lead_id}: no sale written (its award is not ping {ping_id})")
 
 
 # The consent record as the stages and buyers read it, each column prefixed (beside a lead's).
