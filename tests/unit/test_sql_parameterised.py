@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REVIEWED = {
     ("pipeline/adapters/store/leads.py", "moved"):
         "a move's SQL, built by moved_cte(): column names from the keyword arguments of move() (called"
-        " by our code only), the values %(c_name)s parameters",
+        " by our code only), a further condition from our code (sell's), the values %(c_name)s"
+        " parameters",
     ("pipeline/adapters/store/auctions.py", "moved"):
         "the lead's move to auctioning, built by moved_cte() from constant column names; the values"
         " %(c_name)s parameters",
@@ -49,6 +50,10 @@ REVIEWED = {
     ("pipeline/adapters/store/tree.py", "differs"): "IS DISTINCT FROM over the same column names",
     ("pipeline/adapters/retention.py", "views.buyer_detail('start', 'next')"):
         "a CTE the code builds, its values still %(start)s / %(next)s parameters",
+    ("pipeline/adapters/store/cycles.py", "POST_IN_FLIGHT"):
+        "a condition on the lead's post attempts, a constant",
+    ("pipeline/adapters/metrics.py", "POST_IN_FLIGHT"):
+        "the sweep's condition on a lead's post attempts (store.cycles), a constant",
     ("pipeline/adapters/views.py", "buyer_detail('detail', 'until')"):
         "a CTE the code builds, its values still %(detail)s / %(until)s parameters",
 }
