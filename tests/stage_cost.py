@@ -12,10 +12,12 @@ processes (WAL writer, checkpointer, ...: shared with any other user of the serv
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
 import time
+from collections.abc import Iterator
 
 os.environ.setdefault("PINGTREE_ALLOW_PRIVATE_BUYERS", "1")
 os.environ.setdefault("PINGTREE_SUPPRESSION_KEY", "stage-cost-key-not-secret")
@@ -80,7 +82,10 @@ def one_lead(seed: int, cpu: dict, wall: dict) -> None:
     timed("deliver", lambda: deliver.deliver_post(*post.args))
 
 
-def main(leads: int) -> None:
+@contextlib.contextmanager
+def ten_buyers() -> Iterator[MockBuyersProcess]:
+    """The database named, dropped and migrated fresh, with a tree of ten mock buyers (their own
+    process) that all bid, in one auction tier of one shard; no nudge is sent."""
     db.drop_database(config_settings.settings.database_url)
     db.migrate(config_settings.settings.database_url)
     intake.dispatch = lambda nudges: None
@@ -89,6 +94,11 @@ def main(leads: int) -> None:
         {"id": f"b{i}", "accept_rate": 1, "bid": 10.0 + i} for i in range(10)]}
     with MockBuyersProcess(fleet, seed=7) as buyers:
         load_tree(buyers.tree(tiers=[{"tier": 1, "mode": "auction"}], network=NETWORK))
+        yield buyers
+
+
+def main(leads: int) -> None:
+    with ten_buyers():
         cpu, wall = dict.fromkeys(STAGES, 0.0), dict.fromkeys(STAGES, 0.0)
         for seed in range(20):                       # warm: pools, caches, plans
             one_lead(10_000 + seed, dict(cpu), dict(wall))
