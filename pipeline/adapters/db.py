@@ -142,7 +142,10 @@ def _any_element(value) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        text = str.__str__(value)          # a str enum's value, as psycopg2 writes it
+        # A str enum's value, as psycopg2 writes it; its type is written so from now on without
+        # the checks above, which a subclass of str can never pass.
+        _ELEMENT_BY_TYPE.setdefault(type(value), _str_subclass)
+        text = str.__str__(value)
     elif isinstance(value, psycopg2.extras.Json):
         text = value.dumps(value.adapted)
     elif isinstance(value, _AS_TEXT):
@@ -150,6 +153,10 @@ def _any_element(value) -> str:
     else:                                  # as psycopg2 refuses what it cannot write
         raise psycopg2.ProgrammingError(f"can't adapt type {type(value).__name__!r} in an array")
     return _text(text)
+
+
+def _str_subclass(value: str) -> str:
+    return _text(str.__str__(value))
 
 
 def _array(values: list) -> str:

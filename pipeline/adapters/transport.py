@@ -55,13 +55,21 @@ def public_socket(purpose: int, address) -> socket.socket | int:
     return socket.socket(address.family, address.socktype, address.protocol)   # libcurl dups it
 
 
-class _Transfer:
-    """One request on one easy handle: its answer's bytes and whether the guard refused it."""
+class _Handle:
+    """An easy handle and what stays set on it between its transfers: its answer's buffer and
+    socket opener (set once, reset per transfer) and the options last set, so a transfer sets
+    only what differs from its handle's last one (a buyer's URL, a method, the cap)."""
 
-    __slots__ = ("request", "chunks", "refused", "done")
+    __slots__ = ("curl", "chunks", "refused", "url", "method", "max_bytes")
 
-    def __init__(self, request: Request):
-        self.request, self.chunks, self.refused, self.done = request, [], False, None
+    def __init__(self, curl: pycurl.Curl, allow_private: bool):
+        self.curl, self.chunks, self.refused = curl, [], False
+        self.url: str | None = None
+        self.method: str | None = "POST"        # a new handle posts once given POSTFIELDS
+        self.max_bytes: int | None = None
+        curl.setopt(pycurl.WRITEFUNCTION, self.chunks.append)
+        if not allow_private:
+            curl.setopt(pycurl.OPENSOCKETFUNCTION, self.opensocket)
 
     def opensocket(self, purpose: int, address) -> socket.socket | int:
         sock = public_socket(purpose, address)
@@ -90,7 +98,7 @@ class _Engine:
         self.multi.setopt(pycurl.M_MAXCONNECTS, 512)
         self.poller = select.poll()
         self.watched: dict[int, int] = {}
-        self.idle: list[pycurl.Curl] = []
+        self.idle: list[_Handle] = []
         paths = ssl.get_default_verify_paths()   # the CA store Python's ssl (and aiohttp) used
         self.cafile, self.capath = paths.cafile, paths.capath
 
@@ -107,7 +115,7 @@ class _Engine:
             self.poller.register(fd, events)
         self.watched[fd] = events
 
-    def _handle(self) -> pycurl.Curl:
+    def _handle(self) -> _Handle:
         if self.idle:
             return self.idle.pop()
         c = pycurl.Curl()
@@ -127,51 +135,61 @@ class _Engine:
         # No cookie engine (no COOKIEFILE): a buyer's Set-Cookie is hostile input, never sent back
         # to it or to another buyer under the same domain, and never kept to pile up in the worker.
         # No Accept-Encoding: an answer is read as sent, never decompressed (a gzip bomb stays small).
-        return c
+        return _Handle(c, self.allow_private)
 
-    def _start(self, transfer: _Transfer, max_bytes: int) -> pycurl.Curl:
-        request = transfer.request
-        c = self._handle()
-        c.setopt(pycurl.URL, request.url)
-        lines = [f"{k}: {v}" if v else f"{k};" for k, v in request.headers.items()]
-        if not any(k.lower() == "content-type" for k in request.headers):
-            lines.append(DEFAULT_HEADERS[0])
-        lines.append(DEFAULT_HEADERS[1])
+    def _start(self, request: Request, lines: list[str], max_bytes: int) -> _Handle:
+        h = self._handle()
+        c = h.curl
+        h.refused = False
+        if h.url != request.url:
+            h.url = None                              # unknown until the setopt succeeds
+            c.setopt(pycurl.URL, request.url)
+            h.url = request.url
         c.setopt(pycurl.HTTPHEADER, lines)
-        if request.method == "GET" and not request.body:
-            c.setopt(pycurl.HTTPGET, 1)
-            c.unsetopt(pycurl.CUSTOMREQUEST)
-        else:
-            c.setopt(pycurl.POSTFIELDS, request.body)
-            if request.method == "POST":
+        method = request.method
+        if method == "GET" and not request.body:
+            if h.method != "GET":
+                h.method = None
+                c.setopt(pycurl.HTTPGET, 1)
                 c.unsetopt(pycurl.CUSTOMREQUEST)
+                h.method = "GET"
+        else:
+            c.setopt(pycurl.POSTFIELDS, request.body)   # makes the transfer a POST again
+            if method == "POST":
+                if h.method != "POST":
+                    h.method = None
+                    c.unsetopt(pycurl.CUSTOMREQUEST)
+                    h.method = "POST"
             else:
-                c.setopt(pycurl.CUSTOMREQUEST, request.method)
+                h.method = None                         # another method (a GET with a body too):
+                c.setopt(pycurl.CUSTOMREQUEST, method)  # the next transfer sets its own again
         # One clock for connect, send and read; a buyer that drips its answer is cut at it too.
         c.setopt(pycurl.TIMEOUT_MS, max(1, int(request.budget_s * 1000)))
-        c.setopt(pycurl.MAXFILESIZE_LARGE, max_bytes)  # aborts the transfer past the cap
-        c.setopt(pycurl.WRITEFUNCTION, transfer.chunks.append)
-        if not self.allow_private:
-            c.setopt(pycurl.OPENSOCKETFUNCTION, transfer.opensocket)
+        if h.max_bytes != max_bytes:
+            h.max_bytes = None
+            c.setopt(pycurl.MAXFILESIZE_LARGE, max_bytes)  # aborts the transfer past the cap
+            h.max_bytes = max_bytes
         self.multi.add_handle(c)
-        return c
+        return h
 
     def run(self, requests: list[Request], max_bytes: int) -> list[Reply]:
         started = time.monotonic()
         replies: list[Reply | None] = [None] * len(requests)
-        running: dict[pycurl.Curl, tuple[int, _Transfer]] = {}
+        running: dict[pycurl.Curl, tuple[int, _Handle]] = {}
+        allow_private = self.allow_private
         try:
             for i, request in enumerate(requests):
-                refused = _refusal(request, self.allow_private)
+                refused = _refusal(request, allow_private)
                 if refused:
                     replies[i] = Reply(None, b"", int((time.monotonic() - started) * 1000), refused)
                     continue
-                transfer = _Transfer(request)
                 try:
-                    running[self._start(transfer, max_bytes)] = (i, transfer)
+                    h = self._start(request, _header_lines(request.headers), max_bytes)
                 except (pycurl.error, ValueError, TypeError, UnicodeError):
                     replies[i] = Reply(None, b"", int((time.monotonic() - started) * 1000),
                                        "connect_error")
+                    continue
+                running[h.curl] = (i, h)
             # Each transfer has its own budget (TIMEOUT_MS); this only guards against a stuck loop.
             give_up = started + max((r.budget_s for r in requests), default=0) + 1.0
             multi, poll = self.multi, self.poller.poll
@@ -199,19 +217,20 @@ class _Engine:
         return replies  # type: ignore[return-value]
 
     def _finish(self, c: pycurl.Curl, code: int, running: dict, replies: list, started: float) -> None:
-        i, transfer = running.pop(c)
+        i, h = running.pop(c)
         self.multi.remove_handle(c)
         latency = int((time.monotonic() - started) * 1000)
         status = c.getinfo(pycurl.RESPONSE_CODE) or None
         if code == 0:
-            replies[i] = Reply(status, b"".join(transfer.chunks), latency)
+            replies[i] = Reply(status, b"".join(h.chunks), latency)
         else:
-            replies[i] = Reply(status, b"", latency, _failure(code, status, transfer.refused))
-        self.idle.append(c)
+            replies[i] = Reply(status, b"", latency, _failure(code, status, h.refused))
+        h.chunks.clear()
+        self.idle.append(h)
 
     def close(self) -> None:
-        for c in self.idle:
-            c.close()
+        for h in self.idle:
+            h.curl.close()
         self.multi.close()
 
 
@@ -222,9 +241,25 @@ def _refusal(request: Request, allow_private: bool) -> str | None:
     if request.budget_s <= 0:
         return "timeout"
     # A header line must stay one line: a CR or LF in a name or value is never sent.
-    if any("\r" in k or "\n" in k or "\r" in v or "\n" in v for k, v in request.headers.items()):
-        return "connect_error"
+    headers = request.headers
+    if headers:
+        text = "".join(headers) + "".join(headers.values())
+        if "\r" in text or "\n" in text:
+            return "connect_error"
     return None
+
+
+def _header_lines(headers: dict[str, str]) -> list[str]:
+    """The request's header lines: its own (an empty value sent as `Name;`), a JSON content
+    type unless it names one, and no Expect."""
+    lines = [f"{k}: {v}" if v else f"{k};" for k, v in headers.items()]
+    for k in headers:
+        if k.lower() == "content-type":
+            break
+    else:
+        lines.append(DEFAULT_HEADERS[0])
+    lines.append(DEFAULT_HEADERS[1])
+    return lines
 
 
 @lru_cache(maxsize=4096)

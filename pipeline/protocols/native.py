@@ -72,6 +72,46 @@ def ping_body(lead: dict, *, ping_id: str, cycle: int, bid_cents: int | None,
 
 
 _deadline_iso: tuple[datetime, str] | None = None
+_quote = json.encoder.encode_basestring      # a str as the encoder writes it (ensure_ascii off)
+
+
+# The part of a ping's text that is the same for every buyer of an auction (its lead, cycle
+# and deadline), kept with the very objects it was written from: the buyers of one auction are
+# pinged with one view (its dicts built for that auction's ping task, never changed) and one
+# deadline. Identity, not equality: 70 == 70.0 == True, and equal datetimes with other offsets,
+# write other texts.
+_lead_part: tuple | None = None
+
+
+def _lead_texts(lead: dict, cycle: int, expires_at: datetime) -> tuple[str, str]:
+    """ping_body's text between the ping id and the bid, and after the bid (to the end)."""
+    global _lead_part
+    kept = _lead_part                  # one read: another thread may replace it meanwhile
+    if (kept is not None and kept[0] is lead["lead_id"] and kept[1] is lead["vertical"]
+            and kept[2] is lead["score"] and kept[3] is cycle and kept[4] is lead["geo"]
+            and kept[5] is lead["qualifiers"] and kept[6] is expires_at):
+        return kept[7], kept[8]
+    geo = lead["geo"]
+    middle = _encode({"lead_id": str(lead["lead_id"]), "vertical": lead["vertical"],
+                      "score": lead["score"], "cycle": cycle,
+                      "geo": {"zip": geo["zip"], "city": geo["city"], "state": geo["state"]},
+                      "qualifiers": lead["qualifiers"]})
+    texts = ("," + middle[1:-1] + ',"bid":',
+             ',"expires_at":' + _encode(_iso_of_deadline(expires_at)) + "}")
+    _lead_part = (lead["lead_id"], lead["vertical"], lead["score"], cycle, geo, lead["qualifiers"],
+                  expires_at, *texts)
+    return texts
+
+
+def ping_bytes(lead: dict, *, ping_id: str, cycle: int, bid_text: str, expires_at: datetime) -> bytes:
+    """dumps(ping_body(...)), byte for byte, the lead's part written once per auction:
+    ``bid_text`` is the bid as the encoder writes it (bid_json)."""
+    middle, tail = _lead_texts(lead, cycle, expires_at)
+    return ('{"ping_id":' + _quote(str(ping_id)) + middle + bid_text + tail).encode()
+
+
+def bid_json(bid_cents: int | None) -> str:
+    return _encode(as_number(bid_cents))
 
 
 def _iso_of_deadline(at: datetime) -> str:
@@ -182,20 +222,31 @@ class NativeProtocol:
         self.pre_pings = bool(buyer.pre_ping_url)
         # Loaded before secrets were checked: such a buyer could not verify us; send it nothing.
         self.unsigned = signing.secret_problem(buyer.secret) is not None
+        # Kept per buyer version (a protocol is made per tree snapshot's Buyer): its URL, its
+        # secret as text, and its standing bid as the ping writes it (with the very value).
+        self.secret, self.ping_url = str(buyer.secret), str(buyer.ping_url)
+        self.bid: tuple[object, str] = (buyer.bid_cents, bid_json(buyer.bid_cents))
+
+    def _signed_raw(self, url: str, raw: bytes, lead_id: str, kind: str, now: int,
+                    extra: dict | None = None) -> Outgoing:
+        msg_id = webhook_id(lead_id, self.buyer.id, kind)
+        signed = {"webhook-id": msg_id, "webhook-timestamp": str(now),
+                  "webhook-signature": signing.signature(self.secret, msg_id, now, raw)}
+        return Outgoing("POST", url, raw, {**extra, **signed} if extra else signed)
 
     def _signed(self, url: str, body: dict, lead_id: str, kind: str, now: int,
                 extra: dict | None = None) -> Outgoing:
-        raw = dumps(body)
-        msg_id = webhook_id(lead_id, self.buyer.id, kind)
-        headers = {**(extra or {}), **signing.sign_headers(str(self.buyer.secret), msg_id, now, raw)}
-        return Outgoing("POST", url, raw, headers)
+        return self._signed_raw(url, dumps(body), lead_id, kind, now, extra)
 
     def ping(self, facts: dict, now: int) -> Outgoing | Answer:
         if self.unsigned:
             return Answer("error", reason="invalid_secret", latency_ms=0)
-        body = ping_body(facts, ping_id=facts["ping_id"], cycle=facts["cycle"],
-                         bid_cents=facts["bid_cents"], expires_at=facts["expires_at"])
-        return self._signed(str(self.buyer.ping_url), body, facts["lead_id"], "ping", now)
+        bid_cents, bid_text = self.bid
+        if facts["bid_cents"] is not bid_cents:
+            bid_text = bid_json(facts["bid_cents"])
+        raw = ping_bytes(facts, ping_id=facts["ping_id"], cycle=facts["cycle"], bid_text=bid_text,
+                         expires_at=facts["expires_at"])
+        return self._signed_raw(self.ping_url, raw, facts["lead_id"], "ping", now)
 
     def read_ping(self, status: int, body: bytes, latency_ms: int) -> Answer:
         return read_ping_answer(status, body, self.buyer.bid_cents, latency_ms)

@@ -262,7 +262,8 @@ def ping_shard(auction_id, shard: int) -> Nudges:
         return award_auction(auction_id, shards_done=True) if alone else []
     answers = ping_many([b for _, b in ranked], view, auction_id=auction_id, cycle=auction.cycle,
                         deadline=auction.deadline_at)
-    rows = [ping_row(auction, buyer, rank, answer, "ping")
+    auction_text = str(auction.id)
+    rows = [ping_row(auction, buyer, rank, answer, "ping", auction_text)
             for (rank, buyer), answer in zip(ranked, answers, strict=True)]
 
     def record(and_award: bool) -> Nudges:

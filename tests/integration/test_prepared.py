@@ -239,11 +239,17 @@ def test_json_and_jsonb_come_back_as_json_loads_reads_them(database):
         assert cur.fetchone() == {"b": None, "j": None}
 
 
+class _OwnStr(str):
+    def __str__(self):
+        return "not its value"
+
+
 def test_array_elements_are_written_as_the_type_checks_wrote_them():
     # The commonest types are written inline or by type; the rest take the checks (a str enum,
-    # a nested list, a Json, text types): the same literal either way.
+    # a nested list, a Json, text types): the same literal either way. A subclass of str (a str
+    # enum), once seen, is written by its type, as its value.
     elements = ["a", 'b"c', "d\\e", "", None, 0, -5, 2**70, True, False, 1.5, float("nan"),
                 uuid.UUID(int=5), Outcome.ACCEPT, [1, None, "x", [True]], Json({"a": 1}),
-                datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)]
+                datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), _OwnStr('o"wn'), Outcome.REJECT]
     assert db._array(elements) == "{" + ",".join(map(db._any_element, elements)) + "}"
     assert [db._element(e) for e in elements] == [db._any_element(e) for e in elements]

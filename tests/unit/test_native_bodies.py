@@ -65,3 +65,21 @@ def test_an_answer_is_read_as_json_loads_reads_it_and_hostile_ones_are_still_ref
         doc, why = answers.read_json(hostile)
         assert doc is None and why in ("invalid_json", "invalid_utf8"), hostile
     assert answers.read_json(b"[" * 100_000) == (None, "too_deep")
+
+
+def test_a_ping_is_written_byte_for_byte_as_its_body_encoded_whole():
+    """The lead's part of a ping is written once an auction and kept with the very objects it
+    was written from: each buyer's ping (its id and bid spliced in) is the body's compact JSON."""
+    first = datetime(2026, 11, 30, 4, 30, 0, 123456, tzinfo=UTC)
+    geo = {"zip": "94107", "city": "Säo \"Francisco\"\n", "state": "CA", "extra": "left out"}
+    view = {"lead_id": uuid.UUID(int=7), "vertical": "solar", "score": 55, "geo": geo,
+            "qualifiers": {"roof": "ok", "é": 1, "n": None, "f": 1.5, "l": [1, "😀"]}}
+    other = {**view, "score": 55.0, "qualifiers": {**view["qualifiers"], "é": True}}   # equal, not alike
+    cases = [(view, 1, 1234, first), (view, 1, None, first), (view, 2, 10**30, first),
+             (other, 2, 1, first), (view, 2, 1, first + timedelta(seconds=1)),
+             (view, 2, True, first.astimezone(timezone(timedelta(hours=1)))), (view, 2, 1, first)]
+    for lead, cycle, bid, at in cases:
+        for ping_id in (uuid.UUID(int=5), "p\"1"):
+            body = native.ping_body(lead, ping_id=ping_id, cycle=cycle, bid_cents=bid, expires_at=at)
+            assert native.ping_bytes(lead, ping_id=ping_id, cycle=cycle, bid_text=native.bid_json(bid),
+                                     expires_at=at) == native.dumps(body)

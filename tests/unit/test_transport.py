@@ -180,6 +180,20 @@ def test_what_a_buyer_receives(keepalive, monkeypatch):
     assert all("cookie" not in h and "accept-encoding" not in h for _, _, h, _ in (post, get, put, put_again))
 
 
+def test_a_reused_handle_sends_each_request_as_asked(keepalive):
+    # One engine, one handle (one request a call), reused across URLs, methods, bodies and caps:
+    # only what differs from the handle's last transfer is set again, and nothing of it leaks.
+    asked = [("POST", "/a", b"{}"), ("POST", "/b", b"[1]"), ("GET", "/b", b""), ("GET", "/c", b""),
+             ("GET", "/c", b"body"), ("GET", "/c", b""), ("PUT", "/d", b"x"), ("POST", "/d", b"y"),
+             ("PUT", "/e", b"z"), ("GET", "/e", b""), ("POST", "/e", b"w"), ("POST", "/e", b"w")]
+    for i, (method, path, body) in enumerate(asked):
+        reply = transport.send_many([transport.Request(f"{keepalive}{path}", body, {}, 2.0, method)],
+                                    allow_private=True, max_bytes=1 if i == 3 else 65536)[0]
+        assert (reply.status, reply.failure) == ((200, "too_large") if i == 3 else (200, None)), i
+        assert reply.body == (b"" if i == 3 else b"{}")
+    assert [(m, p, b) for m, p, _, b in KeepAlive.seen] == asked
+
+
 def test_a_header_that_would_split_the_request_is_never_sent(keepalive):
     reply = transport.send(f"{keepalive}/ping", b"{}", {"X-Key": "k\r\nX-Injected: 1"}, 2.0,
                            allow_private=True)

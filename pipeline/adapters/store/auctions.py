@@ -1,6 +1,7 @@
 """Auctions: shards, pings, the close, cap reservations and the round-robin turn."""
 from __future__ import annotations
 
+import operator
 import uuid
 from datetime import datetime
 
@@ -130,9 +131,15 @@ PING_COLUMNS = (("id", "uuid"), ("buyer_id", "text"), ("tier", "int"),
                 ("bid_cents", "bigint"), ("ref", "text"), ("latency_ms", "int"), ("reason", "text"))
 
 
+_PING_NAMES = tuple(name for name, _ in PING_COLUMNS)
+_ping_values = operator.attrgetter(*_PING_NAMES)      # a row's values, column by column
+
+
 def _ping_arrays(rows: list[Ping]) -> dict:
     """The rows as one array per column: the parameters of _INSERT_PINGS."""
-    return {name: [getattr(r, name) for r in rows] for name, _ in PING_COLUMNS}
+    if not rows:
+        return {name: [] for name in _PING_NAMES}
+    return dict(zip(_PING_NAMES, map(list, zip(*map(_ping_values, rows), strict=True)), strict=True))
 
 
 # A shard's answers inserted from one array per column, after a CTE `a`, the auction's row read
