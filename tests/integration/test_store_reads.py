@@ -11,7 +11,7 @@ from pipeline import submit_lead
 from pipeline.adapters import db, store
 from pipeline.domain import validation
 from pipeline.service import intake, lifecycle
-from tests.helpers import make_lead
+from tests.helpers import load_tree, make_lead
 
 
 def test_rows_are_plain_dicts_named_by_each_results_columns(database):
@@ -77,6 +77,29 @@ def test_the_validate_claim_locks_the_contact_hashes_taken_at_intake(clean_db, m
         lifecycle.validate_lead(bad)
         [(phone, email)] = calls
         assert phone == hashlib.sha256(b"+19999999999").hexdigest() and email is not None
+    finally:
+        with db.transaction() as cur:
+            cur.execute("UPDATE leads SET status='rejected'")     # none left moving
+
+
+def test_the_shard_claim_reads_of_the_leads_facts_only_the_geo(clean_db, buyers, monkeypatch):
+    """The ping view shows the lead's geo; the rest of its facts (its contact among them) is
+    neither read by the shard's claim nor held by the ping worker."""
+    buyers.set_fleet({"buyers": [{"id": "b1", "accept_rate": 1, "bid": 22.0}]})
+    load_tree(buyers.tree(network={"score_floor": 0, "bid_floor": 1.00, "auction_timeout_s": 2,
+                                   "max_cycles": 1, "rerun_interval_s": 1, "duplicate_window_h": 0,
+                                   "stuck_after_s": 60}))
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)
+    lead_id = submit_lead(make_lead("solar", seed=62))
+    lifecycle.validate_lead(lead_id)
+    [ping] = lifecycle.score_lead(lead_id)
+    try:
+        with db.transaction() as cur:
+            cur.execute("SELECT facts FROM leads WHERE id=%s", (lead_id,))
+            facts = cur.fetchone()["facts"]
+            auction, lead = store.claim_shard(cur, *ping.args)
+        assert "phone_e164" in facts and lead.facts == {"geo": facts["geo"]}
+        assert lifecycle.ping_view(lead)["geo"] == facts["geo"] and str(auction.lead_id) == lead_id
     finally:
         with db.transaction() as cur:
             cur.execute("UPDATE leads SET status='rejected'")     # none left moving

@@ -81,7 +81,8 @@ STARTS_CLOCK = "(first_ping_at IS NULL AND closed_at IS NULL AND timeout_ms IS N
 
 
 def claim_shard(cur, auction_id, shard: int) -> tuple[Auction, Lead] | None:
-    """The shard's auction and lead (ping-facing fields only) if nobody pinged this shard yet."""
+    """The shard's auction and lead (ping-facing fields only: of its facts, the geo) if nobody
+    pinged this shard yet."""
     # One statement: the claim, the clock started at the first ping (a ping task that waited in
     # the queue takes nothing from the buyers' time), and what pinging needs. The auction's row
     # is written by every claim, so RETURNING gives its newest version even when the claim
@@ -96,7 +97,11 @@ def claim_shard(cur, auction_id, shard: int) -> tuple[Auction, Lead] | None:
         "     THEN clock_timestamp() + make_interval(secs => timeout_ms / 1000.0) ELSE deadline_at END"
         "   WHERE id IN (SELECT auction_id FROM claimed) RETURNING *)"
         " SELECT a.id AS auction_id, a.lead_id, a.cycle, a.tier, a.mode, a.deadline_at, a.closed_at,"
-        " a.buyer_ids, a.shards, l.vertical, l.score, l.qualifiers, l.facts, l.source, l.phone_sha256,"
+        " a.buyer_ids, a.shards, l.vertical, l.score, l.qualifiers, l.source, l.phone_sha256,"
+        # Of the facts, only the geo the ping view shows (the rest, contact data among it, is
+        # neither sent nor parsed here).
+        " CASE WHEN l.facts ? 'geo' THEN jsonb_build_object('geo', l.facts -> 'geo') ELSE l.facts"
+        " END AS facts,"
         f" l.email_sha256, {tree.VERSION} AS tree_version FROM a JOIN leads l ON l.id = a.lead_id"),
         {"a": auction_id, "s": shard})
     row = cur.fetchone()
