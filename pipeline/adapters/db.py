@@ -109,10 +109,13 @@ def prepared(text: str) -> Prepared:
 # element by element on every EXECUTE (a shard's ten pings are eleven arrays of ten).
 
 _AS_TEXT = (uuid.UUID, datetime.datetime, datetime.date, decimal.Decimal)
+_UUID = uuid.UUID
 
 
 def _text(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if "\\" in value or '"' in value:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + value + '"'
 
 
 # The element types a stage passes most, by exact type (a subclass, such as a str enum, or a
@@ -165,11 +168,15 @@ def _array(values: list) -> str:
     for value in values:
         kind = type(value)
         if kind is str:
-            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            if "\\" in value or '"' in value:
+                value = value.replace("\\", "\\\\").replace('"', '\\"')
+            parts.append('"' + value + '"')
         elif value is None:
             parts.append("NULL")
         elif kind is int:
             parts.append(repr(value))
+        elif kind is _UUID:
+            parts.append('"' + str(value) + '"')      # hex and dashes: nothing to escape
         else:
             parts.append(_element(value))
     return "{" + ",".join(parts) + "}"

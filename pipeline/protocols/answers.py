@@ -7,7 +7,10 @@ and every string kept from it can be stored and printed as it is.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
 
 from pipeline.domain.money import parse_bid
 
@@ -34,8 +37,27 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     return doc
 
 
-# One decoder for every answer: json.loads with options builds a new one per call.
-_decode = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_no_duplicate_keys).decode
+# One decoder for every answer (json.loads with options builds a new one per call), its C
+# scanner called as JSONDecoder.decode calls it, without decode's and raw_decode's two Python
+# calls: the same document, or the same refusal (a ValueError), for every text.
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_no_duplicate_keys)
+_scan_once: Callable[[str, int], tuple[object, int]] = _decoder.scan_once  # type: ignore[attr-defined]
+_space = re.compile(r"[ \t\n\r]*").match           # json.decoder.WHITESPACE
+
+
+def _past_space(text: str, at: int) -> int:
+    found = _space(text, at)
+    return found.end() if found else at      # the pattern always matches (maybe nothing)
+
+
+def _decode(text: str) -> object:
+    try:
+        doc, end = _scan_once(text, _past_space(text, 0))
+    except StopIteration:
+        raise ValueError("expecting a value") from None
+    if _past_space(text, end) != len(text):
+        raise ValueError("extra data")
+    return doc
 
 
 def read_json(body: bytes) -> tuple[object, str | None]:
@@ -70,7 +92,25 @@ def safe_text(value: object, limit: int = MAX_TEXT) -> str | None:
 
 def read_bid(value: object) -> int | None:
     """Cents from a buyer's bid, or None when it is no sane price; never raises."""
+    if isinstance(value, str):
+        small = type(value) is str and len(value) < 40
+    elif isinstance(value, int):
+        small = type(value) is int and -_SMALL < value < _SMALL
+    else:
+        small = type(value) is float
+    return _read_bid_of(value) if small else _read_bid(value)
+
+
+def _read_bid(value: object) -> int | None:
     try:
         return parse_bid(value)
     except (ArithmeticError, ValueError, TypeError):
         return None
+
+
+# A float, an int or a str (what JSON gives) reads the same for the same type and value: each
+# buyer's usual bids are read once (typed: 10 and 10.0 are kept apart; 0.0 and -0.0, kept as
+# one, both read 0; a NaN is never found again, never equal to itself). Only small ones are
+# kept: a hostile answer's 4,000-digit number or 60 kB string is read and forgotten.
+_SMALL = 2**63
+_read_bid_of = lru_cache(maxsize=1024, typed=True)(_read_bid)

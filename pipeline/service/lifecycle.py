@@ -201,9 +201,9 @@ def ping_many(buyers: list[Buyer], view: dict, *, auction_id, cycle: int, deadli
     refused connection or a bad answer is a pass with its reason.
     """
     requests, answers = [], {}
-    now = now_utc()
+    left = (deadline - now_utc()).total_seconds()
     for i, buyer in enumerate(buyers):
-        budget = min(buyer.timeout_ms / 1000, (deadline - now).total_seconds())
+        budget = min(buyer.timeout_ms / 1000, left)
         if budget <= 0:
             # Never sent: the buyer is not charged a time-out for our own queueing.
             answers[i] = Answer(Outcome.NOT_PINGED if kind == "ping" else Outcome.INELIGIBLE,

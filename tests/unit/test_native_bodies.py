@@ -83,3 +83,31 @@ def test_a_ping_is_written_byte_for_byte_as_its_body_encoded_whole():
             body = native.ping_body(lead, ping_id=ping_id, cycle=cycle, bid_cents=bid, expires_at=at)
             assert native.ping_bytes(lead, ping_id=ping_id, cycle=cycle, bid_text=native.bid_json(bid),
                                      expires_at=at) == native.dumps(body)
+
+
+def test_answers_and_bids_read_as_the_plain_decoder_and_parse_bid_read_them():
+    """The answer's scanner called without JSONDecoder.decode, and bids read once per type and
+    value: the same documents, refusals and cents as before, hostile ones included."""
+    from pipeline.domain.money import parse_bid
+    decoder = json.JSONDecoder(parse_constant=answers._refuse_constant,
+                               object_pairs_hook=answers._no_duplicate_keys)
+    texts = ['{"accept": true, "bid": 10.5}', " [1] \n", "\t{}\r", "", " ", "{} {}", "1 x", '"s"',
+             "\ufeff{}", '{"a": 1, "a": 2}', "NaN", "[-Infinity]", "1e400", "[" * 3 + "]" * 3,
+             "{" * 5, '{"a":', "9" * 5000, "null", " 0 ", '"\\ud800"']
+    for text in texts:
+        try:
+            expected: tuple = (decoder.decode(text), None)
+        except (ValueError, TypeError):
+            expected = (None, "invalid_json")
+        assert answers.read_json(text.encode()) == expected, text
+    bids = [0, 1, -1, 10, 10.0, 10.5, 0.29, -0.0, 0.0, 1e400, float("nan"), 10000, 10000.01,
+            10001, 2**63, -(2**63), "22.40", "$22.40", "1e3", " 12", "1_000", "x" * 39, "1" * 45,
+            True, None, [1], {"a": 1}, Decimal("12.3"), 12.345678]
+    for _ in range(2):                                   # read, then found again
+        for bid in bids:
+            try:
+                expected_cents = parse_bid(bid)
+            except (ArithmeticError, ValueError, TypeError):
+                expected_cents = None
+            assert answers.read_bid(bid) == expected_cents, bid
+    assert answers.read_bid(10) == 1000 and answers.read_bid(10.0) == 1000 and answers.read_bid(0.1) == 10
