@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pycurl
 
+from pipeline.domain.frozen import one_step_init
 from pipeline.domain.hosts import host_problem, is_public_address
 
 USER_AGENT = "pingtree/0.1"
@@ -28,6 +29,7 @@ DEFAULT_HEADERS = ("Content-Type: application/json",
                    "Expect:")          # no 100-continue round trip before a larger body
 
 
+@one_step_init
 @dataclass(frozen=True)
 class Request:
     url: str
@@ -37,6 +39,7 @@ class Request:
     method: str = "POST"
 
 
+@one_step_init
 @dataclass(frozen=True)
 class Reply:
     status: int | None         # None when no HTTP answer came

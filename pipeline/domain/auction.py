@@ -5,8 +5,10 @@ import uuid
 from dataclasses import dataclass
 
 from pipeline.domain.buyers import Buyer, Usage, remaining_daily
+from pipeline.domain.frozen import one_step_init
 
 
+@one_step_init
 @dataclass(frozen=True)
 class Bid:
     """One buyer's answer in a tier, as the award sees it."""

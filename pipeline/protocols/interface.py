@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pipeline.domain.frozen import one_step_init
 
+
+@one_step_init
 @dataclass(frozen=True)
 class Answer:
     """What a buyer said to a ping, after translation: the value the award reads."""
@@ -15,6 +18,7 @@ class Answer:
     latency_ms: int | None = None
 
 
+@one_step_init
 @dataclass(frozen=True)
 class PostResult:
     outcome: str              # accepted, rejected, retry
@@ -23,6 +27,7 @@ class PostResult:
     latency_ms: int | None = None
 
 
+@one_step_init
 @dataclass(frozen=True)
 class Outgoing:
     """One HTTP request to a buyer, ready for the transport."""
