@@ -25,6 +25,7 @@ import psycopg2.pool
 from psycopg2 import sql
 
 from config.settings import settings
+from pipeline.domain import ids
 
 psycopg2.extras.register_uuid()
 
@@ -176,7 +177,7 @@ def _array(values: list) -> str:
         elif kind is int:
             parts.append(repr(value))
         elif kind is _UUID:
-            parts.append('"' + str(value) + '"')      # hex and dashes: nothing to escape
+            parts.append('"' + ids.text(value) + '"')      # hex and dashes: nothing to escape
         else:
             parts.append(_element(value))
     return "{" + ",".join(parts) + "}"

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from functools import lru_cache
 
+from pipeline.domain import ids
 from pipeline.domain.buyers import Buyer
 from pipeline.domain.instants import iso
 from pipeline.domain.money import as_number
@@ -26,7 +27,7 @@ def ping_id(auction_id: str, buyer_id: str, kind: str = "ping") -> uuid.UUID:
 @lru_cache(maxsize=8192)
 def _named(name: str) -> uuid.UUID:
     # A ping's id is asked for when it is sent and again when its row is written.
-    return uuid.UUID(int=int.from_bytes(_uuid5_bytes(name), "big"))
+    return ids.from_bytes(_uuid5_bytes(name))
 
 
 def webhook_id(lead_id: str, buyer_id: str, kind: str) -> str:
@@ -107,7 +108,8 @@ def ping_bytes(lead: dict, *, ping_id: str, cycle: int, bid_text: str, expires_a
     """dumps(ping_body(...)), byte for byte, the lead's part written once per auction:
     ``bid_text`` is the bid as the encoder writes it (bid_json)."""
     middle, tail = _lead_texts(lead, cycle, expires_at)
-    return ('{"ping_id":' + _quote(str(ping_id)) + middle + bid_text + tail).encode()
+    written = ids.text(ping_id) if isinstance(ping_id, uuid.UUID) else str(ping_id)
+    return ('{"ping_id":' + _quote(written) + middle + bid_text + tail).encode()
 
 
 def bid_json(bid_cents: int | None) -> str:
