@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 
 import redis
 from flask import Flask, Response, g, request
@@ -19,6 +20,7 @@ from pipeline.service import beat, intake
 
 log = logging.getLogger("pingtree.http")
 MAX_DEPTH = 20
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class BadBody(ValueError):
@@ -72,13 +74,18 @@ def parse_body(raw: bytes) -> dict:
         raise BadBody(f"body is not valid JSON: {type(exc).__name__}") from None
     if not isinstance(doc, dict):
         raise BadBody("body must be a JSON object")
-    if _depth(doc) > MAX_DEPTH:
+    # Each level opens a container with a bracket: a text with no more brackets than that (in
+    # its strings or not) is no deeper, and need not be walked.
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(doc) > MAX_DEPTH:
         raise BadBody(f"JSON nested deeper than {MAX_DEPTH} levels")
-    try:
-        # A "\ud800" escape decodes to a lone surrogate: not Unicode text (RFC 7493, I-JSON).
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadBody("body has an unpaired surrogate escape") from None
+    # A "\ud800" escape decodes to a lone surrogate: not Unicode text (RFC 7493, I-JSON). UTF-8
+    # itself cannot carry one (the decode above refuses it), so only a text with a \uD800-\uDFFF
+    # escape can, or one that only looks like one ("\\ud800"): only such a text is checked.
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadBody("body has an unpaired surrogate escape") from None
     return doc
 
 
