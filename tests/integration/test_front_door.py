@@ -250,3 +250,56 @@ def test_schemathesis_finds_no_500_and_no_answer_outside_the_description(clean_d
     assert " passed" in run.stdout
     assert "internal error" not in server.log_path.read_text()
 
+
+
+# ---- POST /v1/leads outside Flask's request machinery ----------------------------------------
+
+def _both_ways(client, body, headers, through_flask: bool):
+    # Mounted under a SCRIPT_NAME, the route is Flask's; at the root, the API's own quick path.
+    environ = {"SCRIPT_NAME": "/mounted"} if through_flask else {}
+    answer = client.post("/v1/leads", data=body, headers=headers, environ_base=environ)
+    return answer.status, list(answer.headers.items()), answer.get_data()
+
+
+def test_the_quick_lead_route_answers_as_flasks_route_does(workers, clean_db, monkeypatch, caplog):
+    import json
+
+    from pipeline.entrypoints.http import create_app
+    from pipeline.service import intake
+    from tests.helpers import settle
+
+    client = create_app().test_client()
+    json_type = {"Content-Type": "application/json"}
+    lead = make_lead()
+    bad_lead = make_lead(contact__email="not an address", consent__ip="300.1.1.1")
+    cases = [
+        (json.dumps(bad_lead), json_type),                              # 422, field by field
+        (json.dumps(lead), {"Content-Type": "text/plain"}),             # 415
+        (json.dumps(lead), {"Content-Type": "application/json; charset=utf-8"}),   # 202
+        (b'{"vertical": "solar",', json_type),                          # 400
+        (b"[]", json_type),                                             # 400
+        (b"x" * (settings.max_body_bytes + 1), json_type),              # 413
+        (json.dumps(make_lead(vertical="mortgage")), {**json_type, "Idempotency-Key": "k-1"}),
+        (json.dumps(make_lead(vertical="solar")), {**json_type, "Idempotency-Key": "k-1"}),  # 409
+        (json.dumps(lead), {**json_type, "Idempotency-Key": ""}),       # 422
+    ]
+    for body, headers in cases:
+        quick = _both_ways(client, body, headers, through_flask=False)
+        flask = _both_ways(client, body, headers, through_flask=True)
+        if quick[0] == "202 ACCEPTED":          # two leads: their ids differ, nothing else
+            assert json.loads(quick[2]).keys() == json.loads(flask[2]).keys() == {"lead_id", "status"}
+            quick, flask = quick[:2], flask[:2]
+        assert quick == flask, (headers, quick, flask)
+    assert _both_ways(client, json.dumps(bad_lead), json_type, False)[0] == "422 UNPROCESSABLE ENTITY"
+    assert settle(20), "the accepted leads still moving through the pipeline"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("ana.lopez@example.com")
+
+    monkeypatch.setattr(intake, "submit_lead", broken)
+    with caplog.at_level(logging.ERROR, logger="pingtree.http"):
+        assert _both_ways(client, json.dumps(lead), json_type, False) == \
+            _both_ways(client, json.dumps(lead), json_type, True)
+    quick_line, flask_line = (r.getMessage() for r in caplog.records)
+    assert quick_line == flask_line
+    assert quick_line.startswith("internal error on POST /v1/leads: RuntimeError at ")
