@@ -12,11 +12,13 @@ import pytest
 from pipeline.domain.leads import parse_lead
 from pipeline.domain.samples import make_lead
 from pipeline.domain.validation import (
+    _US_FIRST,
     History,
     Normalised,
     Rejected,
     Valid,
     _phone_facts,
+    _valid,
     normalise,
     normalise_phone,
     verdict,
@@ -80,7 +82,10 @@ def test_a_phone_is_valid_exactly_when_phonenumbers_says_so():
             continue
         checked += 1
         assert _phone_facts(phone)["phone_valid"] is phonenumbers.is_valid_number(number), phone
+        # The intake's hash asks "US" first (pipeline/domain/validation.py _valid): the same answer.
+        assert _valid(number) is phonenumbers.is_valid_number(number), phone
     assert checked > 500
+    assert _US_FIRST          # else _valid only ever asks is_valid_number, and this test says nothing
 
 
 def test_facts_are_the_dataclass_fields_as_a_dict():
