@@ -103,3 +103,30 @@ def test_the_shard_claim_reads_of_the_leads_facts_only_the_geo(clean_db, buyers,
     finally:
         with db.transaction() as cur:
             cur.execute("UPDATE leads SET status='rejected'")     # none left moving
+
+
+def test_the_intake_stores_the_leads_json_as_it_was_loaded(clean_db, monkeypatch):
+    # contact, qualifiers, source and form go in as JSON text: the same jsonb as Json() wrote,
+    # quotes, backslashes and other scripts included; a lead without a form has JSON null there.
+    from psycopg2.extras import Json
+
+    from pipeline.domain.leads import parse_lead
+    monkeypatch.setattr(intake, "dispatch", lambda nudges: None)
+    odd = make_lead("solar", seed=5, contact__address="1 O'Hara \\ \"Main\" St", contact__city="Zürich",
+                    source__sub_id="ä'b\"c\\d")
+    bare = make_lead("mortgage", seed=6, form=None)
+    for payload in (odd, bare):
+        lead_id = submit_lead(payload)
+        lead = parse_lead(payload, datetime.now(UTC))
+        with db.transaction() as cur:
+            cur.execute("UPDATE leads SET status='rejected' WHERE id=%s", (lead_id,))   # not moving
+            cur.execute("SELECT contact, qualifiers, source, form, jsonb_typeof(form) AS form_type,"
+                        " contact = %s AND qualifiers = %s AND source = %s AND form = %s AS as_json"
+                        " FROM leads WHERE id = %s",
+                        (Json(lead["contact"]), Json(lead["qualifiers"]), Json(lead["source"]),
+                         Json(lead["form"]), lead_id))
+            row = cur.fetchone()
+        assert row["as_json"] is True
+        assert (row["contact"], row["qualifiers"], row["source"], row["form"]) == (
+            lead["contact"], lead["qualifiers"], lead["source"], lead["form"])
+        assert row["form_type"] == ("null" if payload is bare else "object")

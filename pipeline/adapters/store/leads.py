@@ -1,6 +1,7 @@
 """Leads: intake rows, status moves with their timeline, consent, duplicates, suppressions."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
@@ -50,8 +51,10 @@ def insert_lead(cur, lead_id: uuid.UUID, lead: dict, payload_sha256: str,
         " INSERT INTO lead_events (lead_id, status) SELECT id, %(status)s FROM l"),
         {"id": lead_id, "status": Status.RECEIVED, "vertical": lead["vertical"], "key": idempotency_key,
          "sha": payload_sha256,
-         "contact": Json(lead["contact"]), "qualifiers": Json(lead["qualifiers"]),
-         "source": Json(lead["source"]), "form": Json(lead.get("form")),
+         # JSON text, written as the literal Json() writes (its json.dumps, quoted as any str)
+         # without an adapter object and its calls per value; EXECUTE reads it as jsonb.
+         "contact": json.dumps(lead["contact"]), "qualifiers": json.dumps(lead["qualifiers"]),
+         "source": json.dumps(lead["source"]), "form": json.dumps(lead.get("form")),
          "ip": consent["ip"], "at": consent["timestamp"], "text": consent["text"],
          "text_sha256": consent["text_sha256"], "page_url": consent.get("page_url"),
          "user_agent": consent.get("user_agent"), "trustedform": consent.get("trustedform_cert_url"),
