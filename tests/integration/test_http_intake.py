@@ -107,6 +107,13 @@ def test_a_body_over_64_kib_is_413_and_stores_nothing(api, clean_db):
     assert counts() == NOTHING
 
 
+def test_a_lead_sent_chunked_is_accepted(api, clean_db):
+    body = raw_lead().encode()
+    answer = api.post(iter([body[i:i + 100] for i in range(0, len(body), 100)]))
+    assert answer.status_code == 202, answer.text
+    assert counts()["leads"] == 1
+
+
 @pytest.mark.parametrize("body", [b"", b"[]", b'"lead"', b"1", b"null", b"true", b"{",
                                   b'{"a": 1}{"b": 2}', b"not json", b"\xef\xbb\xbf{}"])
 def test_a_body_that_is_not_one_json_object_is_400(api, clean_db, body):
