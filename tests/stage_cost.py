@@ -2,7 +2,12 @@
 what each stage body costs here and what it costs PostgreSQL, sequentially, one lead at a time,
 against ten mock buyers (their own process) that all bid. Not a test (timings stay out of `make test`):
 
-    PINGTREE_DATABASE_URL=postgresql://…/scratch .venv/bin/python -m tests.stage_cost [leads]
+    PINGTREE_DATABASE_URL=postgresql://…/scratch .venv/bin/python -m tests.stage_cost [leads] [gap_ms]
+
+``gap_ms`` (default 0): a pause between leads, as when leads come at a rate the box is idle
+between (the bench's cost scenario: 20 a second). Every round trip then wakes a process whose
+caches went cold, and a commit's flush costs the backend more (here: 2.35 ms of PostgreSQL a
+lead back to back, 3.15 with 50 ms between leads).
 
 The database named is dropped and migrated fresh. Figures per lead: this process's CPU in each
 stage (the calling thread's; for ping and deliver, which send from other threads, the
@@ -97,7 +102,7 @@ def ten_buyers() -> Iterator[MockBuyersProcess]:
         yield buyers
 
 
-def main(leads: int) -> None:
+def main(leads: int, gap_ms: float = 0.0) -> None:
     with ten_buyers():
         cpu, wall = dict.fromkeys(STAGES, 0.0), dict.fromkeys(STAGES, 0.0)
         for seed in range(20):                       # warm: pools, caches, plans
@@ -105,10 +110,12 @@ def main(leads: int) -> None:
         pg0, server0, wal0 = backend_cpu_s(), backend_cpu_s(SERVER), wal_lsn()
         for seed in range(leads):
             one_lead(seed, cpu, wall)
+            time.sleep(gap_ms / 1000)
         wal1 = wal_lsn()
         time.sleep(0.2)
         pg, server = backend_cpu_s() - pg0, backend_cpu_s(SERVER) - server0
-    print(f"{leads} leads, one at a time, 10 buyers; load average {os.getloadavg()[0]:.1f}")
+    print(f"{leads} leads, one at a time, {gap_ms:g} ms apart, 10 buyers;"
+          f" load average {os.getloadavg()[0]:.1f}")
     print(f"{'stage':10} {'CPU ms/lead':>12} {'wall ms/lead':>13}")
     for s in STAGES:
         print(f"{s:10} {1000 * cpu[s] / leads:12.2f} {1000 * wall[s] / leads:13.2f}")
@@ -121,4 +128,4 @@ def main(leads: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200, float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)

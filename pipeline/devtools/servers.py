@@ -59,9 +59,16 @@ def _pg_bin(name: str) -> str:
 
 
 class PostgresCluster:
-    """A throw-away PostgreSQL cluster on a free port (fsync off: it is for breaking)."""
+    """A throw-away PostgreSQL cluster on a free port (fsync off: it is for breaking).
 
-    def __init__(self) -> None:
+    ``synchronous_commit``: on, a commit that waits writes its WAL out of the server's memory
+    before it answers (to the kernel only, with fsync off), so it outlives a crash of the server
+    (``stop("immediate")``) and one that does not wait may not: as on a real server, for a
+    machine that does not crash. Off (the default), any commit may be lost to such a crash.
+    """
+
+    def __init__(self, synchronous_commit: bool = False) -> None:
+        self.synchronous_commit = synchronous_commit
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="pingtree-pg-")
         self.data = os.path.join(self.dir, "data")
@@ -90,7 +97,8 @@ class PostgresCluster:
 
     def start(self) -> PostgresCluster:
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+                   f" -c synchronous_commit={'on' if self.synchronous_commit else 'off'}"
+                   " -c full_page_writes=off -c max_connections=300")
         self._run(_pg_bin("pg_ctl"), "-D", self.data, "-o", options, "-l", self.log, "-w", "start")
         return self
 

@@ -3,6 +3,12 @@
 Every stage starts with a conditional claim (the lead must be in the status the stage expects,
 locked FOR UPDATE), so a duplicated or replayed message finds nothing to do. Each returns the
 nudges to send once its transaction has committed: PostgreSQL is the truth, a message a nudge.
+
+Validate, score, ping and award commit without waiting for the disk (db.transaction(durable=
+False)): nothing they do is seen outside but pings, which carry no personal data and may be
+sent again. The deliver stage's claim, written durably before the post goes out, flushes them
+first; a PostgreSQL crash before that takes a lead back to an earlier status, from which the
+sweep re-drives it (db.py says why this is safe). The beat's work commits durably.
 """
 from __future__ import annotations
 
@@ -49,7 +55,7 @@ def now_utc() -> datetime:
 # ---- validate -----------------------------------------------------------------------------
 
 def validate_lead(lead_id) -> Nudges:
-    with db.transaction() as cur:
+    with db.transaction(durable=False) as cur:
         # Two copies of one consumer's lead validated at once must not both pass as first: the
         # claim locks the contact hashes the consent record names (taken at intake)...
         claimed = store.claim_to_validate(cur, lead_id)
@@ -91,7 +97,7 @@ def validate_lead(lead_id) -> Nudges:
 # ---- score --------------------------------------------------------------------------------
 
 def score_lead(lead_id) -> Nudges:
-    with db.transaction() as cur:
+    with db.transaction(durable=False) as cur:
         now = now_utc()
         claimed = store.claim_to_score(cur, lead_id, now)
         if claimed is None:
@@ -252,7 +258,7 @@ def ping_shard(auction_id, shard: int) -> Nudges:
     chord whose callback awards.
     """
     # The claim is one statement, committed as it answers: no COMMIT round trip before the pings.
-    with db.transaction(each_statement=True) as cur:
+    with db.transaction(each_statement=True, durable=False) as cur:
         found = _ping_context(cur, auction_id, shard)
     if found is None:
         return []                      # a redelivered shard: its buyers were pinged already
@@ -267,7 +273,7 @@ def ping_shard(auction_id, shard: int) -> Nudges:
             for (rank, buyer), answer in zip(ranked, answers, strict=True)]
 
     def record(and_award: bool) -> Nudges:
-        with db.transaction() as cur:
+        with db.transaction(durable=False) as cur:
             if not and_award:
                 store.record_pings(cur, auction_id, rows, finished_shard=shard)
                 return []
@@ -295,7 +301,7 @@ def walk_waterfall(auction_id, step: int = 0) -> Nudges:
     more when a post rejection sends the walk on. Each step is claimed once, so a duplicated
     or replayed walk message pings nobody again.
     """
-    with db.transaction() as cur:
+    with db.transaction(durable=False) as cur:
         found = _ping_context(cur, auction_id, step)
         if found is None:
             return []
@@ -310,7 +316,7 @@ def walk_waterfall(auction_id, step: int = 0) -> Nudges:
                             hashes=(lead.phone_sha256, lead.email_sha256))
         rows = [ping_row(auction, b, r, a, "pre_ping")
                 for (r, b), a in zip(to_pre_ping, answers, strict=True)]
-        with db.transaction() as cur:
+        with db.transaction(durable=False) as cur:
             store.record_pings(cur, auction_id, rows)
         pre.update({row.buyer_id: row for row in rows})
     for rank, buyer in ranked:
@@ -320,7 +326,7 @@ def walk_waterfall(auction_id, step: int = 0) -> Nudges:
         step_deadline = now_utc() + timedelta(milliseconds=buyer.timeout_ms)
         [answer] = ping_many([buyer], view, auction_id=auction_id, cycle=auction.cycle,
                              deadline=step_deadline)
-        with db.transaction() as cur:
+        with db.transaction(durable=False) as cur:
             store.record_pings(cur, auction_id, [ping_row(auction, buyer, rank, answer, "ping")])
             store.touch(cur, auction.lead_id)   # a walk that moves on is not stuck
         if answer.outcome == Outcome.ACCEPT:
@@ -334,7 +340,7 @@ def award_auction(auction_id, shards_done: bool = False) -> Nudges:
     ``shards_done``: the caller knows every shard's answers are written (a lone shard that
     finished, a walk), so the close need not count them first.
     """
-    with db.transaction() as cur:
+    with db.transaction(durable=False) as cur:
         return _award(cur, auction_id, shards_done)
 
 

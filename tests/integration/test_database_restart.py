@@ -60,3 +60,34 @@ def test_retrying_hides_a_restart_and_reports_an_outage(cluster):
         db.retrying(lambda: select_one(url), attempts=2, wait_s=0.05)
     cluster.start()
     assert db.retrying(lambda: select_one(url), attempts=2, wait_s=0.05) == 1
+
+
+@pytest.fixture(scope="module")
+def durable_cluster():
+    """Commits that wait for the disk outlive a crash of the server, as on a real one."""
+    found = PostgresCluster(synchronous_commit=True).init()
+    yield found
+    found.destroy()
+
+
+def test_a_crash_keeps_each_durable_commit_and_every_commit_before_it(durable_cluster):
+    """The stages before the post commit without waiting for the disk (db.transaction(durable=
+    False)); the next durable commit (deliver's claim, before the post goes out) carries them to
+    disk with it. Here 200 such commits and then one durable commit, and the server crashes at
+    once (an immediate stop, no shutdown): all 201 are there after the recovery. (Without the
+    durable one, the last few lazy ones are lost: a crash takes back a fraction of a second.)"""
+    url = durable_cluster.url()
+    with db.transaction(url) as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS crash_probe (id int PRIMARY KEY, durable bool)")
+        cur.execute("TRUNCATE crash_probe")
+    for i in range(200):
+        with db.transaction(url, durable=False) as cur:
+            cur.execute("INSERT INTO crash_probe VALUES (%s, false)", (i,))
+    with db.transaction(url, each_statement=True) as cur:
+        cur.execute("INSERT INTO crash_probe VALUES (200, true)")
+    durable_cluster.stop("immediate")
+    durable_cluster.start()
+    db.reset_pools()
+    with db.transaction(url) as cur:
+        cur.execute("SELECT count(*) AS n, count(*) FILTER (WHERE durable) AS durable FROM crash_probe")
+        assert cur.fetchone() == {"n": 201, "durable": 1}

@@ -220,6 +220,38 @@ def test_a_cursor_of_statements_each_its_own_transaction_sends_no_begin_or_commi
             cur.execute("DROP TABLE IF EXISTS each_probe")
 
 
+def test_a_lazy_transaction_commits_without_waiting_and_leaves_the_next_one_durable(database):
+    """transaction(durable=False): each of its statements runs with synchronous_commit off, in a
+    transaction (BEGIN) and in a cursor of statements each its own (the implicit transaction of
+    its message), a prepared one or not, and its work is committed; the connection's next
+    transaction, on the same pooled connection, waits for the disk again."""
+    setting = prepared("SELECT current_setting('synchronous_commit') AS s, pg_backend_pid() AS pid")
+    with db.transaction() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS lazy_probe (id int PRIMARY KEY)")
+        cur.execute("TRUNCATE lazy_probe")
+    try:
+        pids = set()
+        for each in (False, True):
+            with db.transaction(each_statement=each, durable=False) as cur:
+                for query in (setting, "SELECT current_setting('synchronous_commit') AS s,"
+                              " pg_backend_pid() AS pid"):
+                    cur.execute(query)
+                    row = cur.fetchone()
+                    assert row["s"] == "off", (each, query)
+                    pids.add(row["pid"])
+                cur.execute("INSERT INTO lazy_probe VALUES (%s)", (int(each),))
+            with db.transaction(each_statement=each) as cur:
+                cur.execute(setting)
+                row = cur.fetchone()
+                assert (row["s"], row["pid"]) == ("on", *pids), each     # the same connection
+        with db.transaction() as cur:
+            cur.execute("SELECT array_agg(id ORDER BY id) AS ids FROM lazy_probe")
+            assert cur.fetchone()["ids"] == [0, 1]
+    finally:
+        with db.transaction() as cur:
+            cur.execute("DROP TABLE IF EXISTS lazy_probe")
+
+
 def test_json_and_jsonb_come_back_as_json_loads_reads_them(database):
     # The C scanner reads them (json.loads costs three Python calls more a value); a text it does
     # not take whole (a json value with whitespace around it) goes to json.loads.
