@@ -201,12 +201,19 @@ _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 
 class _Connection(psycopg2.extensions.connection):
     """A pooled connection that knows which statements it has prepared; in autocommit mode, its
-    transactions opened by its cursors' first statement and ended by transaction()."""
+    transactions opened by its cursors' first statement and ended by transaction().
+
+    JIT compilation is off for the connection's session: every statement here reads or writes a
+    handful of rows, and PostgreSQL compiles a query whose estimated cost passes jit_above_cost
+    (on a table whose statistics are stale or large), which took ~145 ms of a sweep that runs
+    in 0.4 ms without it. One SET when the connection opens."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.prepared: set[str] = set()
         self.autocommit = True
+        with self.cursor() as cur:
+            cur.execute("SET jit TO off")
 
 
 _NAME = operator.attrgetter("name")     # a column's name (5x quicker than column[0])

@@ -221,3 +221,38 @@ def test_a_lone_shard_that_the_deadline_close_overtook_records_its_accept_late_a
     assert sorted((p["buyer_id"], p["outcome"]) for p in view["pings"]) == [("a", "late"), ("b", "late")]
     assert scripted.posts == []
 
+
+
+def index_entries_read(index: str) -> int:
+    """Entries the scans of ``index`` have returned so far (this backend's counts reported)."""
+    time.sleep(0.05)
+    with db.transaction() as cur:
+        cur.execute("SELECT pg_stat_force_next_flush()")
+    with db.transaction() as cur:
+        cur.execute("SELECT idx_tup_read AS n FROM pg_stat_user_indexes WHERE indexrelname = %s",
+                    (index,))
+        return int(cur.fetchone()["n"])
+
+
+def test_the_deadline_close_and_the_sweep_read_what_ended_since_once_not_at_every_run(scripted):
+    """An auction closed (a lead ended) leaves its old row's entry in the partial index of open
+    auctions (of leads in flight) until a vacuum. The deadline close, four times a second in
+    every award worker, and the sweep read each such entry once and mark it dead: their next
+    runs skip it. (A bitmap scan, which PostgreSQL chose for both, read all of them every time.)"""
+    leads = [submit_lead(make_lead("solar", seed=1000 + i)) for i in range(150)]
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO auctions (id, lead_id, cycle, tier, mode, deadline_at, buyer_ids, shards,"
+                    " timeout_ms) SELECT gen_random_uuid(), gen_random_uuid(), 1, 1, 'auction',"
+                    " clock_timestamp(), '{}', 1, 2000 FROM generate_series(1, 300)")
+    with db.transaction() as cur:
+        cur.execute("UPDATE auctions SET closed_at = clock_timestamp()")
+        cur.execute("UPDATE leads SET status = 'rejected' WHERE id = ANY(%s::uuid[])", (leads,))
+    for index, run in (("auctions_open", lambda cur: store.overdue_auctions(cur, 0.5, 5, 200)),
+                       ("leads_in_flight", lambda cur: store.stuck(cur, 0, 200))):
+        reads = []
+        for _ in range(3):
+            before = index_entries_read(index)
+            with db.transaction() as cur:
+                assert run(cur) == []
+            reads.append(index_entries_read(index) - before)
+        assert reads[0] >= 150 and reads[1:] == [0, 0], (index, reads)

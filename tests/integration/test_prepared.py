@@ -285,3 +285,14 @@ def test_array_elements_are_written_as_the_type_checks_wrote_them():
                 datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), _OwnStr('o"wn'), Outcome.REJECT]
     assert db._array(elements) == "{" + ",".join(map(db._any_element, elements)) + "}"
     assert [db._element(e) for e in elements] == [db._any_element(e) for e in elements]
+
+
+def test_a_pooled_connection_never_compiles_a_query(database):
+    """JIT is off for the pool's sessions: a query whose estimated cost passes jit_above_cost
+    (stale or large statistics) would spend ~145 ms compiling what runs in 0.4 ms."""
+    with db.transaction() as cur:
+        cur.execute("SET LOCAL jit_above_cost = 0")                # every query would qualify
+        cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT sum(g) FROM generate_series(1, 10) g")
+        assert "JIT" not in cur.fetchone()["QUERY PLAN"][0]
+        cur.execute("SELECT current_setting('jit') AS jit")
+        assert cur.fetchone()["jit"] == "off"

@@ -251,7 +251,12 @@ def overdue_auctions(cur, grace_s: float, lost_after_s: float, limit: int) -> li
     ``lost_after_s`` (its ping message was lost, or is waiting in a backlog: its clock has not
     started). Walks are left alone: a waterfall outlives the pre-ping deadline, one step per
     buyer, and a walk that stops moving is the sweep's (its steps touch the lead)."""
-    cur.execute("SELECT id FROM auctions WHERE closed_at IS NULL AND mode = 'auction'"
+    # A plain index scan of the open auctions, never a bitmap scan: a plain one marks the entry
+    # of an auction closed since (its old row version, dead) so the next scan skips it without
+    # visiting the table; a bitmap scan visits every such row again, four times a second in
+    # every award worker, until a vacuum (2.2 ms a scan after 16,000 closes, against 0.02).
+    cur.execute("SET LOCAL enable_bitmapscan TO off;"
+                "SELECT id FROM auctions WHERE closed_at IS NULL AND mode = 'auction'"
                 " AND deadline_at < clock_timestamp() - make_interval(secs => CASE WHEN"
                 "   first_ping_at IS NULL AND timeout_ms IS NOT NULL THEN %s ELSE %s END)"
                 " ORDER BY deadline_at LIMIT %s", (lost_after_s, grace_s, limit))

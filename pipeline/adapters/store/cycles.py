@@ -23,7 +23,11 @@ def due_held(cur, now: datetime, limit: int = 500) -> list[Lead]:
 def stuck(cur, stuck_after_s: int, limit: int = 500) -> list[tuple[Lead, Mode | None]]:
     """Leads stuck past ``stuck_after_s`` (status, auction, award, re-drives read) and the mode
     of their auction tier, if they are in one; locked, skipping those another sweep holds."""
+    # A plain index scan of the leads in flight (as overdue_auctions: a lead that ended since
+    # leaves a dead entry, marked by the first plain scan that meets it, revisited by every
+    # bitmap scan until a vacuum: 300 ms a sweep after 25,000 leads, against 0.4).
     cur.execute(
+        "SET LOCAL enable_bitmapscan TO off;"
         "SELECT l.id, l.status, l.auction_id, l.award_ping_id, l.redrives, a.deadline_at, a.closed_at,"
         " a.mode FROM leads l LEFT JOIN auctions a ON a.id = l.auction_id"
         " WHERE l.in_flight AND l.status_at < clock_timestamp() - make_interval(secs => %s)"
