@@ -24,6 +24,6 @@ def test_the_short_chaos_run_keeps_every_invariant(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads((tmp_path / "chaos-7.json").read_text())
     assert result["accepted"] == result["stored"] == result["terminal"] > 0
-    assert {"kill:worker", "redis_restart", "pg_restart", "duplicate_5s"} == set(result["faults"])
+    assert {"kill:worker", "redis_restart", "pg_crash", "duplicate_5s"} == set(result["faults"])
     assert not result["double_accepted"] and not result["second_buyer_early"]
     assert not result["pii_hits"] and not result["crashes"]
