@@ -3,12 +3,7 @@
 Every stage starts with a conditional claim (the lead must be in the status the stage expects,
 locked FOR UPDATE), so a duplicated or replayed message finds nothing to do. Each returns the
 nudges to send once its transaction has committed: PostgreSQL is the truth, a message a nudge.
-
-Validate, score, ping and award commit without waiting for the disk (db.transaction(durable=
-False)): nothing they do is seen outside but pings, which carry no personal data and may be
-sent again. The deliver stage's claim, written durably before the post goes out, flushes them
-first; a PostgreSQL crash before that takes a lead back to an earlier status, from which the
-sweep re-drives it (db.py says why this is safe). The beat's work commits durably.
+Validate, score, ping and award commit without waiting for the disk (db.transaction says why).
 """
 from __future__ import annotations
 

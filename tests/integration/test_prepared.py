@@ -12,7 +12,8 @@ import pytest
 from psycopg2.extras import Json
 
 from pipeline.adapters import db
-from pipeline.adapters.db import prepared
+from pipeline.adapters import prepared as sql_values
+from pipeline.adapters.prepared import prepared
 from pipeline.domain.records import Outcome
 
 
@@ -283,8 +284,8 @@ def test_array_elements_are_written_as_the_type_checks_wrote_them():
     elements = ["a", 'b"c', "d\\e", "", None, 0, -5, 2**70, True, False, 1.5, float("nan"),
                 uuid.UUID(int=5), Outcome.ACCEPT, [1, None, "x", [True]], Json({"a": 1}),
                 datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), _OwnStr('o"wn'), Outcome.REJECT]
-    assert db._array(elements) == "{" + ",".join(map(db._any_element, elements)) + "}"
-    assert [db._element(e) for e in elements] == [db._any_element(e) for e in elements]
+    assert sql_values._array(elements) == "{" + ",".join(map(sql_values._any_element, elements)) + "}"
+    assert [sql_values._element(e) for e in elements] == [sql_values._any_element(e) for e in elements]
 
 
 def test_a_pooled_connection_never_compiles_a_query(database):

@@ -9,6 +9,7 @@ from psycopg2.extras import execute_values
 
 from pipeline import submit_lead
 from pipeline.adapters import db, store
+from pipeline.adapters.prepared import prepared
 from pipeline.domain import validation
 from pipeline.service import intake, lifecycle
 from tests.helpers import load_tree, make_lead
@@ -26,7 +27,7 @@ def test_rows_are_plain_dicts_named_by_each_results_columns(database):
         assert [type(r) for r in cur.fetchall()] == [dict, dict]
         cur.execute("SELECT 'y' AS c")                             # new columns, new names
         assert [r for r in cur] == [{"c": "y"}]
-        cur.execute(db.prepared("SELECT %s::int AS p, %s::text AS q"), (7, "z"))
+        cur.execute(prepared("SELECT %s::int AS p, %s::text AS q"), (7, "z"))
         assert cur.fetchall() == [{"p": 7, "q": "z"}]
         cur.execute("CREATE TEMP TABLE t (k int)")
         rows = execute_values(cur, "INSERT INTO t VALUES %s RETURNING k AS key", [(1,), (2,)], fetch=True)

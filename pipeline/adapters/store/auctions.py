@@ -7,7 +7,7 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
-from pipeline.adapters.db import prepared
+from pipeline.adapters.prepared import prepared
 from pipeline.adapters.store import tree
 from pipeline.adapters.store.leads import moved_cte
 from pipeline.domain.auction import Bid

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pipeline.adapters.db import prepared
+from pipeline.adapters.prepared import prepared
 from pipeline.domain.modes import Mode
 from pipeline.domain.records import Lead
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from pipeline.adapters.db import prepared
+from pipeline.adapters.prepared import prepared
 from pipeline.adapters.store import tree
 from pipeline.adapters.store.leads import CONSENT_AS, consent_of_row
 from pipeline.adapters.store.tree import forget_version

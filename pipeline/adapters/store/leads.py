@@ -7,7 +7,7 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
-from pipeline.adapters.db import prepared
+from pipeline.adapters.prepared import prepared
 from pipeline.adapters.store import tree
 from pipeline.domain.instants import iso
 from pipeline.domain.records import TERMINAL, Lead, Passing, Status  # noqa: F401  (TERMINAL: store.TERMINAL)

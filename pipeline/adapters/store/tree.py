@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from psycopg2.extras import Json
 
-from pipeline.adapters.db import prepared
+from pipeline.adapters.prepared import prepared
 from pipeline.domain.buyers import Buyer
 from pipeline.domain.money import as_number
 from pipeline.domain.records import Network, Tier
