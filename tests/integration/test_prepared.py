@@ -3,6 +3,7 @@ with its values, each coerced to its parameter's type; a list goes as one array 
 of NULLs, of JSON texts, of awkward strings included)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -163,15 +164,31 @@ def _select(statement):
         return cur.fetchone()
 
 
+@contextlib.contextmanager
+def probe_table(name: str):
+    """An empty table ``name`` (id int PRIMARY KEY) for the block, dropped after it."""
+    with db.transaction() as cur:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {name} (id int PRIMARY KEY)")
+        cur.execute(f"TRUNCATE {name}")
+    try:
+        yield
+    finally:
+        with db.transaction() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def ids_in(name: str) -> list[int]:
+    with db.transaction() as cur:
+        cur.execute(f"SELECT array_agg(id ORDER BY id) AS ids FROM {name}")
+        return cur.fetchone()["ids"]
+
+
 def test_a_transactions_last_statement_goes_with_its_commit(database):
     """commit_with: the statement and its COMMIT in one message; the transaction is over when it
     returns (another connection sees the row before the block ends), the cursor takes nothing
     more, and a statement that fails skips the COMMIT and rolls back."""
-    with db.transaction() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS commit_probe (id int PRIMARY KEY)")
-        cur.execute("TRUNCATE commit_probe")
     statement = prepared("INSERT INTO commit_probe VALUES (%s)")
-    try:
+    with probe_table("commit_probe"):
         with db.transaction() as cur:
             cur.execute("INSERT INTO commit_probe VALUES (1)")
             cur.commit_with(statement, (2,))
@@ -185,23 +202,15 @@ def test_a_transactions_last_statement_goes_with_its_commit(database):
         with pytest.raises(psycopg2.errors.UniqueViolation), db.transaction() as cur:
             cur.execute("INSERT INTO commit_probe VALUES (3)")
             cur.commit_with(statement, (2,))          # fails: nothing of this transaction stays
-        with db.transaction() as cur:
-            cur.execute("SELECT array_agg(id ORDER BY id) AS ids FROM commit_probe")
-            assert cur.fetchone()["ids"] == [1, 2]
-    finally:
-        with db.transaction() as cur:
-            cur.execute("DROP TABLE IF EXISTS commit_probe")
+        assert ids_in("commit_probe") == [1, 2]
 
 
 def test_a_cursor_of_statements_each_its_own_transaction_sends_no_begin_or_commit(database):
     """transaction(each_statement=True): each statement is committed when it answers (another
     connection sees its row inside the block, and no transaction is left open to COMMIT), so a
     later statement that fails takes nothing back; the error still reaches the caller."""
-    with db.transaction() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS each_probe (id int PRIMARY KEY)")
-        cur.execute("TRUNCATE each_probe")
     statement = prepared("INSERT INTO each_probe VALUES (%s) RETURNING id")
-    try:
+    with probe_table("each_probe"):
         with pytest.raises(psycopg2.errors.UniqueViolation), \
                 db.transaction(each_statement=True) as cur:
             cur.execute(statement, (1,))
@@ -213,12 +222,7 @@ def test_a_cursor_of_statements_each_its_own_transaction_sends_no_begin_or_commi
                 assert look.fetchone()[0] == [1]
             other.close()
             cur.execute(statement, (1,))
-        with db.transaction() as cur:
-            cur.execute("SELECT array_agg(id) AS ids FROM each_probe")
-            assert cur.fetchone()["ids"] == [1]
-    finally:
-        with db.transaction() as cur:
-            cur.execute("DROP TABLE IF EXISTS each_probe")
+        assert ids_in("each_probe") == [1]
 
 
 def test_a_lazy_transaction_commits_without_waiting_and_leaves_the_next_one_durable(database):
@@ -227,10 +231,7 @@ def test_a_lazy_transaction_commits_without_waiting_and_leaves_the_next_one_dura
     its message), a prepared one or not, and its work is committed; the connection's next
     transaction, on the same pooled connection, waits for the disk again."""
     setting = prepared("SELECT current_setting('synchronous_commit') AS s, pg_backend_pid() AS pid")
-    with db.transaction() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS lazy_probe (id int PRIMARY KEY)")
-        cur.execute("TRUNCATE lazy_probe")
-    try:
+    with probe_table("lazy_probe"):
         pids = set()
         for each in (False, True):
             with db.transaction(each_statement=each, durable=False) as cur:
@@ -245,12 +246,7 @@ def test_a_lazy_transaction_commits_without_waiting_and_leaves_the_next_one_dura
                 cur.execute(setting)
                 row = cur.fetchone()
                 assert (row["s"], row["pid"]) == ("on", *pids), each     # the same connection
-        with db.transaction() as cur:
-            cur.execute("SELECT array_agg(id ORDER BY id) AS ids FROM lazy_probe")
-            assert cur.fetchone()["ids"] == [0, 1]
-    finally:
-        with db.transaction() as cur:
-            cur.execute("DROP TABLE IF EXISTS lazy_probe")
+        assert ids_in("lazy_probe") == [0, 1]
 
 
 def test_json_and_jsonb_come_back_as_json_loads_reads_them(database):
