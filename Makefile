@@ -91,7 +91,7 @@ chaos: install
 # FLOWER_BASIC_AUTH=user:password itself; this target refuses to start without it.
 flower: install
 	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password first" >&2; exit 2; }
-	$(BIN)/celery -A tasks flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555} --enable_events=False
+	$(BIN)/celery -A tasks flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555} --enable_events=False --max_tasks=10000
 
 bench: install services
 	$(BIN)/pingtree bench --out bench-results $(BENCH_ARGS)

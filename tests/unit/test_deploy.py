@@ -88,9 +88,11 @@ def test_k8s_has_a_deployment_with_a_liveness_probe_and_a_scaler_per_queue():
     assert "beat" in deployments and "flower" in deployments
 
 
-def test_every_flower_leaves_the_workers_events_to_their_own_setting():
+def test_every_flower_leaves_the_workers_events_to_their_own_setting_and_keeps_10000_tasks():
     # Flower's default broadcasts enable_events to every worker each 5 s: PINGTREE_TASK_EVENTS=0
-    # would be undone, and every worker handles a control message for nothing.
+    # would be undone, and every worker handles a control message for nothing. And it keeps
+    # 100,000 tasks in memory: a full garbage-collector pass over them stalls it ~0.4 s
+    # (python -m tests.flower_heap), 10,000 ~60 ms.
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]["flower"]
     [k8s] = [doc for doc in k8s_documents()
              if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "flower"]
@@ -100,3 +102,4 @@ def test_every_flower_leaves_the_workers_events_to_their_own_setting():
                 shlex.split(next(line for line in makefile.splitlines() if "tasks flower" in line))]
     for argv in commands:
         assert "flower" in argv and "--enable_events=False" in argv, argv
+        assert "--max_tasks=10000" in argv, argv
