@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
-from pipeline.adapters.store.cycles import POST_IN_FLIGHT
+from pipeline.adapters.store.cycles import PARTIAL_INDEX_SCAN, POST_IN_FLIGHT
 
 # Upper bounds (seconds) of the histograms computed at scrape.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -39,13 +39,17 @@ def open_leads(cur, stuck_after_s: float) -> dict:
     """Leads in a non-terminal status, by status: how many, how many are stuck (what the sweep
     would re-drive: idle past ``stuck_after_s``, no post on the wire under a live lease), and
     how many held leads are due."""
-    cur.execute(f"""
+    # Each of the two partial indexes read on its own (a lead is never both in flight and held):
+    # `in_flight OR held` read the whole table at every scrape (42 ms after 15,000 leads).
+    cur.execute(PARTIAL_INDEX_SCAN + f"""
         SELECT status, count(*) AS n,
                count(*) FILTER (WHERE status <> 'held'
                    AND status_at < clock_timestamp() - make_interval(secs => %(stuck)s)
                    AND NOT {POST_IN_FLIGHT}) AS stuck,
                count(*) FILTER (WHERE status = 'held' AND next_run_at <= clock_timestamp()) AS due
-        FROM leads l WHERE in_flight OR held GROUP BY status""",
+        FROM (SELECT id, status, status_at, next_run_at FROM leads WHERE in_flight
+              UNION ALL SELECT id, status, status_at, next_run_at FROM leads WHERE held) l
+        GROUP BY status""",
                 {"stuck": stuck_after_s})
     return {r["status"]: dict(r) for r in cur.fetchall()}
 

@@ -9,6 +9,7 @@ from psycopg2.extras import Json, execute_values
 
 from pipeline.adapters.prepared import prepared
 from pipeline.adapters.store import tree
+from pipeline.adapters.store.cycles import PARTIAL_INDEX_SCAN
 from pipeline.adapters.store.leads import moved_cte
 from pipeline.domain.auction import Bid
 from pipeline.domain.buyers import Buyer, Usage, cap_reached, period_starts
@@ -251,11 +252,8 @@ def overdue_auctions(cur, grace_s: float, lost_after_s: float, limit: int) -> li
     ``lost_after_s`` (its ping message was lost, or is waiting in a backlog: its clock has not
     started). Walks are left alone: a waterfall outlives the pre-ping deadline, one step per
     buyer, and a walk that stops moving is the sweep's (its steps touch the lead)."""
-    # A plain index scan of the open auctions, never a bitmap scan: a plain one marks the entry
-    # of an auction closed since (its old row version, dead) so the next scan skips it without
-    # visiting the table; a bitmap scan visits every such row again, four times a second in
-    # every award worker, until a vacuum (2.2 ms a scan after 16,000 closes, against 0.02).
-    cur.execute("SET LOCAL enable_bitmapscan TO off;"
+    # Through the index of open auctions, plainly (cycles.PARTIAL_INDEX_SCAN says why).
+    cur.execute(PARTIAL_INDEX_SCAN +
                 "SELECT id FROM auctions WHERE closed_at IS NULL AND mode = 'auction'"
                 " AND deadline_at < clock_timestamp() - make_interval(secs => CASE WHEN"
                 "   first_ping_at IS NULL AND timeout_ms IS NOT NULL THEN %s ELSE %s END)"
