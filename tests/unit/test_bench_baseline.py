@@ -38,3 +38,44 @@ def test_each_run_is_checked_against_its_own_goals():
     assert rows["events_on", "CPU ms per lead, Flower, 10 buyers"]["met"]
     assert ("events_off", "CPU ms per lead, Flower, 10 buyers") not in rows
     assert rows["events_off", "CPU ms per lead, 10 buyers"]["met"]
+
+
+def run_on(speed: float, *, p50: float, cpu: float, pg: float, flower: float) -> dict:
+    """A run's summary on a machine `speed` times the baseline's: its floor and its calibrated
+    cores move with it."""
+    rows = [{"run": "events_on", "metric": "p50 one at a time, 10 buyers (ms)", "target": "<= 25",
+             "measured": p50, "floor": 10.0 / speed},
+            {"run": "events_on", "metric": "CPU ms per lead, 10 buyers", "target": "<= 15",
+             "measured": cpu, "floor": 1.0 / speed},
+            {"run": "events_on", "metric": "CPU ms per lead, PostgreSQL, 10 buyers", "target": "<= 5",
+             "measured": pg, "floor": None},
+            {"run": "events_on", "metric": "CPU ms per lead, Flower, 10 buyers", "target": "<= 4",
+             "measured": flower, "floor": None},
+            {"run": "events_on", "metric": "hanging buyer: close after deadline (ms)", "target": "<= 100",
+             "measured": 5.0, "floor": None}]
+    return {"summary": rows, "calibration": {"postgres": {"transactions_per_core_s": 4000 * speed},
+                                             "redis": {"commands_per_core_s": 120000 * speed}}}
+
+
+def test_a_slow_day_is_not_a_regression_and_a_fast_one_hides_none():
+    base = run_on(1.0, p50=20.0, cpu=12.0, pg=4.0, flower=1.5)
+    # The same code on a machine 0.7x as fast: every figure 1/0.7 as high, nothing worse.
+    slow = run_on(0.7, p50=20.0 / 0.7, cpu=12.0 / 0.7, pg=4.0 / 0.7, flower=1.5 / 0.7)
+    text, worse = against_baseline(slow, base)
+    assert worse == [], text
+    assert "+43%" in text and "+0% (floor)" in text
+    assert "+0% (pgbench)" in text and "+0% (redis-benchmark)" in text
+    # A change that costs 30 % more CPU a lead and PostgreSQL, on a day 1.3x as fast: raw figures
+    # look the same, yet both are named.
+    fast = run_on(1.3, p50=20.0 / 1.3, cpu=12.0 * 1.3 / 1.3, pg=4.0 * 1.3 / 1.3, flower=1.5 / 1.3)
+    text, worse = against_baseline(fast, base)
+    assert worse == ["events_on: CPU ms per lead, 10 buyers",
+                     "events_on: CPU ms per lead, PostgreSQL, 10 buyers"], text
+
+
+def test_without_a_floor_or_a_calibration_the_raw_change_is_the_verdict():
+    base, now = run_on(1.0, p50=20, cpu=12, pg=4, flower=1.5), run_on(1.0, p50=20, cpu=12, pg=6, flower=1.5)
+    for run in (base, now):
+        del run["calibration"]
+    _, worse = against_baseline(now, base)
+    assert worse == ["events_on: CPU ms per lead, PostgreSQL, 10 buyers"]
