@@ -21,9 +21,9 @@ POST_IN_FLIGHT = ("EXISTS (SELECT 1 FROM post_attempts p WHERE p.lead_id = l.id"
 # and a plain index scan, never a bitmap one: a plain one marks the entry of a row that left the
 # index's predicate since (its old version, dead) so the next scan skips it without visiting the
 # table; a bitmap scan visits every such row again until a vacuum (the deadline close, four times
-# a second in every award worker: 2.2 ms a scan after 16,000 closes, against 0.02). And in this
-# process alone: the same statistics made parallel workers look worth starting for a handful of
-# rows (4-6 ms to start them). Sent in the statement's own message: for that transaction only.
+# a second in every award worker: 2.2 ms a scan after 16,000 closes, against 0.02). And no
+# parallel workers: on the same statistics PostgreSQL started two for a handful of rows (4-6 ms
+# to start them). Sent in the statement's own message: for that transaction only.
 PARTIAL_INDEX_SCAN = ("SET LOCAL enable_seqscan TO off; SET LOCAL enable_bitmapscan TO off;"
                       " SET LOCAL max_parallel_workers_per_gather TO 0;")
 
