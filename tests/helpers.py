@@ -417,3 +417,16 @@ def pingtree(*args: str, env: dict[str, str] | None = None, stdin: str | None = 
     feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     return subprocess.run([str(command), *args], capture_output=True, text=True, timeout=timeout,
                           cwd=ROOT, env={**os.environ, **(env or {})}, **feed)
+
+
+def task_events(task_id: str, kwargs: str = "{}", parent: str | None = None) -> list[dict]:
+    """The task events a stage worker sends for one task (received, started, succeeded), as
+    Flower's state (Celery's events State) takes them; ``parent``: the task that sent it."""
+    base = {"hostname": "celery@validate-1", "utcoffset": 0.0, "pid": 7, "uuid": task_id,
+            "local_received": 1764480000.3}
+    return [{**base, "type": "task-received", "clock": 1, "timestamp": 1764480000.0,
+             "name": "pingtree.validate_lead", "args": "('lead',)", "kwargs": kwargs, "retries": 0,
+             "root_id": parent or task_id, "parent_id": parent},
+            {**base, "type": "task-started", "clock": 2, "timestamp": 1764480000.1},
+            {**base, "type": "task-succeeded", "clock": 3, "timestamp": 1764480000.2,
+             "result": "None", "runtime": 0.1}]

@@ -9,24 +9,15 @@ from flower.events import EventsState
 from flower.utils import search
 
 from tasks import flower_search
+from tests.helpers import task_events
 
 pytestmark = pytest.mark.integration
-
-
-def _events(task_id: str, kwargs: str) -> list[dict]:
-    base = {"hostname": "celery@validate-1", "utcoffset": 0.0, "pid": 7, "uuid": task_id,
-            "local_received": 1764480000.3}
-    return [{**base, "type": "task-received", "clock": 1, "timestamp": 1764480000.0,
-             "name": "pingtree.validate_lead", "args": "('lead',)", "kwargs": kwargs, "retries": 0},
-            {**base, "type": "task-started", "clock": 2, "timestamp": 1764480000.1},
-            {**base, "type": "task-succeeded", "clock": 3, "timestamp": 1764480000.2,
-             "result": "None", "runtime": 0.1}]
 
 
 def _index(kwargs_texts: list[str]) -> EventsState:
     state = EventsState(max_tasks_in_memory=100)
     for i, kwargs in enumerate(kwargs_texts):
-        for event in _events(f"t-{i}", kwargs):
+        for event in task_events(f"t-{i}", kwargs):
             state.event(event)
     return state
 

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import gc
 import pickle
-import time
 import uuid
 import weakref
 
 from celery.events.state import State
 
 from tasks import flower_state
+from tests.helpers import task_events
 
 flower_state.install()
 
 
 def feed(state: State, task_id: str, parent: str | None = None) -> None:
-    now = time.time()
-    common = {"timestamp": now, "local_received": now, "clock": 1, "hostname": "validate@host",
-              "pid": 1, "utcoffset": 0, "uuid": task_id}
-    state.event({**common, "type": "task-received", "name": "pingtree.validate_lead",
-                 "args": "('a-lead-id',)", "kwargs": "{}", "retries": 0, "eta": None,
-                 "root_id": parent or task_id, "parent_id": parent})
-    state.event({**common, "type": "task-succeeded", "result": "None", "runtime": 0.001})
+    for event in task_events(task_id, parent=parent):
+        state.event(event)
 
 
 def test_a_task_the_state_evicts_is_freed_without_the_cyclic_collector():
@@ -51,7 +46,7 @@ def test_as_dict_and_a_pickled_task_read_as_before():
     state.tasks[parent].children.add(state.tasks[child])
     as_dict = state.tasks[parent].as_dict()
     assert as_dict["children"] == [child] and as_dict["uuid"] == parent
-    assert as_dict["state"] == "SUCCESS" and as_dict["args"] == "('a-lead-id',)"
+    assert as_dict["state"] == "SUCCESS" and as_dict["args"] == "('lead',)"
     child_dict = state.tasks[child].as_dict()
     assert child_dict["root"] == parent and child_dict["parent"] == parent
     assert "_serializer_handlers" not in vars(state.tasks[child])
