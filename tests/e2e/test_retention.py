@@ -120,3 +120,27 @@ def test_the_application_role_prunes_expired_records_without_the_right_to_delete
                     env={"PINGTREE_DATABASE_URL": as_app}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert set(counts(ancient).values()) == {0}
+
+
+def test_a_database_published_for_logical_replication_still_sells_settles_and_prunes(
+        clean_db, workers, buyers):
+    """With every table in a publication (a reporting replica or a change-data feed), PostgreSQL
+    refuses an UPDATE or DELETE of a table without a replica identity: every table has a key."""
+    with db.transaction() as cur:
+        cur.execute("CREATE PUBLICATION pingtree_test_feed FOR ALL TABLES")
+    try:
+        two_bidders(buyers)
+        ancient, old = (submit_lead(make_lead("solar")) for _ in range(2))
+        for lead_id in (ancient, old):
+            wait_for(lead_id, ("sold",))          # its post attempt settled: an UPDATE
+        backdate(ancient, 6 * 366, consent=True)
+        backdate(old, 40)
+        done = retention.prune(detail_days=30, record_days=1827)
+        assert done["finished"] and done["leads"] == 1
+        assert set(counts(ancient).values()) == {0}
+        assert counts(old)["lead_events"] == 0 and counts(old)["pings"] == 1   # the sale's, kept
+        assert cli("suppress", "add", "+13035550142").returncode == 0
+        assert cli("suppress", "remove", "+13035550142").returncode == 0
+    finally:
+        with db.transaction() as cur:
+            cur.execute("DROP PUBLICATION pingtree_test_feed")

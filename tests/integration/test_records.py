@@ -133,3 +133,14 @@ def test_an_auction_is_opened_only_with_its_lead(clean_db):
                            buyer_ids=["b"], shard_count=1, deadline_at=datetime.now(UTC), skipped=[])
         cur.execute("SELECT count(*) AS n FROM auctions")
         assert cur.fetchone()["n"] == 0
+
+
+def test_every_table_has_a_primary_key(database):
+    """A table without one has no replica identity: under a publication (logical replication,
+    change-data capture) PostgreSQL refuses its UPDATEs and DELETEs, and pg_repack refuses it."""
+    with db.transaction() as cur:
+        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+                    " AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = c.oid"
+                    "                 AND k.contype = 'p') ORDER BY 1")
+        assert [r["relname"] for r in cur.fetchall()] == []
