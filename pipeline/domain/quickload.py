@@ -12,19 +12,32 @@ API answers with. So a refused payload is refused by marshmallow, with its messa
 this path only ever says yes, and says it as marshmallow would. A schema it cannot follow
 (a data_key, an attribute, a load_default, a pre_load hook, unknown fields not refused) gets a
 loader that always declines.
+
+It calls a few of marshmallow's private parts (a schema's hooks and the steps that run them).
+A marshmallow whose private parts are not those, in name or in the arguments passed to them,
+gets loaders that always decline: every lead is then loaded by marshmallow itself, slower and
+the same, and a warning says so once.
 """
 from __future__ import annotations
 
+import inspect
+import logging
 import unicodedata
 from collections.abc import Callable
 
 from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
-from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
-from marshmallow.error_store import ErrorStore
+
+try:
+    from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
+    from marshmallow.error_store import ErrorStore
+except ImportError:                          # moved in a later marshmallow: see _follows()
+    POST_LOAD = PRE_LOAD = VALIDATES = VALIDATES_SCHEMA = None  # type: ignore[assignment]
+    ErrorStore = None  # type: ignore[assignment,misc]
 
 from pipeline.domain.fields import CONTROL, MULTILINE_CONTROL, Text, WholeNumber
 
 DECLINED = object()
+log = logging.getLogger(__name__)
 _normalize = unicodedata.normalize
 
 Loader = Callable[[object], object]
@@ -37,9 +50,9 @@ def quick_loader(schema: Schema, special: Callable[[fields.Field], Part | None] 
                  ) -> Loader:
     """``schema``'s quick load; ``special(field)`` may supply a field's part (for a custom field
     class: None means the generic one, the field's own ``deserialize``)."""
-    parts = _parts(schema, special)
+    parts = _parts(schema, special) if _follows(schema) else None
     if parts is None:
-        return lambda data: DECLINED
+        return _declines
     names = frozenset(name for name, _ in parts)
     validators = bool(schema._hooks[VALIDATES_SCHEMA] or schema._hooks[VALIDATES])
     post_load = bool(schema._hooks[POST_LOAD])
@@ -73,6 +86,47 @@ def quick_loader(schema: Schema, special: Callable[[fields.Field], Part | None] 
                 return DECLINED
         return result
     return load
+
+
+def _declines(data):
+    return DECLINED
+
+
+# The private steps of a schema's load that a quick load runs, with the keyword arguments it
+# passes each (beside the first, positional: the processors' tag).
+_PRIVATE_STEPS = {
+    "_invoke_field_validators": {"error_store", "data", "many"},
+    "_invoke_schema_validators": {"error_store", "pass_collection", "data", "original_data", "many",
+                                  "partial", "unknown", "field_errors"},
+    "_invoke_load_processors": {"many", "original_data", "partial", "unknown"},
+}
+_warned: list[str] = []
+
+
+def _follows(schema: Schema) -> bool:
+    """Whether this marshmallow's private parts are the ones the quick load calls, as it calls
+    them; if not, a warning (once) and marshmallow's own load for everything."""
+    try:
+        hooks = schema._hooks
+        for tag in (POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA):
+            if tag is None or not isinstance(hooks[tag], list):
+                raise TypeError(f"hooks[{tag!r}]")
+        if ErrorStore is None or not hasattr(ErrorStore(), "errors"):
+            raise TypeError("ErrorStore")
+        for name, keywords in _PRIVATE_STEPS.items():
+            accepted = {p.name for p in inspect.signature(getattr(schema, name)).parameters.values()
+                        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+            required = {p.name for p in inspect.signature(getattr(schema, name)).parameters.values()
+                        if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+            if not keywords <= accepted or not required <= keywords:
+                raise TypeError(name)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        if not _warned:
+            _warned.append(str(exc))
+            log.warning("quickload: this marshmallow's private %s is not what the quick load calls;"
+                        " every payload is loaded by marshmallow itself (slower, the same)", exc)
+        return False
+    return True
 
 
 def _parts(schema: Schema, special) -> list[tuple[str, Part]] | None:

@@ -188,3 +188,46 @@ def test_a_text_fields_length_is_the_loaded_values_as_marshmallow_checks_it():
     assert load({"word": "abc"}) is DECLINED                 # 9 characters once loaded
     with pytest.raises(ValidationError):
         Short().load({"word": "abc"})
+
+
+def test_a_marshmallow_whose_private_steps_changed_gets_marshmallows_own_load(monkeypatch, caplog):
+    """A later marshmallow that renamed a private step, or changed what it takes, must cost
+    speed, never a lead: every loader declines and parse_lead loads as marshmallow does."""
+    from pipeline.domain import leads, quickload
+
+    def renamed_argument(self, *, errors, data, many):
+        raise AssertionError("never called")
+
+    leads_in = list(_leads(40, seed=5))
+    for name, replacement in (("_invoke_field_validators", renamed_argument),
+                              ("_invoke_load_processors", None)):
+        with monkeypatch.context() as patched:
+            patched.setattr(Schema, name, replacement) if replacement else patched.delattr(Schema, name)
+            patched.setattr(quickload, "_warned", [])
+            with caplog.at_level("WARNING", logger="pipeline.domain.quickload"):
+                loader = quick_loader(leads.LeadSchema(), special=leads._quick_qualifiers)
+            assert caplog.records and name in caplog.records[-1].getMessage()
+        assert all(loader(lead) is DECLINED for lead in leads_in)
+    # Every payload then goes to marshmallow's own load (here the real one): the same leads.
+    monkeypatch.setattr(leads, "_QUICK_LEAD", loader)
+    for lead in leads_in:
+        assert parse_lead(lead, NOW) == _marshmallow(lead)[0]
+
+
+def test_a_marshmallow_whose_private_modules_moved_still_loads_every_lead():
+    """Its private modules gone, pipeline.domain.leads still imports and loads by marshmallow."""
+    import subprocess
+    import sys
+    program = (
+        "import sys, marshmallow; sys.modules['marshmallow.error_store'] = None\n"
+        "from datetime import UTC, datetime\n"
+        "import random\n"
+        "from pipeline.domain import leads, quickload, samples\n"
+        "assert leads._QUICK_LEAD is quickload._declines\n"
+        "now = datetime.now(UTC)\n"
+        "lead = samples.make_lead(random.Random(1), 'solar', now=now)\n"
+        "print(leads.parse_lead(lead, now)['vertical'])\n")
+    ran = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "solar"
+    assert "loaded by marshmallow itself" in ran.stderr
