@@ -63,14 +63,52 @@ def test_a_slow_day_is_not_a_regression_and_a_fast_one_hides_none():
     slow = run_on(0.7, p50=20.0 / 0.7, cpu=12.0 / 0.7, pg=4.0 / 0.7, flower=1.5 / 0.7)
     text, worse = against_baseline(slow, base)
     assert worse == [], text
-    assert "+43%" in text and "+0% (floor)" in text
-    assert "+0% (pgbench)" in text and "+0% (redis-benchmark)" in text
+    assert "+43%" in text and "+0% (cores, over the floor)" in text
+    assert "0% (pgbench)" in text and "0% (cores)" in text
     # A change that costs 30 % more CPU a lead and PostgreSQL, on a day 1.3x as fast: raw figures
     # look the same, yet both are named.
     fast = run_on(1.3, p50=20.0 / 1.3, cpu=12.0 * 1.3 / 1.3, pg=4.0 * 1.3 / 1.3, flower=1.5 / 1.3)
     text, worse = against_baseline(fast, base)
     assert worse == ["events_on: CPU ms per lead, 10 buyers",
                      "events_on: CPU ms per lead, PostgreSQL, 10 buyers"], text
+
+
+def test_a_slow_day_whose_floor_hardly_moved_is_judged_by_its_cores():
+    """As read on a slow day: pgbench and redis-benchmark both 1.66x slower, the floor's
+    latency only 1.15x (most of it is the buyers' own answering), the sustained rate a ramp step
+    lower. The same code: nothing is worse. By the floor alone, p50 read +34 %."""
+    base = {"summary": [
+        {"run": "events_on", "metric": "p50 one at a time, 10 buyers (ms)", "target": "<= 25",
+         "measured": 22.03, "floor": 11.55},
+        {"run": "events_off", "metric": "sustained leads/s, 10 buyers", "target": ">= 100",
+         "measured": 103.7, "floor": 460.0},
+        {"run": "events_on", "metric": "CPU ms per lead, 10 buyers", "target": "<= 15",
+         "measured": 14.11, "floor": 1.42}],
+        "calibration": {"postgres": {"transactions_per_core_s": 3597},
+                        "redis": {"commands_per_core_s": 110410}}}
+    slow = {"summary": [{**base["summary"][0], "measured": 34.0, "floor": 13.34},
+                        {**base["summary"][1], "measured": 64.0, "floor": 226.5},
+                        {**base["summary"][2], "measured": 20.23, "floor": 2.63}],
+            "calibration": {"postgres": {"transactions_per_core_s": 2166},
+                            "redis": {"commands_per_core_s": 66540}}}
+    text, worse = against_baseline(slow, base)
+    assert worse == [], text
+    assert "+9% (cores, over the floor)" in text and "-14% (cores)" in text
+    # Twice the work above the floor on that day is named.
+    twice = {**slow, "summary": [{**slow["summary"][0], "measured": 13.34 + 2 * (34.0 - 13.34)}]}
+    assert against_baseline(twice, base)[1] == ["events_on: p50 one at a time, 10 buyers (ms)"]
+    # Two ramp steps lower is named; one is the reading's resolution.
+    two_steps = {**slow, "summary": [{**slow["summary"][1], "measured": 64.0 / 1.3 / 1.25}]}
+    assert against_baseline(two_steps, base)[1] == ["events_off: sustained leads/s, 10 buyers"]
+
+
+def test_without_a_calibration_the_floor_and_then_the_raw_change_decide():
+    base = run_on(1.0, p50=20, cpu=12, pg=4, flower=1.5)
+    slow = run_on(0.7, p50=20 / 0.7, cpu=12 / 0.7, pg=4.0, flower=1.5)
+    for run in (base, slow):
+        del run["calibration"]
+    text, worse = against_baseline(slow, base)
+    assert worse == [] and "+0% (floor)" in text
 
 
 def test_without_a_floor_or_a_calibration_the_raw_change_is_the_verdict():

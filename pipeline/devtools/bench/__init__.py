@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.devtools.bench import protocols
 from pipeline.devtools.bench.measure import pct
-from pipeline.devtools.bench.report import NOISE, against_baseline, plot, report
+from pipeline.devtools.bench.report import NOISE, RAMP_STEP_NOISE, against_baseline, plot, report
 from pipeline.devtools.bench.scenarios import Bench
 from pipeline.devtools.bench.system import BENCH_DB, SCENARIOS
 from pipeline.devtools.stack import ROOT
@@ -84,7 +84,8 @@ def main_from_args(args) -> int:
     baseline = Path(args.baseline)
     if baseline.exists():
         text, worse = against_baseline(results, json.loads(baseline.read_text()))
-        print(f"\nAgainst the baseline ({baseline}; changes within ±{NOISE:.0%} are noise):\n{text}")
+        print(f"\nAgainst the baseline ({baseline}; changes within ±{NOISE:.0%} are noise,"
+              f" ±{RAMP_STEP_NOISE:.0%} for a sustained rate, one step of its ramp):\n{text}")
         if worse:
             print("worse than the baseline: " + "; ".join(worse))
     if args.save_baseline:
