@@ -5,8 +5,10 @@ leaves the rest); the stages read attributes and compare enum members. Status an
 StrEnums: a member *is* its string, so the database, the API, the reports and the timeline
 store and show the same words as before.
 
-A query that reads only some columns (a shard's ping context, the sweep's stuck leads) gives a
-record whose other fields keep their defaults.
+A query that reads only some columns of a lead (the validate, score and deliver stages' claims,
+a shard's ping context, the sweep's stuck leads) gives a Lead whose other fields are Unread:
+any use of one raises UnreadField, where a default (no score, no facts, cycle 0) would be taken
+for the truth. Other records keep their defaults for the columns a query leaves out.
 """
 from __future__ import annotations
 
@@ -76,24 +78,84 @@ def _layout(cls: type) -> _Layout:
     return layout
 
 
+class UnreadField(RuntimeError):
+    """A field of a record was used that the query it came from did not read."""
+
+
+class Unread:
+    """The value of a field its record's query did not read: using it in any way (truth, equality,
+    order, iteration, indexing, arithmetic, text, JSON, an SQL parameter) raises UnreadField. Its
+    repr names the field, so a record still prints."""
+
+    __slots__ = ("field",)
+
+    def __init__(self, field_name: str) -> None:
+        object.__setattr__(self, "field", field_name)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise UnreadField(f"{self.field} was not read by the query this record came from"
+                          " (read it there)")
+
+    __bool__ = __len__ = __iter__ = __contains__ = __getitem__ = __call__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _refuse
+    __str__ = __format__ = __int__ = __float__ = __index__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):              # copy, pickle and the like look for hooks
+            raise AttributeError(name)
+        self._refuse()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._refuse()
+
+    def __repr__(self) -> str:
+        return f"<{self.field}: not read>"
+
+    def __reduce__(self) -> tuple:
+        return (Unread, (self.field,))
+
+
+_UNREAD: dict[str, Unread] = {}
+
+
+def _unread(name: str) -> Unread:
+    value = _UNREAD.get(name)
+    if value is None:
+        value = _UNREAD[name] = Unread(name)
+    return value
+
+
 class _Row:
     """``from_row``: a record from a database row (any mapping), by field name."""
 
     _enums: ClassVar[dict[str, type[StrEnum]]] = {}
+    # True: a field the row lacks is Unread, not its default (the Lead: see the module's doc).
+    _refuse_unread: ClassVar[bool] = False
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], **more: Any) -> Self:
         names, required, defaults, factories = _layout(cls)
         given = {**row, **more} if more else row
-        values = {**defaults, **{name: given[name] for name in names if name in given}}
-        for name, enum in cls._enums.items():
-            if values.get(name) is not None:
-                values[name] = enum(values[name])
-        if not required <= values.keys():
-            return cls(**values)          # raises as the constructor does
-        for name, factory in factories.items():
-            if name not in values:
-                values[name] = factory()
+        if cls._refuse_unread:
+            values = {name: given[name] for name in names if name in given}
+            if not required <= values.keys():
+                return cls(**values)      # raises as the constructor does
+            if len(values) < len(names):
+                values.update({name: _unread(name) for name in names if name not in values})
+            for name, enum in cls._enums.items():
+                if values[name] is not None and type(values[name]) is not Unread:
+                    values[name] = enum(values[name])
+        else:
+            values = {**defaults, **{name: given[name] for name in names if name in given}}
+            for name, enum in cls._enums.items():
+                if values.get(name) is not None:
+                    values[name] = enum(values[name])
+            if not required <= values.keys():
+                return cls(**values)      # raises as the constructor does
+            for name, factory in factories.items():
+                if name not in values:
+                    values[name] = factory()
         # What the (frozen) dataclass's __init__ would do, without one object.__setattr__ a field:
         # the records have no __post_init__ and no slots.
         record = object.__new__(cls)
@@ -132,6 +194,7 @@ class Lead(_Row):
     created_at: datetime | None = None
 
     _enums: ClassVar[dict[str, type[StrEnum]]] = {"status": Status}
+    _refuse_unread: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)

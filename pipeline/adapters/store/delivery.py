@@ -14,7 +14,7 @@ PING_FIELDS = tuple(f.name for f in fields(Ping))
 PING_AS = ", ".join(f"p.{name} AS ping_{name}" for name in PING_FIELDS)
 
 
-# What the deliver stage reads of the lead it claims (the rest of the Lead keeps its defaults):
+# What the deliver stage reads of the lead it claims (the rest of the Lead is Unread: records.py):
 # what a post may carry (the native body, an integration's POST_NAMES), and where the lead
 # stands for the award when the post is given up (a leaner claim: see leads.VALIDATE_READS).
 POST_READS = ("l.id, l.status, l.vertical, l.score, l.cycle, l.contact, l.qualifiers, l.source,"

@@ -84,9 +84,10 @@ def claim(cur, lead_id, from_status: Status | tuple[Status, ...]) -> Lead | None
     return Lead.from_row(row)
 
 
-# What the validate and score stages read of the lead they claim (the rest of the Lead keeps its
-# defaults): each column more in a claim's result is ~5 k instructions of the server's (its
-# target list copied, described, projected and its value formatted) and a value parsed here.
+# What the validate and score stages read of the lead they claim (the rest of the Lead is
+# Unread, and refuses any use: records.py): each column more in a claim's result is ~5 k
+# instructions of the server's (its target list copied, described, projected and its value
+# formatted) and a value parsed here.
 VALIDATE_READS = "l.id, l.status, l.vertical, l.contact"          # validation.normalise()
 SCORE_READS = VALIDATE_READS + ", l.qualifiers, l.source, l.form, l.facts"  # signals(), ping_view()
 
