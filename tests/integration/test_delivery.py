@@ -395,3 +395,44 @@ def test_a_lease_run_out_is_expired_by_its_lead_and_id(scripted):
         assert [dict(r) for r in cur.fetchall()] == [{"outcome": "unknown", "reason": "lease_expired"}]
     run_out(lead_id)                   # the next attempt goes out and sells
     assert view(lead_id)["status"] == "sold"
+
+
+def test_a_deliverer_that_waited_on_a_re_award_posts_the_new_award(scripted):
+    """A duplicated deliver message waits on the lead's lock while a rejected post is settled and
+    the next bid awarded. Its claim then reads the lead's new row, which PostgreSQL re-checks
+    against the ping row the claim's snapshot had joined, the old award's: before, the award's
+    ping came back empty and the deliverer failed (seen in `make chaos`, duplicate messages)."""
+    scripted.add("a", 30.0, [(200, DECLINE, 0)])
+    scripted.add("b", 20.0, [(200, ACCEPT, 0)])
+    lead_id = awarded(scripted)
+    with db.transaction() as cur:                  # a's post is on the wire
+        _, _, ping_a, _, _, _ = store.claim_post(cur, lead_id)
+        assert ping_a.buyer_id == "a"
+        mine = uuid.uuid4()
+        assert store.begin_post(cur, lead_id, ping_a.id, "a", 1, mine, 30)
+        cur.execute("SELECT id FROM pings WHERE lead_id=%s AND buyer_id='b'", (lead_id,))
+        ping_b = cur.fetchone()["id"]
+    failed: list[BaseException] = []
+
+    def duplicate() -> None:
+        try:
+            deliver.deliver_post(lead_id)
+        except BaseException as exc:
+            failed.append(exc)
+    waiting = threading.Thread(target=duplicate)
+    with db.transaction() as cur:                  # a's answer: rejected; b's bid is awarded
+        cur.execute("SELECT id FROM leads WHERE id=%s FOR UPDATE", (lead_id,))
+        waiting.start()
+        until = time.monotonic() + 10
+        while waiting_on_locks() < 1 and time.monotonic() < until:
+            time.sleep(0.01)
+        assert waiting_on_locks() == 1
+        store.settle(cur, lead_id, mine, "rejected", "not_today", 200, 5, None)
+        store.mark_ping(cur, ping_a.id, "post_rejected", "not_today")
+        store.move(cur, lead_id, Status.DELIVERING, {"buyer_id": "b", "price_cents": 2000},
+                   award_ping_id=ping_b)
+    waiting.join()
+    assert failed == []
+    assert [p["buyer_id"] for p in scripted.posts] == ["b"]
+    lead = view(lead_id)
+    assert lead["status"] == "sold" and lead["sale"]["buyer_id"] == "b"

@@ -21,6 +21,26 @@ POST_READS = ("l.id, l.status, l.vertical, l.score, l.cycle, l.contact, l.qualif
               " l.form, l.facts, l.signals, l.created_at, l.auction_id, l.award_ping_id")
 
 
+_CLAIM_POST = prepared(
+    f"WITH l AS (SELECT {POST_READS}, {tree.VERSION} AS tree_version,"
+    f"   c.lead_id IS NOT NULL AS has_consent, {CONSENT_AS}, {PING_AS},"
+    "   (SELECT json_build_object('id', a.id, 'live', a.lease_until > clock_timestamp())"
+    "     FROM post_attempts a WHERE a.lead_id=l.id AND a.outcome IS NULL) AS post_in_flight,"
+    "   (SELECT coalesce(json_agg(json_build_object('id', a.id, 'attempt', a.attempt,"
+    "     'outcome', a.outcome) ORDER BY a.attempt), '[]')"
+    "     FROM post_attempts a WHERE a.lead_id=l.id AND a.ping_id=l.award_ping_id) AS post_history"
+    "   FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
+    "   LEFT JOIN pings p ON p.id = l.award_ping_id"
+    "   WHERE l.id=%(id)s AND l.status = 'delivering' FOR UPDATE OF l),"
+    " began AS (INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
+    "   SELECT l.id, l.award_ping_id, l.ping_buyer_id, json_array_length(l.post_history) + 1,"
+    "   %(token)s::uuid, clock_timestamp() + make_interval(secs => %(lease)s::float8) FROM l"
+    "   WHERE %(token)s::uuid IS NOT NULL AND l.post_in_flight IS NULL AND l.ping_id IS NOT NULL"
+    "   AND json_array_length(l.post_history) < %(most)s::int"
+    "   ON CONFLICT (lead_id) WHERE outcome IS NULL DO NOTHING RETURNING lead_id)"
+    " SELECT l.*, EXISTS (SELECT FROM began) AS began FROM l")
+
+
 def claim_post(cur, lead_id, token=None, lease_s: float = 0, most: int = 0
                ) -> tuple[Lead, dict | None, Ping, dict | None, list[dict], bool] | None:
     """What the deliver stage reads, in one statement: the lead claimed in delivering (its
@@ -39,29 +59,22 @@ def claim_post(cur, lead_id, token=None, lease_s: float = 0, most: int = 0
     leaves a lead alone while its post's lease holds (stuck()), and the lease outlasts the
     post's budget, so a post on the wire is never re-driven; once its lease has run out
     unanswered (its worker died) the lead is due as soon as its clock says it is idle, which it
-    is. Settling restarts the clock on every path that leaves the lead in flight."""
-    cur.execute(prepared(
-        f"WITH l AS (SELECT {POST_READS}, {tree.VERSION} AS tree_version,"
-        f"   c.lead_id IS NOT NULL AS has_consent, {CONSENT_AS}, {PING_AS},"
-        "   (SELECT json_build_object('id', a.id, 'live', a.lease_until > clock_timestamp())"
-        "     FROM post_attempts a WHERE a.lead_id=l.id AND a.outcome IS NULL) AS post_in_flight,"
-        "   (SELECT coalesce(json_agg(json_build_object('id', a.id, 'attempt', a.attempt,"
-        "     'outcome', a.outcome) ORDER BY a.attempt), '[]')"
-        "     FROM post_attempts a WHERE a.lead_id=l.id AND a.ping_id=l.award_ping_id) AS post_history"
-        "   FROM leads l LEFT JOIN consents c ON c.lead_id = l.id"
-        "   LEFT JOIN pings p ON p.id = l.award_ping_id"
-        "   WHERE l.id=%(id)s AND l.status = 'delivering' FOR UPDATE OF l),"
-        " began AS (INSERT INTO post_attempts (lead_id, ping_id, buyer_id, attempt, token, lease_until)"
-        "   SELECT l.id, l.award_ping_id, l.ping_buyer_id, json_array_length(l.post_history) + 1,"
-        "   %(token)s::uuid, clock_timestamp() + make_interval(secs => %(lease)s::float8) FROM l"
-        "   WHERE %(token)s::uuid IS NOT NULL AND l.post_in_flight IS NULL"
-        "   AND json_array_length(l.post_history) < %(most)s::int"
-        "   ON CONFLICT (lead_id) WHERE outcome IS NULL DO NOTHING RETURNING lead_id)"
-        " SELECT l.*, EXISTS (SELECT FROM began) AS began FROM l"),
-        {"id": lead_id, "token": token, "lease": lease_s, "most": most})
-    row = cur.fetchone()
-    if row is None:
-        return None
+    is. Settling restarts the clock on every path that leaves the lead in flight.
+
+    A claim that waited on the lead's lock while another transaction re-awarded it (a rejected
+    post, the next bid: delivering again, another award) reads the lead's new row, but
+    PostgreSQL re-checks the join to pings with the ping row its snapshot found, the old award's:
+    the award's ping comes back empty. The statement is then run again, under the lock it now
+    holds: a new statement sees the new award's ping and its attempts."""
+    for _ in range(3):
+        cur.execute(_CLAIM_POST, {"id": lead_id, "token": token, "lease": lease_s, "most": most})
+        row = cur.fetchone()
+        if row is None:
+            return None
+        if row["ping_id"] is not None or row["award_ping_id"] is None:
+            break
+    else:
+        raise LookupError(f"lead {lead_id}: its award {row['award_ping_id']} has no ping")
     tree.saw_version(cur, row["tree_version"])
     ping = Ping.from_row({name: row[f"ping_{name}"] for name in PING_FIELDS})
     return (Lead.from_row(row), consent_of_row(row) if row["has_consent"] else None, ping,
