@@ -5,6 +5,7 @@ test can put two deliveries side by side, or let a lease run out, exactly where 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -65,6 +66,23 @@ def waiting_on_locks() -> int:
         return cur.fetchone()["n"]
 
 
+@contextlib.contextmanager
+def holding_the_lead(lead_id: str, *threads: threading.Thread):
+    """A transaction holding the lead's row lock while ``threads`` start and come to wait on it
+    (each with its statement's snapshot taken); they are joined once it commits."""
+    with db.transaction() as cur:
+        cur.execute("SELECT id FROM leads WHERE id=%s FOR UPDATE", (lead_id,))
+        for t in threads:
+            t.start()
+        until = time.monotonic() + 10
+        while waiting_on_locks() < len(threads) and time.monotonic() < until:
+            time.sleep(0.01)
+        assert waiting_on_locks() == len(threads)
+        yield cur
+    for t in threads:
+        t.join()
+
+
 def view(lead_id: str) -> dict:
     with db.transaction() as cur:
         return views.lead_view(cur, lead_id)
@@ -84,16 +102,8 @@ def test_deliveries_side_by_side_send_one_post(scripted):
     threads = [threading.Thread(target=deliver_once) for _ in range(4)]
     # All four read the lead while another transaction holds it: each waits on the lock with its
     # snapshot taken, so three of them read the attempts as they were before the first one wrote.
-    with db.transaction() as cur:
-        cur.execute("SELECT id FROM leads WHERE id=%s FOR UPDATE", (lead_id,))
-        for t in threads:
-            t.start()
-        until = time.monotonic() + 10
-        while waiting_on_locks() < 4 and time.monotonic() < until:
-            time.sleep(0.01)
-        assert waiting_on_locks() == 4
-    for t in threads:
-        t.join()
+    with holding_the_lead(lead_id, *threads):
+        pass
     assert failed == []
     assert len(scripted.posts) == 1 and scripted.most_in_flight == {"a": 1}
     lead = view(lead_id)
@@ -205,18 +215,11 @@ def test_an_answer_that_waited_on_a_take_over_is_late_and_never_sells_in_the_set
             deliver.settle_post(lead_id, ping, mine, "accepted", None, 200, 5, [])
         except BaseException as exc:
             failed.append(exc)
-    settling = threading.Thread(target=answer)
-    with db.transaction() as cur:                  # meanwhile a take-over holds the lead
-        cur.execute("SELECT id FROM leads WHERE id=%s FOR UPDATE", (lead_id,))
-        settling.start()
-        until = time.monotonic() + 10
-        while waiting_on_locks() < 1 and time.monotonic() < until:
-            time.sleep(0.01)
-        assert waiting_on_locks() == 1
+    # Meanwhile a take-over holds the lead.
+    with holding_the_lead(lead_id, threading.Thread(target=answer)) as cur:
         cur.execute("SELECT id FROM post_attempts WHERE token=%s", (mine,))
         store.expire_post(cur, lead_id, cur.fetchone()["id"])
         assert store.begin_post(cur, lead_id, ping.id, "a", 2, theirs, 30)
-    settling.join()
     assert failed == []
     lead = view(lead_id)
     assert lead["status"] == "sold" and lead["sale"]["buyer_id"] == "a"
@@ -419,19 +422,12 @@ def test_a_deliverer_that_waited_on_a_re_award_posts_the_new_award(scripted):
             deliver.deliver_post(lead_id)
         except BaseException as exc:
             failed.append(exc)
-    waiting = threading.Thread(target=duplicate)
-    with db.transaction() as cur:                  # a's answer: rejected; b's bid is awarded
-        cur.execute("SELECT id FROM leads WHERE id=%s FOR UPDATE", (lead_id,))
-        waiting.start()
-        until = time.monotonic() + 10
-        while waiting_on_locks() < 1 and time.monotonic() < until:
-            time.sleep(0.01)
-        assert waiting_on_locks() == 1
+    # a's answer, rejected, is settled and b's bid awarded while the duplicate waits.
+    with holding_the_lead(lead_id, threading.Thread(target=duplicate)) as cur:
         store.settle(cur, lead_id, mine, "rejected", "not_today", 200, 5, None)
         store.mark_ping(cur, ping_a.id, "post_rejected", "not_today")
         store.move(cur, lead_id, Status.DELIVERING, {"buyer_id": "b", "price_cents": 2000},
                    award_ping_id=ping_b)
-    waiting.join()
     assert failed == []
     assert [p["buyer_id"] for p in scripted.posts] == ["b"]
     lead = view(lead_id)
