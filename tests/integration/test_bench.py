@@ -55,10 +55,12 @@ def test_bench_smoke(tmp_path):
     # a Redis core and a PostgreSQL core measured; then the model, printed and in bench.json.
     assert set(cost["stage_cpu_ms_per_lead"]) >= {"api", "validate", "score", "ping", "award", "deliver"}
     assert sum(cost["stage_cpu_ms_per_lead"].values()) > 0
-    assert cost["rows_per_lead"]["leads"]["inserted"] > 0
+    assert set(cost["rows_per_lead"]) >= {"leads", "events"}
     assert set(cost["bytes_per_lead"]) >= {"leads", "events"}
-    assert cost["task_runs_per_lead"].get("pingtree.validate_lead", 0) > 0
-    # Over the whole hold, once PostgreSQL's statistics caught up: every lead's row is counted.
+    # The window's rows and task runs are read mid-stream, as PostgreSQL and the workers last sent
+    # their counts (a backend at most once a second, up to 10 s late once idle; a worker once a
+    # second): a smoke window of a second or two may hold none of them. Over the whole hold,
+    # once the statistics caught up, every lead's row and task run is counted.
     whole = cost["whole_hold"]
     assert whole["leads"] > 0 and whole["rows_per_lead"]["leads"]["inserted"] >= 1.0
     assert round(whole["rows_per_lead"]["sales"]["inserted"] * whole["leads"]) >= cost["sold"]
