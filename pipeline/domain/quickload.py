@@ -114,10 +114,10 @@ def _follows(schema: Schema) -> bool:
         if ErrorStore is None or not hasattr(ErrorStore(), "errors"):
             raise TypeError("ErrorStore")
         for name, keywords in _PRIVATE_STEPS.items():
-            accepted = {p.name for p in inspect.signature(getattr(schema, name)).parameters.values()
+            parameters = inspect.signature(getattr(schema, name)).parameters.values()
+            accepted = {p.name for p in parameters
                         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-            required = {p.name for p in inspect.signature(getattr(schema, name)).parameters.values()
-                        if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+            required = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
             if not keywords <= accepted or not required <= keywords:
                 raise TypeError(name)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:

@@ -83,9 +83,9 @@ class UnreadField(RuntimeError):
 
 
 class Unread:
-    """The value of a field its record's query did not read: using it in any way (truth, equality,
-    order, iteration, indexing, arithmetic, text, JSON, an SQL parameter) raises UnreadField. Its
-    repr names the field, so a record still prints."""
+    """The value of a field its record's query did not read: using it (truth, equality, order,
+    iteration, indexing, arithmetic, text) raises UnreadField; JSON and psycopg2 refuse it as a
+    value they cannot encode. Its repr names the field, so a record still prints."""
 
     __slots__ = ("field",)
 
