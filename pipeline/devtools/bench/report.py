@@ -1,6 +1,7 @@
 """The bench's report: a table per scenario with every figure as a ratio to the floor, and a plot."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from pipeline.devtools.bench import protocols
@@ -67,12 +68,7 @@ def _speedup(results: dict, baseline: dict, parts: tuple[str, ...]) -> float | N
         old = (baseline.get("calibration", {}).get(part) or {}).get(fields[part])
         if now and old:
             ratios.append(now / old)
-    if not ratios:
-        return None
-    product = 1.0
-    for r in ratios:
-        product *= r
-    return product ** (1 / len(ratios))
+    return statistics.geometric_mean(ratios) if ratios else None
 
 
 def _for_speed(now: dict, old: dict, results: dict, baseline: dict) -> tuple[float | None, str]:
